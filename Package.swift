@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Vigil",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The event layout, shared with bpf/ (the header lives there); no libbpf here.
+        .target(name: "CVigilABI"),
+        // libbpf, behind a few C shims; only VigilBPF imports it.
+        .target(
+            name: "CVigilBPF",
+            dependencies: ["CVigilABI"],
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+        // fork/exec into a cgroup: the few lines that cannot be written safely in Swift.
+        .target(name: "CVigilSys"),
+
+        // Pure Swift: events, decoding, JSON encoding. Tested from recorded records.
+        .target(name: "VigilCore", dependencies: ["CVigilABI"]),
+        // Loads the embedded BPF object, attaches, polls the ring buffer, updates maps.
+        .target(
+            name: "VigilBPF",
+            dependencies: ["VigilCore", "CVigilBPF", "CVigilABI"],
+            plugins: ["BPFBuild"]
+        ),
+        // cgroup v2: where it is mounted, id -> path, creating one, starting a process in it.
+        .target(name: "VigilRuntime", dependencies: ["VigilCore", "CVigilSys"]),
+        // The pipelines that connect a source of events to sinks.
+        .target(name: "VigilAgent", dependencies: ["VigilCore", "VigilBPF", "VigilRuntime"]),
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A small C workload for tests and benchmarks: exact, repeatable syscalls.
+        .executableTarget(name: "vigil-workload"),
+
+        .plugin(name: "BPFBuild", capability: .buildTool()),
+
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI"]),
+        .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
+        .testTarget(
+            name: "VigilKernelTests",
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "vigil-workload"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

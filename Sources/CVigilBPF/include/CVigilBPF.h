@@ -1,0 +1,18 @@
+#ifndef CVIGIL_BPF_H
+#define CVIGIL_BPF_H
+
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include "../../CVigilABI/include/CVigilABI.h"
+
+/* Routes libbpf's messages into a buffer the agent reads after a failure, so an error can quote
+ * the kernel's reason (the verifier log) instead of spilling it to stderr. */
+void vigil_bpf_capture_log(void);
+/* Copies the captured log's tail into buf (NUL-terminated) and clears it. Returns bytes copied. */
+size_t vigil_bpf_take_log(char *buf, size_t size);
+
+/* Writes the agent's settings into the object's .rodata before load. Returns 0 or -errno. */
+int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *config);
+
+#endif

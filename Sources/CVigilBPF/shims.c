@@ -1,0 +1,90 @@
+#include "CVigilBPF.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LOG_CAPACITY 16384
+
+static char log_buffer[LOG_CAPACITY];
+static size_t log_length;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int capture(enum libbpf_print_level level, const char *format, va_list args)
+{
+    if (level == LIBBPF_DEBUG)
+        return 0;
+    char line[1024];
+    int n = vsnprintf(line, sizeof(line), format, args);
+    if (n <= 0)
+        return 0;
+    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    pthread_mutex_lock(&log_lock);
+    if (log_length + len >= LOG_CAPACITY) {
+        /* keep the newest half: the reason for a failure is printed last */
+        size_t keep = LOG_CAPACITY / 2;
+        memmove(log_buffer, log_buffer + log_length - keep, keep);
+        log_length = keep;
+    }
+    if (len < LOG_CAPACITY - log_length) {
+        memcpy(log_buffer + log_length, line, len);
+        log_length += len;
+    }
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+void vigil_bpf_capture_log(void)
+{
+    libbpf_set_print(capture);
+}
+
+size_t vigil_bpf_take_log(char *buf, size_t size)
+{
+    if (size == 0)
+        return 0;
+    pthread_mutex_lock(&log_lock);
+    size_t n = log_length < size - 1 ? log_length : size - 1;
+    memcpy(buf, log_buffer + log_length - n, n);
+    buf[n] = 0;
+    log_length = 0;
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *config)
+{
+    struct bpf_map *rodata = NULL, *map;
+    bpf_object__for_each_map(map, obj) {
+        const char *name = bpf_map__name(map);
+        size_t len = strlen(name);
+        if (len >= 7 && strcmp(name + len - 7, ".rodata") == 0) {
+            rodata = map;
+            break;
+        }
+    }
+    if (!rodata)
+        return -ENOENT;
+    size_t size = 0;
+    char *data = bpf_map__initial_value(rodata, &size);
+    struct btf *btf = bpf_object__btf(obj);
+    if (!data || !btf)
+        return -ENOENT;
+    int id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+    if (id < 0)
+        return id;
+    const struct btf_type *sec = btf__type_by_id(btf, id);
+    const struct btf_var_secinfo *var = btf_var_secinfos(sec);
+    for (int i = 0; i < btf_vlen(sec); i++, var++) {
+        const struct btf_type *t = btf__type_by_id(btf, var->type);
+        if (strcmp(btf__name_by_offset(btf, t->name_off), "vigil_config") != 0)
+            continue;
+        if (var->offset + sizeof(*config) > size || var->size != sizeof(*config))
+            return -EINVAL;
+        memcpy(data + var->offset, config, sizeof(*config));
+        return 0;
+    }
+    return -ENOENT;
+}

@@ -1,0 +1,58 @@
+#define _GNU_SOURCE
+#include "CVigilSys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Between fork and exec only async-signal-safe calls: the child of a multi-threaded process
+ * may not touch anything the other threads held (malloc, locks). */
+pid_t vigil_spawn_in_cgroup(const char *procs_path, char *const argv[])
+{
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(report[0]);
+        close(report[1]);
+        return -err;
+    }
+    if (pid == 0) {
+        int err = 0;
+        sigset_t none;
+        sigemptyset(&none);
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (procs_path) {
+            int fd = open(procs_path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || write(fd, "0", 1) != 1)
+                err = errno;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (!err) {
+            execvp(argv[0], argv);
+            err = errno;
+        }
+        (void)!write(report[1], &err, sizeof(err));
+        _exit(127);
+    }
+    close(report[1]);
+    int err = 0;
+    ssize_t n;
+    do {
+        n = read(report[0], &err, sizeof(err));
+    } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == sizeof(err) && err != 0) {
+        waitpid(pid, NULL, 0);
+        return -err;
+    }
+    return pid;
+}

@@ -1,0 +1,179 @@
+import CVigilABI
+import CVigilBPF
+import Foundation
+import VigilCore
+
+/// The loaded and attached kernel programs, their maps and their ring buffer. The only owner
+/// of libbpf objects in Vigil; everything else talks to this type.
+public final class KernelProbes {
+    public struct Options: Sendable {
+        /// Report every process (but the agent) instead of only watched cgroups.
+        public var watchAll = false
+        /// Ring-buffer size in bytes: a power of two, at least one page.
+        public var ringBufferBytes: UInt32 = 16 << 20
+        /// Load `vigil.bpf.o` from here instead of the object built into the binary.
+        public var objectDirectory: String?
+
+        public init(watchAll: Bool = false, ringBufferBytes: UInt32 = 16 << 20, objectDirectory: String? = nil) {
+            self.watchAll = watchAll
+            self.ringBufferBytes = ringBufferBytes
+            self.objectDirectory = objectDirectory
+        }
+    }
+
+    private let object: OpaquePointer
+    private var links: [OpaquePointer] = []
+    private let watchedCgroupsFD: Int32
+    private let dropsFD: Int32
+    let eventsFD: Int32
+    public let programNames: [String]
+
+    public init(options: Options = Options()) throws {
+        try Preflight.check()
+        vigil_bpf_capture_log()
+
+        let image = try Self.objectImage(directory: options.objectDirectory)
+        var openOptions = bpf_object_open_opts()
+        openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
+        let opened = "vigil".withCString { name -> OpaquePointer? in
+            openOptions.object_name = name
+            return image.withUnsafeBytes { bpf_object__open_mem($0.baseAddress, $0.count, &openOptions) }
+        }
+        guard let object = opened, libbpf_get_error(UnsafeRawPointer(object)) == 0 else {
+            throw BPFError("could not open the BPF object: \(Self.takeLog())")
+        }
+        self.object = object
+
+        do {
+            guard let events = bpf_object__find_map_by_name(object, "events") else {
+                throw BPFError("the BPF object has no 'events' ring buffer: rebuild vigil")
+            }
+            let size = options.ringBufferBytes
+            guard size >= 4096, size & (size - 1) == 0 else {
+                throw BPFError("ring buffer size \(size) must be a power of two of at least 4096 bytes")
+            }
+            bpf_map__set_max_entries(events, size)
+
+            var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()))
+            let rc = vigil_bpf_set_config(object, &config)
+            guard rc == 0 else {
+                throw BPFError("could not set the BPF programs' configuration (\(String(cString: strerror(-rc)))): rebuild vigil")
+            }
+
+            if bpf_object__load(object) != 0 {
+                let err = errno
+                throw Self.loadError(errno: err)
+            }
+
+            var names: [String] = []
+            var program = bpf_object__next_program(object, nil)
+            while let current = program {
+                let name = String(cString: bpf_program__name(current))
+                let section = String(cString: bpf_program__section_name(current))
+                guard let link = bpf_program__attach(current), libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
+                    let err = errno
+                    throw BPFError("attaching program '\(name)' (\(section)) failed: \(String(cString: strerror(err))). "
+                        + "The kernel may lack this tracepoint; \(Self.takeLog())")
+                }
+                links.append(link)
+                names.append(name)
+                program = bpf_object__next_program(object, current)
+            }
+            programNames = names
+            watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
+            dropsFD = try Self.mapFD(object, "drops")
+            eventsFD = try Self.mapFD(object, "events")
+        } catch {
+            for link in links { bpf_link__destroy(link) }
+            bpf_object__close(object)
+            throw error
+        }
+    }
+
+    deinit {
+        for link in links { bpf_link__destroy(link) }
+        bpf_object__close(object)
+    }
+
+    /// Report the processes of this cgroup (by its cgroup v2 id) and of cgroups created below it.
+    public func watch(cgroupID: UInt64) throws {
+        var key = cgroupID
+        var yes: UInt8 = 1
+        guard bpf_map_update_elem(watchedCgroupsFD, &key, &yes, UInt64(BPF_ANY)) == 0 else {
+            throw BPFError("could not watch cgroup \(cgroupID): \(String(cString: strerror(errno))) "
+                + "(at most \(16384) cgroups can be watched)")
+        }
+    }
+
+    public func unwatch(cgroupID: UInt64) {
+        var key = cgroupID
+        bpf_map_delete_elem(watchedCgroupsFD, &key)
+    }
+
+    public func isWatched(cgroupID: UInt64) -> Bool {
+        var key = cgroupID
+        var value: UInt8 = 0
+        return bpf_map_lookup_elem(watchedCgroupsFD, &key, &value) == 0
+    }
+
+    /// The kernel's drop counters, summed over CPUs; they only grow.
+    public func dropCounts() -> DropCounts {
+        let cpus = Int(libbpf_num_possible_cpus())
+        var counts = DropCounts()
+        var perCPU = [UInt64](repeating: 0, count: max(cpus, 1))
+        for stage in DropStage.allCases where stage != .decode {
+            for kind in EventKind.allCases {
+                var slot = stage.rawValue * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
+                guard bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 else { continue }
+                counts[stage, kind] = perCPU.reduce(0, &+)
+            }
+        }
+        return counts
+    }
+
+    // MARK: loading
+
+    private static func objectImage(directory: String?) throws -> Data {
+        if let directory {
+            let path = (directory as NSString).appendingPathComponent("vigil.bpf.o")
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw BPFError("no BPF object at \(path) (from --bpf-dir): build it with `sh bpf/build.sh DIR`")
+            }
+            return data
+        }
+        guard let data = Data(base64Encoded: EmbeddedBPFObject.base64) else {
+            throw BPFError("the BPF object built into vigil is damaged: rebuild vigil")
+        }
+        return data
+    }
+
+    private static func mapFD(_ object: OpaquePointer, _ name: String) throws -> Int32 {
+        guard let map = bpf_object__find_map_by_name(object, name) else {
+            throw BPFError("the BPF object has no map '\(name)': rebuild vigil")
+        }
+        return bpf_map__fd(map)
+    }
+
+    private static func loadError(errno err: Int32) -> BPFError {
+        let log = takeLog()
+        // libbpf names the program that failed: "libbpf: prog 'NAME': failed to load: ..."
+        var program = "a BPF program"
+        if let range = log.range(of: "prog '", options: .backwards),
+           let end = log[range.upperBound...].firstIndex(of: "'") {
+            program = "program '\(log[range.upperBound..<end])'"
+        }
+        var advice = ""
+        if err == EPERM {
+            advice = " Run vigil as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE."
+        }
+        return BPFError("loading \(program) into the kernel failed: \(String(cString: strerror(err))).\(advice)\n\(log)")
+    }
+
+    static func takeLog() -> String {
+        var buffer = [CChar](repeating: 0, count: 8192)
+        let n = vigil_bpf_take_log(&buffer, buffer.count)
+        guard n > 0 else { return "" }
+        return String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+

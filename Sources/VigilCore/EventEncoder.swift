@@ -1,0 +1,275 @@
+import CVigilABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who an event belongs to, as far as the agent knows. `trace` knows only the cgroup; the
+/// Kubernetes fields are filled in when the container's identity is known.
+public struct WorkloadIdentity: Sendable, Equatable {
+    public var id: String?
+    public var namespace: String?
+    public var pod: String?
+    public var container: String?
+    public var containerID: String?
+    public var image: String?
+    public var cgroup: String?
+
+    public init(id: String? = nil, namespace: String? = nil, pod: String? = nil, container: String? = nil,
+                containerID: String? = nil, image: String? = nil, cgroup: String? = nil) {
+        self.id = id
+        self.namespace = namespace
+        self.pod = pod
+        self.container = container
+        self.containerID = containerID
+        self.image = image
+        self.cgroup = cgroup
+    }
+}
+
+/// Writes one event as one JSON line in the contract of DESIGN.md / the README. Reuses its
+/// buffers: encoding an event does not allocate (but for names with non-ASCII bytes).
+public struct EventEncoder: Sendable {
+    public let node: String
+    public let clock: BootClock
+    private var joiner = PathJoiner()
+
+    public init(node: String, clock: BootClock) {
+        self.node = node
+        self.clock = clock
+    }
+
+    /// Appends the event's line to `out`. Returns false, writing nothing, for records that are
+    /// bookkeeping only (process exits).
+    @discardableResult
+    public mutating func encode(_ event: RawEvent, workload: WorkloadIdentity?, processes: ProcessTable,
+                                into out: inout JSONLineWriter) -> Bool {
+        guard event.kind != .exit else { return false }
+        out.byte(UInt8(ascii: "{"))
+        out.key("time")
+        clock.writeTimestamp(boot: event.bootNanoseconds, to: &out)
+        out.raw(",")
+        out.key("node")
+        out.string(node)
+        out.raw(",")
+        out.key("kind")
+        switch event.kind {
+        case .exec: out.string("process.exec")
+        case .file: out.string("file.write")
+        case .network: out.string("network.connect")
+        case .exit: break
+        }
+        if let workload {
+            out.raw(",")
+            writeWorkload(workload, to: &out)
+        }
+        out.raw(",")
+        writeProcess(event, processes: processes, to: &out)
+        switch event.kind {
+        case .file:
+            out.raw(",")
+            writeFile(event, to: &out)
+        case .network:
+            out.raw(",")
+            writeNetwork(event, to: &out)
+        case .exec, .exit:
+            break
+        }
+        out.byte(UInt8(ascii: "}"))
+        out.newline()
+        return true
+    }
+
+    private func writeWorkload(_ w: WorkloadIdentity, to out: inout JSONLineWriter) {
+        out.key("workload")
+        out.byte(UInt8(ascii: "{"))
+        var first = true
+        func field(_ name: StaticString, _ value: String?) {
+            guard let value else { return }
+            if !first { out.raw(",") }
+            first = false
+            out.key(name)
+            out.string(value)
+        }
+        field("id", w.id)
+        field("namespace", w.namespace)
+        field("pod", w.pod)
+        field("container", w.container)
+        field("container_id", w.containerID)
+        field("image", w.image)
+        field("cgroup", w.cgroup)
+        out.byte(UInt8(ascii: "}"))
+    }
+
+    private func writeProcess(_ event: RawEvent, processes: ProcessTable, to out: inout JSONLineWriter) {
+        out.key("process")
+        out.raw("{")
+        out.key("pid"); out.unsigned(UInt64(event.pid))
+        out.raw(","); out.key("tid"); out.unsigned(UInt64(event.tid))
+        out.raw(","); out.key("ppid"); out.unsigned(UInt64(event.ppid))
+        out.raw(","); out.key("uid"); out.unsigned(UInt64(event.uid))
+        out.raw(","); out.key("gid"); out.unsigned(UInt64(event.gid))
+        out.raw(","); out.key("comm"); out.string(event.comm)
+        if event.kind == .exec {
+            out.raw(","); out.key("exe"); out.string(event.exe)
+            out.raw(","); out.key("args")
+            writeArguments(event.arguments, to: &out)
+            if event.argsTruncated {
+                out.raw(","); out.key("args_truncated"); out.bool(true)
+            }
+            out.raw(","); out.key("exec_id")
+            writeExecID(pid: event.pid, execBootNanoseconds: event.bootNanoseconds, to: &out)
+            if let parent = processes[event.ppid] {
+                out.raw(","); out.key("parent_exe")
+                parent.exe.withUnsafeBytes { out.string($0) }
+            }
+        } else if let entry = processes[event.pid] {
+            out.raw(","); out.key("exe")
+            entry.exe.withUnsafeBytes { out.string($0) }
+            out.raw(","); out.key("exec_id")
+            writeExecID(pid: event.pid, execBootNanoseconds: entry.execBootNanoseconds, to: &out)
+        }
+        out.raw("}")
+    }
+
+    /// `"<pid>-<exec time in boot ns>"`: unique on a node for as long as it stays up.
+    private func writeExecID(pid: UInt32, execBootNanoseconds: UInt64, to out: inout JSONLineWriter) {
+        out.byte(UInt8(ascii: "\""))
+        out.unsigned(UInt64(pid))
+        out.byte(UInt8(ascii: "-"))
+        out.unsigned(execBootNanoseconds)
+        out.byte(UInt8(ascii: "\""))
+    }
+
+    private func writeArguments(_ args: UnsafeRawBufferPointer, to out: inout JSONLineWriter) {
+        out.raw("[")
+        var start = 0
+        var first = true
+        // argv is NUL-terminated strings back to back; a cut last one has no NUL.
+        while start < args.count {
+            var end = start
+            while end < args.count && args[end] != 0 { end += 1 }
+            if !first { out.raw(",") }
+            first = false
+            out.string(UnsafeRawBufferPointer(rebasing: args[start..<end]))
+            start = end + 1
+        }
+        out.raw("]")
+    }
+
+    private mutating func writeFile(_ event: RawEvent, to out: inout JSONLineWriter) {
+        out.key("file")
+        out.raw("{")
+        out.key("path")
+        writePath(event.filePath, to: &out)
+        let op = event.fileOperation
+        out.raw(","); out.key("op")
+        if let op { out.string(op.contractName) } else { out.string("unknown") }
+        if op == .rename {
+            out.raw(","); out.key("target")
+            writePath(event.fileTarget, to: &out)
+        }
+        if op != .rename && op != .unlink {
+            out.raw(","); out.key("flags"); out.unsigned(UInt64(event.openFlags))
+        }
+        if event.pathTruncated {
+            out.raw(","); out.key("path_truncated"); out.bool(true)
+        }
+        if event.directoryUnresolved {
+            out.raw(","); out.key("dir_unresolved"); out.bool(true)
+        }
+        out.raw(",")
+        Self.writeOutcome(event.fileResult, to: &out)
+        out.raw("}")
+    }
+
+    private mutating func writePath(_ path: RawPath, to out: inout JSONLineWriter) {
+        joiner.join(directory: path.directory, name: path.name)
+        joiner.buffer.withUnsafeBytes { out.string($0) }
+    }
+
+    private func writeNetwork(_ event: RawEvent, to out: inout JSONLineWriter) {
+        out.key("network")
+        out.raw("{")
+        out.key("protocol")
+        switch event.ipProtocol {
+        case 6: out.string("tcp")
+        case 17: out.string("udp")
+        case 132: out.string("sctp")
+        case 136: out.string("udplite")
+        case 1: out.string("icmp")
+        case 58: out.string("icmpv6")
+        default:
+            out.byte(UInt8(ascii: "\"")); out.unsigned(UInt64(event.ipProtocol)); out.byte(UInt8(ascii: "\""))
+        }
+        let address = event.address
+        out.raw(","); out.key("family")
+        out.string(event.addressFamily == 2 ? "ipv4" : "ipv6")
+        out.raw(","); out.key("address")
+        Self.writeAddress(address, family: event.addressFamily, to: &out)
+        out.raw(","); out.key("port"); out.unsigned(UInt64(event.port))
+        out.raw(","); out.key("op")
+        out.string(event.networkOperation?.contractName ?? "unknown")
+        out.raw(","); out.key("loopback"); out.bool(Self.isLoopback(address))
+        out.raw(",")
+        Self.writeOutcome(event.networkResult, to: &out)
+        out.raw("}")
+    }
+
+    /// 127.0.0.0/8, ::1, and IPv4-mapped 127.0.0.0/8.
+    public static func isLoopback(_ address: UnsafeRawBufferPointer) -> Bool {
+        if address.count == 4 { return address[0] == 127 }
+        guard address.count == 16 else { return false }
+        if address[0..<15].allSatisfy({ $0 == 0 }) && address[15] == 1 { return true }
+        return address[0..<10].allSatisfy({ $0 == 0 }) && address[10] == 0xff && address[11] == 0xff && address[12] == 127
+    }
+
+    static func writeAddress(_ address: UnsafeRawBufferPointer, family: UInt16, to out: inout JSONLineWriter) {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { text in
+            let af: Int32 = family == 2 ? AF_INET : AF_INET6
+            guard inet_ntop(af, address.baseAddress, text.baseAddress, 64) != nil else {
+                out.string("")
+                return
+            }
+            out.string(UnsafeRawBufferPointer(start: text.baseAddress, count: strlen(text.baseAddress!)))
+        }
+    }
+
+    /// `"outcome":"success"`, `"outcome":"in_progress"` (a non-blocking connect under way), or
+    /// `"outcome":"failure","errno":"ENOENT"`.
+    static func writeOutcome(_ result: Int64, to out: inout JSONLineWriter) {
+        out.key("outcome")
+        if result >= 0 {
+            out.string("success")
+        } else if result == -Int64(EINPROGRESS) {
+            out.string("in_progress")
+        } else {
+            out.string("failure")
+            out.raw(","); out.key("errno")
+            if let name = vigil_errno_name(Int32(-result)) {
+                out.string(UnsafeRawBufferPointer(start: name, count: strlen(name)))
+            } else {
+                out.byte(UInt8(ascii: "\"")); out.unsigned(UInt64(-result)); out.byte(UInt8(ascii: "\""))
+            }
+        }
+    }
+}
+
+extension EventEncoder {
+    /// `agent.drops`: events lost at one stage since the last report (`count`) and since start
+    /// (`total`), so that nothing is lost without saying so.
+    public func encodeDrops(stage: String, kind: String, count: UInt64, total: UInt64, atBoot boot: UInt64,
+                            into out: inout JSONLineWriter) {
+        out.byte(UInt8(ascii: "{"))
+        out.key("time")
+        clock.writeTimestamp(boot: boot, to: &out)
+        out.raw(","); out.key("node"); out.string(node)
+        out.raw(","); out.key("kind"); out.string("agent.drops")
+        out.raw(","); out.key("drops"); out.raw("{")
+        out.key("stage"); out.string(stage)
+        out.raw(","); out.key("event_kind"); out.string(kind)
+        out.raw(","); out.key("count"); out.unsigned(count)
+        out.raw(","); out.key("total"); out.unsigned(total)
+        out.raw("}}")
+        out.newline()
+    }
+}

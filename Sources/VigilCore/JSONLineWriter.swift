@@ -1,0 +1,107 @@
+/// Appends JSON to a reusable byte buffer. Nothing here allocates once the buffer has grown to
+/// the size of a line, which is what keeps event encoding off the heap.
+public struct JSONLineWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 4096) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    public mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    public mutating func byte(_ value: UInt8) {
+        bytes.append(value)
+    }
+
+    /// `"key":` — keys are literals in this code base and need no escaping.
+    @inline(__always)
+    public mutating func key(_ name: StaticString) {
+        bytes.append(UInt8(ascii: "\""))
+        raw(name)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    public mutating func string(_ text: StaticString) {
+        bytes.append(UInt8(ascii: "\""))
+        raw(text)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    public mutating func string(_ text: String) {
+        var text = text
+        text.withUTF8 { string(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A JSON string from raw bytes (paths, argv, comm). Invalid UTF-8 — a file name can be any
+    /// bytes — is replaced by U+FFFD so that every line stays valid JSON.
+    public mutating func string(_ raw: UnsafeRawBufferPointer) {
+        if raw.contains(where: { $0 >= 0x80 }) {
+            let decoded = String(decoding: raw, as: UTF8.self)
+            var copy = decoded
+            copy.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
+        } else {
+            appendEscaped(raw)
+        }
+    }
+
+    private mutating func appendEscaped(_ input: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        for b in input {
+            switch b {
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
+            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
+            case UInt8(ascii: "\n"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\t"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                raw("\\u00")
+                bytes.append(Self.hexDigit(b >> 4))
+                bytes.append(Self.hexDigit(b & 0xf))
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    @inline(__always)
+    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    public mutating func integer<T: BinaryInteger>(_ value: T) {
+        if value < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            unsigned(UInt64(-Int64(value)))
+        } else {
+            unsigned(UInt64(value))
+        }
+    }
+
+    public mutating func unsigned(_ value: UInt64, minimumDigits: Int = 1) {
+        let start = bytes.count
+        var v = value
+        var digits = 0
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(v % 10))
+            v /= 10
+            digits += 1
+        } while v > 0 || digits < minimumDigits
+        bytes[start...].reverse()
+    }
+
+    public mutating func bool(_ value: Bool) {
+        value ? raw("true") : raw("false")
+    }
+
+    public mutating func newline() {
+        bytes.append(UInt8(ascii: "\n"))
+    }
+}

@@ -1,0 +1,52 @@
+import CVigilSys
+import Foundation
+
+/// Starts a command inside a cgroup, so that its first exec and everything after it are
+/// watched, and waits for it.
+public struct LaunchedProcess: Sendable {
+    public let pid: pid_t
+
+    /// Starts `arguments[0]` (searched in PATH) in the cgroup whose directory is given (nil:
+    /// this process's own cgroup).
+    public static func start(_ arguments: [String], cgroupDirectory: String?) throws -> LaunchedProcess {
+        guard !arguments.isEmpty else { throw CgroupError("no command to run") }
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        defer { for arg in argv { free(arg) } }
+        let procs = cgroupDirectory.map { $0 + "/cgroup.procs" }
+        let pid: pid_t = procs.map { path in
+            path.withCString { vigil_spawn_in_cgroup($0, &argv) }
+        } ?? vigil_spawn_in_cgroup(nil, &argv)
+        guard pid > 0 else {
+            throw CgroupError("cannot start \(arguments[0]): \(String(cString: strerror(-pid)))")
+        }
+        return LaunchedProcess(pid: pid)
+    }
+
+    public enum Status: Equatable, Sendable {
+        case running
+        case exited(Int32)
+        case signaled(Int32)
+
+        /// The exit status a shell would report: the code, or 128 + the signal.
+        public var shellStatus: Int32 {
+            switch self {
+            case .running: 0
+            case .exited(let code): code
+            case .signaled(let signal): 128 + signal
+            }
+        }
+    }
+
+    /// Reaps the process if it has ended (`block`: wait until it does).
+    public func status(block: Bool) -> Status {
+        var raw: Int32 = 0
+        var rc: pid_t
+        repeat {
+            rc = waitpid(pid, &raw, block ? 0 : WNOHANG)
+        } while rc < 0 && errno == EINTR
+        guard rc == pid else { return .running }
+        let low = raw & 0x7f
+        return low == 0 ? .exited((raw >> 8) & 0xff) : .signaled(low)
+    }
+}

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0
+/* A watched process ended: lets the agent forget it (its process table stays bounded). */
+#include "vigil.bpf.h"
+
+SEC("tp/sched/sched_process_exit")
+int vigil_process_exit(void *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((__u32)pid_tgid != (pid_tgid >> 32))
+        return 0; /* a thread, not the process */
+    if (!is_watched())
+        return 0;
+    struct vigil_exit_event *event = reserve_event(sizeof(*event), VIGIL_KIND_EXIT);
+    if (!event)
+        return 0;
+    fill_header(&event->hdr, VIGIL_KIND_EXIT);
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    event->exit_code = BPF_CORE_READ(task, exit_code);
+    event->_pad = 0;
+    bpf_ringbuf_submit(event, 0);
+    return 0;
+}

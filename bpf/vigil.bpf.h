@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: GPL-2.0
+ *
+ * What every Vigil program shares: the maps, the watched-cgroup filter, the event header, drop
+ * accounting and the kernel-side path resolution. Each hook lives in its own bpf/<hook>.bpf.c;
+ * the build links them into one object (bpftool gen object), so the maps and globals here are
+ * __weak: every file sees the declaration, the linker keeps one.
+ */
+#ifndef VIGIL_BPF_H
+#define VIGIL_BPF_H
+
+#include "vigil_kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "vigil_abi.h"
+
+/* How many directories a kernel-side path walk climbs before it gives up and flags truncation. */
+#define VIGIL_PATH_DEPTH 48
+#define VIGIL_NAME_MAX 255
+#define VIGIL_MAX_WATCHED_CGROUPS 16384
+#define VIGIL_MAX_PENDING 8192
+
+#define MSG_FASTOPEN 0x20000000
+#define SOCK_DGRAM 2
+
+/* Set by the agent before load (it rewrites .rodata), read-only to the programs. */
+const volatile struct vigil_config vigil_config __weak = {};
+
+/* Records to userspace. The agent may resize it before load (`--ring-buffer-size`). */
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 24);
+} events __weak SEC(".maps");
+
+/* cgroup v2 ids whose processes are reported. Descendants are added as they are created (see
+ * cgroup_mkdir.bpf.c), so the hot path costs one lookup. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VIGIL_MAX_WATCHED_CGROUPS);
+    __type(key, __u64);
+    __type(value, __u8);
+} watched_cgroups __weak SEC(".maps");
+
+/* Events lost in the kernel, at index stage * VIGIL_KIND_COUNT + kind. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, VIGIL_DROP_SLOTS);
+    __type(key, __u32);
+    __type(value, __u64);
+} drops __weak SEC(".maps");
+
+/* A syscall's arguments, remembered from its enter tracepoint until its exit gives the outcome. */
+struct pending_syscall {
+    __u32 kind; /* VIGIL_KIND_FILE or VIGIL_KIND_NET */
+    __u32 op;
+    __u32 open_flags;
+    __s32 dirfd;
+    __s32 target_dirfd;
+    __u16 family;
+    __u16 port;
+    __u64 name;        /* user pointer */
+    __u64 target_name; /* user pointer (rename) */
+    __u16 protocol;
+    __u16 sock_type;
+    __u32 _pad;
+    __u8 addr[16];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VIGIL_MAX_PENDING);
+    __type(key, __u64); /* pid_tgid */
+    __type(value, struct pending_syscall);
+} pending __weak SEC(".maps");
+
+/* Room to assemble a path from its leaf upwards; twice VIGIL_PATH_LEN so that a bounded write at
+ * any offset below VIGIL_PATH_LEN stays inside. */
+struct path_scratch {
+    char buf[VIGIL_PATH_LEN * 2];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct path_scratch);
+} scratch __weak SEC(".maps");
+
+static __always_inline void count_drop(__u32 stage, __u32 kind)
+{
+    __u32 slot = stage * VIGIL_KIND_COUNT + kind;
+    __u64 *counter = bpf_map_lookup_elem(&drops, &slot);
+    if (counter)
+        *counter += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline bool is_watched(void)
+{
+    if (vigil_config.watch_all)
+        return (bpf_get_current_pid_tgid() >> 32) != vigil_config.agent_tgid;
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    return bpf_map_lookup_elem(&watched_cgroups, &cgroup_id) != NULL;
+}
+
+static __always_inline void *reserve_event(__u64 size, __u32 kind)
+{
+    void *event = bpf_ringbuf_reserve(&events, size, 0);
+    if (!event)
+        count_drop(VIGIL_DROP_RINGBUF_FULL, kind);
+    return event;
+}
+
+static __always_inline void fill_header(struct vigil_header *hdr, __u32 kind)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u64 uid_gid = bpf_get_current_uid_gid();
+
+    hdr->kind = kind;
+    hdr->flags = 0;
+    hdr->boot_ns = bpf_ktime_get_boot_ns();
+    hdr->cgroup_id = bpf_get_current_cgroup_id();
+    hdr->start_boot_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+    hdr->tgid = pid_tgid >> 32;
+    hdr->tid = (__u32)pid_tgid;
+    hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
+    hdr->uid = (__u32)uid_gid;
+    hdr->gid = uid_gid >> 32;
+    hdr->_pad = 0;
+    bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+static __always_inline void save_pending(struct pending_syscall *args)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (bpf_map_update_elem(&pending, &pid_tgid, args, BPF_ANY) != 0)
+        count_drop(VIGIL_DROP_PENDING_FULL, args->kind);
+}
+
+/* Takes the pending arguments of the current thread's syscall, if it saved any at enter. */
+static __always_inline bool take_pending(struct pending_syscall *out)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pending_syscall *args = bpf_map_lookup_elem(&pending, &pid_tgid);
+    if (!args)
+        return false;
+    __builtin_memcpy(out, args, sizeof(*out));
+    bpf_map_delete_elem(&pending, &pid_tgid);
+    return true;
+}
+
+static __always_inline struct file *fd_to_file(struct task_struct *task, int fd)
+{
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+        return NULL;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+    return file;
+}
+
+/* Writes the absolute path of (dentry, vfsmnt) as the current process sees it, stopping at its
+ * root (so a container's process sees container paths), like the kernel's d_path. Components
+ * are written leaf first from the end of the scratch buffer, then copied out in one read.
+ * Returns the length written to out (no NUL), setting VIGIL_FLAG_PATH_TRUNCATED when the path
+ * did not fit or was deeper than VIGIL_PATH_DEPTH. */
+static __noinline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *out,
+                                     __u32 *flags)
+{
+    __u32 zero = 0;
+    struct path_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s || !dentry || !vfsmnt)
+        return 0;
+
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+    struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+    struct mount *mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+    struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+
+    __u32 pos = VIGIL_PATH_LEN;
+    bool complete = false;
+    for (int i = 0; i < VIGIL_PATH_DEPTH; i++) {
+        if (dentry == root_dentry && vfsmnt == root_mnt) {
+            complete = true;
+            break;
+        }
+        struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+        struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+        if (dentry == mnt_root || dentry == parent) {
+            if (dentry != mnt_root || mnt == mnt_parent) {
+                complete = true; /* the top of a detached tree, or of the mount namespace */
+                break;
+            }
+            dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+            mnt = mnt_parent;
+            mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+            vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
+            continue;
+        }
+        __u32 len = BPF_CORE_READ(dentry, d_name.len);
+        const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+        if (len > VIGIL_NAME_MAX)
+            len = VIGIL_NAME_MAX;
+        if (len + 1 > pos)
+            break; /* does not fit: keep the deepest components, flag the rest as cut */
+        pos -= len + 1;
+        pos &= VIGIL_PATH_LEN - 1;
+        s->buf[pos] = '/';
+        bpf_probe_read_kernel(&s->buf[pos + 1], len & VIGIL_NAME_MAX, name);
+        dentry = parent;
+    }
+    if (!complete)
+        *flags |= VIGIL_FLAG_PATH_TRUNCATED;
+
+    __u32 size = VIGIL_PATH_LEN - pos;
+    if (size == 0) {
+        out[0] = '/';
+        return 1;
+    }
+    if (size > VIGIL_PATH_LEN)
+        size = VIGIL_PATH_LEN;
+    bpf_probe_read_kernel(out, size, &s->buf[pos & (VIGIL_PATH_LEN - 1)]);
+    return size;
+}
+
+/* Fills a vigil_path from a syscall's (dirfd, user string). The string is read as passed; when it
+ * is relative, the directory it is relative to is resolved now, in the kernel, so a later chdir
+ * or close cannot change the answer. */
+static __always_inline void read_syscall_path(struct vigil_path *out, int dirfd, __u64 name,
+                                              __u32 *flags)
+{
+    long n = bpf_probe_read_user_str(out->name, sizeof(out->name), (const void *)name);
+    out->name_len = n > 0 ? n - 1 : 0;
+    if (n >= (long)sizeof(out->name))
+        *flags |= VIGIL_FLAG_PATH_TRUNCATED;
+    out->dir_len = 0;
+    if (n > 1 && out->name[0] == '/')
+        return;
+
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct dentry *dentry;
+    struct vfsmount *mnt;
+    if (dirfd == AT_FDCWD) {
+        dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+        mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+    } else {
+        struct file *dir = fd_to_file(task, dirfd);
+        if (!dir) {
+            *flags |= VIGIL_FLAG_DIR_UNRESOLVED;
+            return;
+        }
+        dentry = BPF_CORE_READ(dir, f_path.dentry);
+        mnt = BPF_CORE_READ(dir, f_path.mnt);
+    }
+    out->dir_len = resolve_path(dentry, mnt, out->dir, flags);
+}
+
+/* File syscalls: enter remembers the arguments, exit reports them with the outcome. */
+static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int dirfd, __u64 name,
+                                                 int target_dirfd, __u64 target_name)
+{
+    if (!is_watched())
+        return 0;
+    struct pending_syscall args = {
+        .kind = VIGIL_KIND_FILE,
+        .op = op,
+        .open_flags = open_flags,
+        .dirfd = dirfd,
+        .name = name,
+        .target_dirfd = target_dirfd,
+        .target_name = target_name,
+    };
+    save_pending(&args);
+    return 0;
+}
+
+static __always_inline int report_file_syscall(long ret)
+{
+    struct pending_syscall args;
+    if (!take_pending(&args) || args.kind != VIGIL_KIND_FILE)
+        return 0;
+    struct vigil_file_event *event = reserve_event(sizeof(*event), VIGIL_KIND_FILE);
+    if (!event)
+        return 0;
+    fill_header(&event->hdr, VIGIL_KIND_FILE);
+    event->op = args.op;
+    event->open_flags = args.open_flags;
+    event->ret = ret;
+    read_syscall_path(&event->path, args.dirfd, args.name, &event->hdr.flags);
+    if (args.op == VIGIL_FILE_RENAME) {
+        read_syscall_path(&event->target, args.target_dirfd, args.target_name, &event->hdr.flags);
+    } else {
+        event->target.dir_len = 0;
+        event->target.name_len = 0;
+    }
+    bpf_ringbuf_submit(event, 0);
+    return 0;
+}
+
+/* Network syscalls: enter copies the destination (IPv4/IPv6 only) and the socket's protocol,
+ * exit reports them with the outcome. */
+static __always_inline int remember_net_syscall(__u32 op, int fd, __u64 uaddr, bool datagram_only)
+{
+    if (!uaddr || !is_watched())
+        return 0;
+    struct pending_syscall args = { .kind = VIGIL_KIND_NET, .op = op };
+    __u16 family = 0;
+    if (bpf_probe_read_user(&family, sizeof(family), (const void *)uaddr) != 0)
+        return 0;
+    if (family == AF_INET) {
+        struct sockaddr_in sin = {};
+        if (bpf_probe_read_user(&sin, sizeof(sin), (const void *)uaddr) != 0)
+            return 0;
+        args.port = __builtin_bswap16(sin.sin_port);
+        __builtin_memcpy(args.addr, &sin.sin_addr, 4);
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 sin6 = {};
+        if (bpf_probe_read_user(&sin6, sizeof(sin6), (const void *)uaddr) != 0)
+            return 0;
+        args.port = __builtin_bswap16(sin6.sin6_port);
+        __builtin_memcpy(args.addr, sin6.sin6_addr, 16);
+    } else {
+        return 0; /* unix sockets, netlink, ...: not egress */
+    }
+    args.family = family;
+
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct file *file = fd_to_file(task, fd);
+    struct socket *sock = file ? BPF_CORE_READ(file, private_data) : NULL;
+    struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+    if (sk) {
+        args.protocol = BPF_CORE_READ(sk, sk_protocol);
+        args.sock_type = BPF_CORE_READ(sk, sk_type);
+    }
+    if (datagram_only && args.sock_type != SOCK_DGRAM)
+        return 0; /* a destination on a connected stream is ignored by the kernel */
+    save_pending(&args);
+    return 0;
+}
+
+static __always_inline int report_net_syscall(long ret)
+{
+    struct pending_syscall args;
+    if (!take_pending(&args) || args.kind != VIGIL_KIND_NET)
+        return 0;
+    struct vigil_net_event *event = reserve_event(sizeof(*event), VIGIL_KIND_NET);
+    if (!event)
+        return 0;
+    fill_header(&event->hdr, VIGIL_KIND_NET);
+    event->op = args.op;
+    event->family = args.family;
+    event->port = args.port;
+    event->protocol = args.protocol;
+    event->sock_type = args.sock_type;
+    event->_pad = 0;
+    event->ret = ret;
+    __builtin_memcpy(event->addr, args.addr, sizeof(event->addr));
+    bpf_ringbuf_submit(event, 0);
+    return 0;
+}
+
+#endif /* VIGIL_BPF_H */

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The event ABI shared by the kernel programs (bpf/<hook>.bpf.c) and the agent (Swift, through the
+ * CVigilABI module). Every record the kernel writes into the ring buffer starts with a
+ * `struct vigil_header`; `kind` says which struct follows. Change a layout here and both sides
+ * change with it; bump VIGIL_ABI_VERSION when a field moves.
+ */
+#ifndef VIGIL_ABI_H
+#define VIGIL_ABI_H
+
+#ifdef __bpf__
+/* vigil_kernel.h (included first by the BPF side) provides the fixed-width types. */
+#else
+#include <linux/types.h>
+#endif
+
+#define VIGIL_ABI_VERSION 1
+
+#define VIGIL_COMM_LEN 16
+/* Paths and arguments are bounded so that every record has a fixed size the verifier can prove.
+ * Longer values are cut and flagged (VIGIL_FLAG_*_TRUNCATED), never silently shortened. */
+#define VIGIL_PATH_LEN 512
+#define VIGIL_ARGS_LEN 512
+
+enum vigil_kind {
+    VIGIL_KIND_EXEC = 1,
+    VIGIL_KIND_FILE = 2,
+    VIGIL_KIND_NET = 3,
+    VIGIL_KIND_EXIT = 4,
+    VIGIL_KIND_COUNT = 5, /* one past the last kind; sizes the drop counters */
+};
+
+/* Where an event can be lost in the kernel. Each (stage, kind) pair has its own counter in the
+ * `drops` map at index stage * VIGIL_KIND_COUNT + kind. */
+enum vigil_drop_stage {
+    VIGIL_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed: userspace is behind */
+    VIGIL_DROP_PENDING_FULL = 1, /* no room to remember a syscall between enter and exit */
+    VIGIL_DROP_STAGE_COUNT = 2,
+};
+
+#define VIGIL_DROP_SLOTS (VIGIL_DROP_STAGE_COUNT * VIGIL_KIND_COUNT)
+
+enum vigil_file_op {
+    VIGIL_FILE_OPEN_WRITE = 1, /* open for writing without O_CREAT or O_TRUNC */
+    VIGIL_FILE_CREATE = 2,     /* creat(), or open with O_CREAT */
+    VIGIL_FILE_TRUNCATE = 3,   /* open with O_TRUNC (no O_CREAT), or truncate() */
+    VIGIL_FILE_RENAME = 4,
+    VIGIL_FILE_UNLINK = 5,
+};
+
+enum vigil_net_op {
+    VIGIL_NET_CONNECT = 1,
+    VIGIL_NET_SENDTO = 2,
+    VIGIL_NET_SENDMSG = 3,
+};
+
+/* Flags in vigil_header.flags */
+#define VIGIL_FLAG_ARGS_TRUNCATED (1u << 0)
+#define VIGIL_FLAG_PATH_TRUNCATED (1u << 1) /* a kernel-resolved path hit VIGIL_PATH_LEN or the depth limit */
+#define VIGIL_FLAG_DIR_UNRESOLVED (1u << 2) /* dirfd did not name an open directory */
+
+struct vigil_header {
+    __u32 kind;           /* enum vigil_kind */
+    __u32 flags;          /* VIGIL_FLAG_* */
+    __u64 boot_ns;        /* bpf_ktime_get_boot_ns() when the event happened */
+    __u64 cgroup_id;      /* cgroup v2 id (the inode number of its directory) */
+    __u64 start_boot_ns;  /* when the thread group leader started; with tgid, identifies the process */
+    __u32 tgid;           /* process id */
+    __u32 tid;            /* thread id */
+    __u32 ppid;           /* parent's process id */
+    __u32 uid;
+    __u32 gid;
+    __u32 _pad;
+    char comm[VIGIL_COMM_LEN];
+};
+
+struct vigil_exec_event {
+    struct vigil_header hdr;
+    __u32 exe_len;                 /* bytes in exe, without the terminating NUL */
+    __u32 args_len;                /* bytes in args: NUL-separated argv */
+    char exe[VIGIL_PATH_LEN];      /* mm->exe_file walked to the process's root */
+    char args[VIGIL_ARGS_LEN];
+};
+
+/* A path as the syscall named it: `name` is the string the process passed; when it is relative,
+ * `dir` is the directory it is relative to (the dirfd's, or the cwd), resolved by the kernel at the
+ * time of the syscall. The agent joins the two. */
+struct vigil_path {
+    __u32 dir_len;
+    __u32 name_len;
+    char dir[VIGIL_PATH_LEN];
+    char name[VIGIL_PATH_LEN];
+};
+
+struct vigil_file_event {
+    struct vigil_header hdr;
+    __u32 op;       /* enum vigil_file_op */
+    __u32 open_flags;
+    __s64 ret;      /* the syscall's return: >= 0 success, < 0 is -errno */
+    struct vigil_path path;
+    struct vigil_path target; /* rename only: the new name */
+};
+
+struct vigil_net_event {
+    struct vigil_header hdr;
+    __u32 op;        /* enum vigil_net_op */
+    __u16 family;    /* AF_INET (2) or AF_INET6 (10) */
+    __u16 port;      /* host byte order */
+    __u16 protocol;  /* IPPROTO_TCP (6), IPPROTO_UDP (17), ... */
+    __u16 sock_type; /* SOCK_STREAM (1), SOCK_DGRAM (2), ... */
+    __u32 _pad;
+    __s64 ret;
+    __u8 addr[16];   /* IPv4 in the first 4 bytes, network order */
+};
+
+struct vigil_exit_event {
+    struct vigil_header hdr;
+    __s32 exit_code;
+    __u32 _pad;
+};
+
+/* Set by the agent in .rodata before the programs load. */
+struct vigil_config {
+    __u32 watch_all;   /* 1: every process is watched (but the agent itself) */
+    __u32 agent_tgid;  /* the agent's own process, never reported */
+};
+
+#endif /* VIGIL_ABI_H */

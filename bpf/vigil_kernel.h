@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: GPL-2.0
+ *
+ * The few kernel types Vigil's programs read, declared with preserve_access_index so that libbpf
+ * relocates every field access against the running kernel's BTF (CO-RE). Only the fields used
+ * are listed; their offsets here do not matter, their names and types do. Keeping this subset
+ * instead of a generated vmlinux.h makes the build independent of the build machine's kernel.
+ */
+#ifndef VIGIL_KERNEL_H
+#define VIGIL_KERNEL_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+#define NULL ((void *)0)
+
+enum {
+    BPF_MAP_TYPE_HASH = 1,
+    BPF_MAP_TYPE_ARRAY = 2,
+    BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+    BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum { BPF_ANY = 0, BPF_NOEXIST = 1 };
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct qstr {
+    union {
+        struct {
+            __u32 hash;
+            __u32 len;
+        };
+        __u64 hash_len;
+    };
+    const unsigned char *name;
+};
+
+struct dentry {
+    struct dentry *d_parent;
+    struct qstr d_name;
+};
+
+struct vfsmount {
+    struct dentry *mnt_root;
+};
+
+struct mount {
+    struct mount *mnt_parent;
+    struct dentry *mnt_mountpoint;
+    struct vfsmount mnt;
+};
+
+struct path {
+    struct vfsmount *mnt;
+    struct dentry *dentry;
+};
+
+struct file {
+    struct path f_path;
+    void *private_data;
+};
+
+struct fs_struct {
+    struct path root;
+    struct path pwd;
+};
+
+struct fdtable {
+    unsigned int max_fds;
+    struct file **fd;
+};
+
+struct files_struct {
+    struct fdtable *fdt;
+};
+
+struct mm_struct {
+    unsigned long arg_start;
+    unsigned long arg_end;
+    struct file *exe_file;
+};
+
+struct task_struct {
+    int pid;
+    int tgid;
+    struct task_struct *real_parent;
+    struct task_struct *group_leader;
+    struct mm_struct *mm;
+    struct fs_struct *fs;
+    struct files_struct *files;
+    __u64 start_boottime;
+    int exit_code;
+};
+
+struct sock_common {
+    unsigned short skc_family;
+};
+
+struct sock {
+    struct sock_common __sk_common;
+    __u16 sk_protocol;
+    __u16 sk_type;
+};
+
+struct socket {
+    short type;
+    struct sock *sk;
+};
+
+struct kernfs_node {
+    __u64 id;
+};
+
+struct cgroup_root {
+    int hierarchy_id;
+};
+
+struct cgroup;
+struct cgroup_subsys_state {
+    struct cgroup *cgroup;
+    struct cgroup_subsys_state *parent;
+};
+
+struct cgroup {
+    struct cgroup_subsys_state self;
+    struct kernfs_node *kn;
+    struct cgroup_root *root;
+};
+
+/* Tracepoint contexts (their layout is what /sys/kernel/tracing/events/.../format shows). */
+struct trace_entry {
+    unsigned short type;
+    unsigned char flags;
+    unsigned char preempt_count;
+    int pid;
+};
+
+struct trace_event_raw_sys_enter {
+    struct trace_entry ent;
+    long id;
+    unsigned long args[6];
+};
+
+struct trace_event_raw_sys_exit {
+    struct trace_entry ent;
+    long id;
+    long ret;
+};
+
+struct trace_event_raw_sched_process_template {
+    struct trace_entry ent;
+    char comm[16];
+    int pid;
+    int prio;
+};
+
+#pragma clang attribute pop
+
+/* Userspace ABI constants (stable; from the uapi headers). */
+#define AF_INET 2
+#define AF_INET6 10
+#define AT_FDCWD -100
+#define O_WRONLY 01
+#define O_RDWR 02
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define O_ACCMODE 03
+
+struct sockaddr_in {
+    __u16 sin_family;
+    __be16 sin_port;
+    __be32 sin_addr;
+    __u8 zero[8];
+};
+
+struct sockaddr_in6 {
+    __u16 sin6_family;
+    __be16 sin6_port;
+    __be32 sin6_flowinfo;
+    __u8 sin6_addr[16];
+    __u32 sin6_scope_id;
+};
+
+struct user_msghdr {
+    void *msg_name;
+    int msg_namelen;
+};
+
+struct open_how {
+    __u64 flags;
+    __u64 mode;
+    __u64 resolve;
+};
+
+#endif /* VIGIL_KERNEL_H */
