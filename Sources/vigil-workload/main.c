@@ -10,12 +10,15 @@
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
  *   exec:PROG[:ARG...]   replace this process with PROG (last action)
+ *
+ * An action written NAME?:ARG may fail (e.g. `unlink?:missing`, to observe a failed syscall).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +96,9 @@ int main(int argc, char **argv)
             return 2;
         }
         *arg++ = 0;
+        bool may_fail = arg - action >= 2 && arg[-2] == '?';
+        if (may_fail)
+            arg[-2] = 0;
         int rc = 0;
         if (!strcmp(action, "chdir")) {
             rc = chdir(arg) ? fail("chdir", arg) : 0;
@@ -138,7 +144,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "vigil-workload: unknown action '%s'\n", action);
             return 2;
         }
-        if (rc)
+        if (rc && !may_fail)
             return rc;
     }
     return 0;

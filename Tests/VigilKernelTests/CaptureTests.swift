@@ -1,0 +1,195 @@
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilRuntime
+import XCTest
+
+final class CaptureTests: XCTestCase {
+    /// A workload in its own cgroup execs, writes by a relative path, renames, unlinks (once
+    /// failing), connects over TCP on IPv4 and IPv6 and sends UDP datagrams on both; every event
+    /// is reported with exact fields, in order. A process outside the cgroup is not reported.
+    func testReportsEachSyscallOfAWatchedWorkloadExactly() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "test-node", sink: sink)
+        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        try probes.watch(cgroupID: cgroup.id)
+
+        let tcp4 = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let tcp6 = try LoopbackSocket(family: AF_INET6, type: Int32(SOCK_STREAM.rawValue))
+        let udp4 = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue))
+        let udp6 = try LoopbackSocket(family: AF_INET6, type: Int32(SOCK_DGRAM.rawValue))
+        let directory = try KernelTestSupport.temporaryDirectory()
+        let outsideDirectory = try KernelTestSupport.temporaryDirectory()
+        let workload = KernelTestSupport.workload
+        let trueBinary = KernelTestSupport.realpath("/bin/true")
+
+        let arguments = [
+            workload, "chdir:\(directory)", "write:f", "rename:f:g", "unlink:g", "unlink?:missing",
+            "tcp4:\(tcp4.port)", "tcp6:\(tcp6.port)", "udp4:\(udp4.port)", "udp6:\(udp6.port)", "exec:/bin/true",
+        ]
+        let outsider = try LaunchedProcess.start([workload, "chdir:\(outsideDirectory)", "write:f", "tcp4:\(tcp4.port)"],
+                                                 cgroupDirectory: nil)
+        let watched = try LaunchedProcess.start(arguments, cgroupDirectory: hierarchy.directory(of: cgroup.path))
+        XCTAssertEqual(watched.status(block: true), .exited(0))
+        XCTAssertEqual(outsider.status(block: true), .exited(0))
+        try session.drain()
+
+        let events = try sink.objects
+        XCTAssertFalse(events.contains { $0[path: "process.pid"] as? Int == Int(outsider.pid) },
+                       "a process outside the watched cgroup was reported")
+        let mine = events.filter { $0[path: "process.pid"] as? Int == Int(watched.pid) }
+        let summary = mine.map { event -> String in
+            let kind = event["kind"] as! String
+            switch kind {
+            case "file.write": return "\(kind) \(event[path: "file.op"]!) \(event[path: "file.path"]!)"
+            case "network.connect": return "\(kind) \(event[path: "network.protocol"]!) \(event[path: "network.address"]!)"
+            default: return "\(kind) \(event[path: "process.exe"]!)"
+            }
+        }
+        XCTAssertEqual(summary, [
+            "process.exec \(workload)",
+            "file.write create \(directory)/f",
+            "file.write rename \(directory)/f",
+            "file.write unlink \(directory)/g",
+            "file.write unlink \(directory)/missing",
+            "network.connect tcp 127.0.0.1",
+            "network.connect tcp ::1",
+            "network.connect udp 127.0.0.1",
+            "network.connect udp ::1",
+            "process.exec \(trueBinary)",
+        ])
+        guard mine.count == 10 else { return }
+
+        for event in mine {
+            XCTAssertEqual(event["node"] as? String, "test-node")
+            XCTAssertEqual(event[path: "workload.cgroup"] as? String, cgroup.path)
+            XCTAssertEqual(event[path: "process.ppid"] as? Int, Int(getpid()))
+            XCTAssertEqual(event[path: "process.uid"] as? Int, 0)
+        }
+        XCTAssertEqual(mine[0][path: "process.args"] as? [String], arguments)
+        XCTAssertEqual(mine[0][path: "process.comm"] as? String, "vigil-workload")
+        XCTAssertNil(mine[0][path: "process.parent_exe"], "the test process was never exec'd while watched")
+        let firstExecID = try XCTUnwrap(mine[0][path: "process.exec_id"] as? String)
+        XCTAssertTrue(firstExecID.hasPrefix("\(watched.pid)-"))
+        for event in mine[1..<9] {
+            XCTAssertEqual(event[path: "process.exec_id"] as? String, firstExecID, "later events name their exec")
+            XCTAssertEqual(event[path: "process.exe"] as? String, workload)
+        }
+
+        XCTAssertEqual(mine[1][path: "file.flags"] as? Int, Int(O_WRONLY | O_CREAT | O_TRUNC))
+        XCTAssertEqual(mine[1][path: "file.outcome"] as? String, "success")
+        XCTAssertEqual(mine[2][path: "file.target"] as? String, "\(directory)/g")
+        XCTAssertEqual(mine[2][path: "file.outcome"] as? String, "success")
+        XCTAssertEqual(mine[3][path: "file.outcome"] as? String, "success")
+        XCTAssertEqual(mine[4][path: "file.outcome"] as? String, "failure")
+        XCTAssertEqual(mine[4][path: "file.errno"] as? String, "ENOENT")
+
+        let expectedNetwork: [(String, String, UInt16, String)] = [
+            ("ipv4", "127.0.0.1", tcp4.port, "connect"), ("ipv6", "::1", tcp6.port, "connect"),
+            ("ipv4", "127.0.0.1", udp4.port, "sendto"), ("ipv6", "::1", udp6.port, "sendto"),
+        ]
+        for (event, expected) in zip(mine[5..<9], expectedNetwork) {
+            XCTAssertEqual(event[path: "network.family"] as? String, expected.0)
+            XCTAssertEqual(event[path: "network.address"] as? String, expected.1)
+            XCTAssertEqual(event[path: "network.port"] as? Int, Int(expected.2))
+            XCTAssertEqual(event[path: "network.op"] as? String, expected.3)
+            XCTAssertEqual(event[path: "network.loopback"] as? Bool, true)
+            XCTAssertEqual(event[path: "network.outcome"] as? String, "success")
+        }
+
+        XCTAssertEqual(mine[9][path: "process.args"] as? [String], ["/bin/true"])
+        XCTAssertEqual(mine[9][path: "process.parent_exe"] as? String, nil, "same pid: its parent is the test")
+        XCTAssertNotEqual(mine[9][path: "process.exec_id"] as? String, firstExecID)
+    }
+
+    /// A refused connection and a connect to an unbound port report the kernel's errno.
+    func testReportsFailedConnectWithErrno() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink)
+        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        try probes.watch(cgroupID: cgroup.id)
+        // Bound but not listening: the port is ours, and a TCP connect to it is refused.
+        let closed = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue))
+        let process = try LaunchedProcess.start([KernelTestSupport.workload, "tcp4?:\(closed.port)"],
+                                                cgroupDirectory: hierarchy.directory(of: cgroup.path))
+        XCTAssertEqual(process.status(block: true), .exited(0))
+        try session.drain()
+        let connects = try sink.objects.filter { $0["kind"] as? String == "network.connect" }
+        XCTAssertEqual(connects.count, 1)
+        XCTAssertEqual(connects.first?[path: "network.outcome"] as? String, "failure")
+        XCTAssertEqual(connects.first?[path: "network.errno"] as? String, "ECONNREFUSED")
+        XCTAssertEqual(connects.first?[path: "network.port"] as? Int, Int(closed.port))
+    }
+
+    /// Cgroups created below a watched one are watched from their creation, in the kernel,
+    /// before a process can enter them; their processes are reported with their own path.
+    func testWatchesCgroupsCreatedBelowAWatchedOne() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink)
+        let parent = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        try probes.watch(cgroupID: parent.id)
+
+        let childPath = parent.path + "/pod/container"
+        _ = try hierarchy.create(parent.path + "/pod")
+        let childID = try hierarchy.create(childPath)
+        XCTAssertTrue(probes.isWatched(cgroupID: childID), "the kernel did not add the new child cgroup")
+
+        let sibling = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        XCTAssertFalse(probes.isWatched(cgroupID: sibling.id), "an unrelated new cgroup was watched")
+
+        let directory = try KernelTestSupport.temporaryDirectory()
+        let process = try LaunchedProcess.start([KernelTestSupport.workload, "write:\(directory)/child"],
+                                                cgroupDirectory: hierarchy.directory(of: childPath))
+        XCTAssertEqual(process.status(block: true), .exited(0))
+        try session.drain()
+        let writes = try sink.objects.filter { $0["kind"] as? String == "file.write" }
+        XCTAssertEqual(writes.map { $0[path: "file.path"] as? String }, ["\(directory)/child"])
+        XCTAssertEqual(writes.first?[path: "workload.cgroup"] as? String, childPath)
+    }
+
+    /// With a ring buffer far too small for a burst, every event is either received or counted
+    /// as dropped, per kind — and the drop is reported as an agent.drops line.
+    func testFloodOverflowingTheRingBufferIsFullyAccountedFor() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes(options: .init(ringBufferBytes: 16 << 10))
+        let sink = MemorySink()
+        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink)
+        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        try probes.watch(cgroupID: cgroup.id)
+        let directory = try KernelTestSupport.temporaryDirectory()
+
+        let writes = 2000
+        // Nothing reads the ring buffer until the workload has finished.
+        let process = try LaunchedProcess.start([KernelTestSupport.workload, "writes:\(writes):\(directory)/f"],
+                                                cgroupDirectory: hierarchy.directory(of: cgroup.path))
+        XCTAssertEqual(process.status(block: true), .exited(0))
+        try session.drain()
+        let drops = session.reportDrops()
+
+        let generated: [EventKind: UInt64] = [.exec: 1, .file: UInt64(writes), .exit: 1]
+        for (kind, count) in generated {
+            XCTAssertEqual(session.received[kind, default: 0] + drops[.ringBufferFull, kind], count,
+                           "\(kind): received + dropped must equal what the workload did")
+        }
+        XCTAssertGreaterThan(drops[.ringBufferFull, .file], 0, "the ring buffer was expected to overflow")
+        XCTAssertEqual(drops[.pendingFull, .file], 0)
+
+        let reported = try sink.objects.filter { $0["kind"] as? String == "agent.drops" }
+        let fileDrops = reported.first { $0[path: "drops.event_kind"] as? String == "file.write" }
+        XCTAssertEqual(fileDrops?[path: "drops.stage"] as? String, "ring_buffer_full")
+        XCTAssertEqual(fileDrops?[path: "drops.total"] as? Int, Int(drops[.ringBufferFull, .file]))
+        let printedWrites = try sink.objects.filter { $0["kind"] as? String == "file.write" }.count
+        XCTAssertEqual(UInt64(printedWrites), session.received[.file])
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilRuntime
+import XCTest
+
+/// Tests here load Vigil's programs into the running kernel and start real processes in real
+/// cgroups. They need root; under CI (CI=true) a missing privilege is a failure, not a skip.
+enum KernelTestSupport {
+    static func requireRoot() throws {
+        guard geteuid() != 0 else { return }
+        if ProcessInfo.processInfo.environment["CI"] == "true" {
+            XCTFail("kernel tests must run as root under CI")
+            throw XCTSkip("not root")
+        }
+        throw XCTSkip("needs root to load BPF programs and create cgroups; run `sudo swift test`")
+    }
+
+    /// The vigil-workload binary built beside the test bundle.
+    static var workload: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var directory = (exe as NSString).deletingLastPathComponent
+        // swift test runs <products>/VigilPackageTests.xctest; the products are beside it.
+        while !FileManager.default.fileExists(atPath: directory + "/vigil-workload") && directory != "/" {
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+        return realpath(directory + "/vigil-workload")
+    }
+
+    static func realpath(_ path: String) -> String {
+        guard let resolved = Glibc.realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func temporaryDirectory() throws -> String {
+        var template = Array("/tmp/vigil-test-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw CgroupError("mkdtemp failed") }
+        return realpath(String(cString: template))
+    }
+
+    /// A fresh cgroup under the v2 root, removed at the end of the test.
+    static func makeCgroup(_ test: XCTestCase, hierarchy: CgroupHierarchy) throws -> (path: String, id: UInt64) {
+        let path = "/vigil-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let id = try hierarchy.create(path)
+        test.addTeardownBlock { try? hierarchy.remove(path) }
+        return (path, id)
+    }
+}
+
+/// Collects the JSON lines a session prints.
+final class MemorySink: EventSink {
+    private(set) var data = Data()
+
+    func write(_ lines: UnsafeRawBufferPointer) {
+        data.append(contentsOf: lines)
+    }
+
+    func flush() {}
+
+    var objects: [[String: Any]] {
+        get throws {
+            try data.split(separator: UInt8(ascii: "\n")).map { line in
+                guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                    throw CgroupError("not a JSON object: \(String(decoding: line, as: UTF8.self))")
+                }
+                return object
+            }
+        }
+    }
+}
+
+/// A loopback listener the workload connects to (TCP) or sends to (UDP), on an ephemeral port.
+final class LoopbackSocket {
+    let fd: Int32
+    let port: UInt16
+
+    init(family: Int32, type: Int32) throws {
+        let fd = socket(family, type, 0)
+        guard fd >= 0 else { throw CgroupError("socket: \(errno)") }
+        var storage = sockaddr_storage()
+        var length: socklen_t
+        if family == AF_INET {
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutableBytes(of: &storage) { raw in
+                let sin = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+                sin.pointee.sin_family = sa_family_t(AF_INET)
+                sin.pointee.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            }
+        } else {
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            withUnsafeMutableBytes(of: &storage) { raw in
+                let sin6 = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
+                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
+                sin6.pointee.sin6_addr = in6addr_loopback
+            }
+        }
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else { throw CgroupError("bind: \(errno)") }
+        if type == Int32(SOCK_STREAM.rawValue) { listen(fd, 16) }
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        port = withUnsafeBytes(of: &storage) { raw in
+            UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
+        }
+    }
+
+    deinit { close(fd) }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    subscript(path path: String) -> Any? {
+        var current: Any? = self
+        for part in path.split(separator: ".") {
+            current = (current as? [String: Any])?[String(part)]
+        }
+        return current
+    }
+}
