@@ -43,6 +43,11 @@ let package = Package(
         ),
         // A small C workload for tests and benchmarks: exact, repeatable syscalls.
         .executableTarget(name: "vigil-workload"),
+        // Benchmarks (throughput and overhead figures for the README), not tests.
+        .executableTarget(
+            name: "vigil-bench",
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore"]
+        ),
 
         .plugin(name: "BPFBuild", capability: .buildTool()),
 

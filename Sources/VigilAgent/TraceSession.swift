@@ -19,6 +19,9 @@ public final class TraceSession {
 
     /// Records received, by kind (exits included, though not printed).
     public private(set) var received: [EventKind: UInt64] = [:]
+    /// When set, every raw record is also written here in the RecordFile format, for replay.
+    public var recordSink: EventSink?
+    private var recordBuffer: [UInt8] = []
 
     public init(probes: KernelProbes, hierarchy: CgroupHierarchy, node: String, sink: EventSink,
                 clock: BootClock = .system()) throws {
@@ -32,6 +35,11 @@ public final class TraceSession {
     }
 
     private func handle(_ bytes: UnsafeRawBufferPointer) {
+        if let recordSink {
+            recordBuffer.removeAll(keepingCapacity: true)
+            RecordFile.append(bytes, to: &recordBuffer)
+            recordBuffer.withUnsafeBytes { recordSink.write($0) }
+        }
         let event: RawEvent
         do {
             event = try RawEvent(decoding: bytes)
@@ -53,6 +61,7 @@ public final class TraceSession {
     public func poll(timeoutMilliseconds: Int32) throws -> Int {
         let n = try reader.poll(timeoutMilliseconds: timeoutMilliseconds)
         sink.flush()
+        recordSink?.flush()
         return n
     }
 
@@ -61,6 +70,7 @@ public final class TraceSession {
     public func drain() throws -> Int {
         let n = try reader.drain()
         sink.flush()
+        recordSink?.flush()
         return n
     }
 

@@ -82,22 +82,25 @@ public struct EventEncoder: Sendable {
     private func writeWorkload(_ w: WorkloadIdentity, to out: inout JSONLineWriter) {
         out.key("workload")
         out.byte(UInt8(ascii: "{"))
-        var first = true
-        func field(_ name: StaticString, _ value: String?) {
-            guard let value else { return }
-            if !first { out.raw(",") }
-            first = false
-            out.key(name)
-            out.string(value)
-        }
-        field("id", w.id)
-        field("namespace", w.namespace)
-        field("pod", w.pod)
-        field("container", w.container)
-        field("container_id", w.containerID)
-        field("image", w.image)
-        field("cgroup", w.cgroup)
+        var separator = false
+        Self.writeField("id", w.id, separator: &separator, to: &out)
+        Self.writeField("namespace", w.namespace, separator: &separator, to: &out)
+        Self.writeField("pod", w.pod, separator: &separator, to: &out)
+        Self.writeField("container", w.container, separator: &separator, to: &out)
+        Self.writeField("container_id", w.containerID, separator: &separator, to: &out)
+        Self.writeField("image", w.image, separator: &separator, to: &out)
+        Self.writeField("cgroup", w.cgroup, separator: &separator, to: &out)
         out.byte(UInt8(ascii: "}"))
+    }
+
+    @inline(__always)
+    private static func writeField(_ name: StaticString, _ value: String?, separator: inout Bool,
+                                   to out: inout JSONLineWriter) {
+        guard let value else { return }
+        if separator { out.raw(",") }
+        separator = true
+        out.key(name)
+        out.string(value)
     }
 
     private func writeProcess(_ event: RawEvent, processes: ProcessTable, to out: inout JSONLineWriter) {

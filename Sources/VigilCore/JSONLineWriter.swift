@@ -55,7 +55,11 @@ public struct JSONLineWriter: Sendable {
 
     private mutating func appendEscaped(_ input: UnsafeRawBufferPointer) {
         bytes.append(UInt8(ascii: "\""))
-        for b in input {
+        // Copy runs of bytes that need no escaping in one append; most strings are one run.
+        var runStart = 0
+        for (index, b) in input.enumerated() where b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[runStart..<index]))
+            runStart = index + 1
             switch b {
             case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
             case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(b)
@@ -65,9 +69,10 @@ public struct JSONLineWriter: Sendable {
                 raw("\\u00")
                 bytes.append(Self.hexDigit(b >> 4))
                 bytes.append(Self.hexDigit(b & 0xf))
-            default: bytes.append(b)
+            default: break
             }
         }
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[runStart...]))
         bytes.append(UInt8(ascii: "\""))
     }
 
@@ -86,15 +91,17 @@ public struct JSONLineWriter: Sendable {
     }
 
     public mutating func unsigned(_ value: UInt64, minimumDigits: Int = 1) {
-        let start = bytes.count
-        var v = value
-        var digits = 0
-        repeat {
-            bytes.append(UInt8(ascii: "0") + UInt8(v % 10))
-            v /= 10
-            digits += 1
-        } while v > 0 || digits < minimumDigits
-        bytes[start...].reverse()
+        // Digits come out last first; write them into a small stack buffer, then append once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { digits in
+            var v = value
+            var index = 24
+            repeat {
+                index -= 1
+                digits[index] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0 || 24 - index < minimumDigits
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[index...]))
+        }
     }
 
     public mutating func bool(_ value: Bool) {

@@ -116,44 +116,44 @@ public struct RawEvent {
 
 /// Offsets into the records, taken from the C layout so that they follow the ABI header.
 enum Layout {
-    static let flags = MemoryLayout<vigil_header>.offset(of: \vigil_header.flags)!
-    static let bootNanoseconds = MemoryLayout<vigil_header>.offset(of: \vigil_header.boot_ns)!
-    static let cgroupID = MemoryLayout<vigil_header>.offset(of: \vigil_header.cgroup_id)!
-    static let processStart = MemoryLayout<vigil_header>.offset(of: \vigil_header.start_boot_ns)!
-    static let pid = MemoryLayout<vigil_header>.offset(of: \vigil_header.tgid)!
-    static let tid = MemoryLayout<vigil_header>.offset(of: \vigil_header.tid)!
-    static let ppid = MemoryLayout<vigil_header>.offset(of: \vigil_header.ppid)!
-    static let uid = MemoryLayout<vigil_header>.offset(of: \vigil_header.uid)!
-    static let gid = MemoryLayout<vigil_header>.offset(of: \vigil_header.gid)!
-    static let comm = MemoryLayout<vigil_header>.offset(of: \vigil_header.comm)!
+    @inline(__always) static var flags: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.flags)! }
+    @inline(__always) static var bootNanoseconds: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.boot_ns)! }
+    @inline(__always) static var cgroupID: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.cgroup_id)! }
+    @inline(__always) static var processStart: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.start_boot_ns)! }
+    @inline(__always) static var pid: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.tgid)! }
+    @inline(__always) static var tid: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.tid)! }
+    @inline(__always) static var ppid: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.ppid)! }
+    @inline(__always) static var uid: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.uid)! }
+    @inline(__always) static var gid: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.gid)! }
+    @inline(__always) static var comm: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.comm)! }
 
-    static let execExeLength = MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe_len)!
-    static let execArgsLength = MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args_len)!
-    static let execExe = MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe)!
-    static let execArgs = MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args)!
+    @inline(__always) static var execExeLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe_len)! }
+    @inline(__always) static var execArgsLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args_len)! }
+    @inline(__always) static var execExe: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe)! }
+    @inline(__always) static var execArgs: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args)! }
 
-    static let fileOp = MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.op)!
-    static let fileOpenFlags = MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.open_flags)!
-    static let fileReturn = MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.ret)!
-    static let filePath = MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.path)!
-    static let fileTarget = MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.target)!
-    static let pathDirLength = MemoryLayout<vigil_path>.offset(of: \vigil_path.dir_len)!
-    static let pathNameLength = MemoryLayout<vigil_path>.offset(of: \vigil_path.name_len)!
-    static let pathDir = MemoryLayout<vigil_path>.offset(of: \vigil_path.dir)!
-    static let pathName = MemoryLayout<vigil_path>.offset(of: \vigil_path.name)!
+    @inline(__always) static var fileOp: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.op)! }
+    @inline(__always) static var fileOpenFlags: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.open_flags)! }
+    @inline(__always) static var fileReturn: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.ret)! }
+    @inline(__always) static var filePath: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.path)! }
+    @inline(__always) static var fileTarget: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.target)! }
+    @inline(__always) static var pathDirLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir_len)! }
+    @inline(__always) static var pathNameLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.name_len)! }
+    @inline(__always) static var pathDir: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir)! }
+    @inline(__always) static var pathName: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.name)! }
 
-    static let netOp = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.op)!
-    static let netFamily = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.family)!
-    static let netPort = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.port)!
-    static let netProtocol = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.protocol)!
-    static let netSockType = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.sock_type)!
-    static let netReturn = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.ret)!
-    static let netAddress = MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.addr)!
+    @inline(__always) static var netOp: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.op)! }
+    @inline(__always) static var netFamily: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.family)! }
+    @inline(__always) static var netPort: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.port)! }
+    @inline(__always) static var netProtocol: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.protocol)! }
+    @inline(__always) static var netSockType: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.sock_type)! }
+    @inline(__always) static var netReturn: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.ret)! }
+    @inline(__always) static var netAddress: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.addr)! }
 
-    static let exitCode = MemoryLayout<vigil_exit_event>.offset(of: \vigil_exit_event.exit_code)!
+    @inline(__always) static var exitCode: Int { MemoryLayout<vigil_exit_event>.offset(of: \vigil_exit_event.exit_code)! }
 
-    static let pathCapacity = Int(VIGIL_PATH_LEN)
-    static let argsCapacity = Int(VIGIL_ARGS_LEN)
+    static var pathCapacity: Int { Int(VIGIL_PATH_LEN) }
+    static var argsCapacity: Int { Int(VIGIL_ARGS_LEN) }
 }
 
 /// A path as a syscall named it: `name` as passed, and for a relative name the directory it was

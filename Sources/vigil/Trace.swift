@@ -30,6 +30,9 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: "Node name written in each event (default: the host name).")
     var node: String?
 
+    @Option(name: .long, help: "Also save the raw kernel records to this file, for replay (length-prefixed records).")
+    var record: String?
+
     @Argument(parsing: .postTerminator, help: "The command to run and watch.")
     var command: [String] = []
 
@@ -44,16 +47,8 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let status = try trace()
-            throw ExitCode(status)
-        } catch let error as BPFError {
-            FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as CgroupError {
-            FileHandle.standardError.write(Data("vigil: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
+        let status = try reportingFailures { try trace() }
+        throw ExitCode(status)
     }
 
     private func trace() throws -> Int32 {
@@ -66,6 +61,14 @@ struct Trace: ParsableCommand {
         let probes = try KernelProbes(options: .init(watchAll: all, ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
         let session = try TraceSession(probes: probes, hierarchy: hierarchy,
                                        node: node ?? ProcessInfo.processInfo.hostName, sink: FileDescriptorSink())
+
+        if let record {
+            let fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw CommandFailure("cannot write --record file \(record): \(String(cString: strerror(errno)))")
+            }
+            session.recordSink = FileDescriptorSink(fd: fd)
+        }
 
         var child: LaunchedProcess?
         var ownCgroup: String?

@@ -183,3 +183,19 @@ final class BootClockTests: XCTestCase {
         XCTAssertEqual(text(1_798_761_599_999_999_999), "\"2026-12-31T23:59:59.999999999Z\"")
     }
 }
+
+final class RecordFileTests: XCTestCase {
+    func testRoundTripsRecordsAndRefusesCutFiles() throws {
+        var file: [UInt8] = []
+        let records = [RecordBuilder.exec(exe: "/bin/sh", args: ["sh"]), RecordBuilder.exit()]
+        for record in records { record.withUnsafeBytes { RecordFile.append($0, to: &file) } }
+        var read: [[UInt8]] = []
+        try file.withUnsafeBytes { try RecordFile.forEachRecord(in: $0) { read.append(Array($0)) } }
+        XCTAssertEqual(read, records)
+
+        let cut = Array(file.dropLast(10))
+        XCTAssertThrowsError(try cut.withUnsafeBytes { try RecordFile.forEachRecord(in: $0) { _ in } }) { error in
+            XCTAssertTrue("\(error)".contains("record file cut"), "\(error)")
+        }
+    }
+}

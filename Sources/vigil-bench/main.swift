@@ -1,0 +1,242 @@
+// vigil-bench: Vigil's benchmarks (not tests: they measure, they do not assert).
+//
+//   vigil-bench decode [--records FILE] [--seconds S]
+//       records a real workload through the kernel programs (or replays FILE from
+//       `vigil trace --record`), then decodes — and decodes + encodes to JSON — those records in a
+//       loop on one core: records/s.
+//   vigil-bench overhead [--runs R]
+//       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
+//       running agent that does not watch them, and watched by it (median of R runs each).
+//
+// Run as root, in release: swift build -c release && sudo .build/release/vigil-bench decode
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilRuntime
+
+setvbuf(stdout, nil, _IOLBF, 0)
+
+func option(_ name: String, default value: String) -> String {
+    let args = CommandLine.arguments
+    if let i = args.firstIndex(of: name), i + 1 < args.count { return args[i + 1] }
+    return value
+}
+
+func now() -> Double {
+    Double(BootClock.nowBootNanoseconds()) / 1e9
+}
+
+let workload: String = {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return (exe as NSString).deletingLastPathComponent + "/vigil-workload"
+}()
+
+/// Null sink for the pipeline under test.
+final class DiscardSink: EventSink {
+    var bytes = 0
+    func write(_ lines: UnsafeRawBufferPointer) { bytes += lines.count }
+    func flush() {}
+}
+
+final class CollectSink: EventSink {
+    var data: [UInt8] = []
+    func write(_ lines: UnsafeRawBufferPointer) { data.append(contentsOf: lines) }
+    func flush() {}
+}
+
+/// A TCP listener on loopback that accepts and closes, for the connect loop.
+final class Acceptor {
+    let fd: Int32
+    let port: UInt16
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        listen(fd, 4096)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = UInt16(bigEndian: addr.sin_port)
+        Thread.detachNewThread {
+            while true {
+                let c = accept(fd, nil, nil)
+                if c >= 0 { close(c) }
+            }
+        }
+    }
+}
+
+func runWorkload(_ arguments: [String], cgroupDirectory: String?) throws -> Double {
+    let start = now()
+    let process = try LaunchedProcess.start([workload] + arguments, cgroupDirectory: cgroupDirectory)
+    guard process.status(block: true) == .exited(0) else { throw CgroupError("workload failed: \(arguments)") }
+    return now() - start
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+/// Polls a session on its own thread until stopped, as `vigil trace` does.
+final class Poller: @unchecked Sendable {
+    private let session: TraceSession
+    private let lock = NSLock()
+    private var stopping = false
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ session: TraceSession) {
+        self.session = session
+        Thread.detachNewThread { [self] in
+            while !isStopping { _ = try? session.poll(timeoutMilliseconds: 50) }
+            _ = try? session.drain()
+            done.signal()
+        }
+    }
+
+    private var isStopping: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
+
+    func stop() {
+        lock.lock(); stopping = true; lock.unlock()
+        done.wait()
+    }
+}
+
+func decodeBenchmark() throws {
+    var records: [UInt8] = []
+    if let path = CommandLine.arguments.firstIndex(of: "--records").map({ CommandLine.arguments[$0 + 1] }) {
+        records = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    } else {
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: DiscardSink())
+        let recorder = CollectSink()
+        session.recordSink = recorder
+        let path = "/vigil-bench-\(getpid())"
+        try probes.watch(cgroupID: try hierarchy.create(path))
+        defer { try? hierarchy.remove(path) }
+        let acceptor = Acceptor()
+        let dir = NSTemporaryDirectory() + "vigil-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = try runWorkload(["chdir:\(dir)", "writes:2000:out", "rename:out:moved", "connects:1000:\(acceptor.port)",
+                             "udp4:\(acceptor.port)", "execs:50:/bin/true"], cgroupDirectory: hierarchy.directory(of: path))
+        try session.drain()
+        records = recorder.data
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+    var count = 0
+    var byKind: [EventKind: Int] = [:]
+    try records.withUnsafeBytes { data in
+        try RecordFile.forEachRecord(in: data) { record in
+            count += 1
+            byKind[try RawEvent(decoding: record).kind, default: 0] += 1
+        }
+    }
+    print("records: \(count) (\(byKind.map { "\($0.key): \($0.value)" }.sorted().joined(separator: ", ")))")
+    let seconds = Double(option("--seconds", default: "3"))!
+
+    // Decode only: validate the record and read the fields a filter would (kind, pid, cgroup).
+    var checksum: UInt64 = 0
+    var decoded = 0
+    var start = now()
+    while now() - start < seconds {
+        try records.withUnsafeBytes { data in
+            try RecordFile.forEachRecord(in: data) { record in
+                let event = try RawEvent(decoding: record)
+                checksum &+= event.cgroupID &+ UInt64(event.pid) &+ UInt64(event.kind.rawValue)
+                decoded += 1
+            }
+        }
+    }
+    let decodeRate = Double(decoded) / (now() - start)
+
+    // Decode + JSON line, as `vigil trace` does per event (cgroup path from a warm cache).
+    var encoder = EventEncoder(node: "bench-node", clock: .system())
+    var processes = ProcessTable()
+    var line = JSONLineWriter()
+    let workload = WorkloadIdentity(cgroup: "/kubepods/burstable/pod0/container")
+    var encoded = 0
+    var bytes = 0
+    start = now()
+    while now() - start < seconds {
+        try records.withUnsafeBytes { data in
+            try RecordFile.forEachRecord(in: data) { record in
+                let event = try RawEvent(decoding: record)
+                processes.observe(event)
+                line.removeAll()
+                encoder.encode(event, workload: workload, processes: processes, into: &line)
+                bytes += line.bytes.count
+                encoded += 1
+            }
+        }
+    }
+    let encodeRate = Double(encoded) / (now() - start)
+    print(String(format: "decode:          %.2f M records/s (one core)", decodeRate / 1e6))
+    print(String(format: "decode + JSON:   %.2f M records/s, %.0f MB/s of JSON (one core)", encodeRate / 1e6,
+                 Double(bytes) / (now() - start) / 1e6))
+    if checksum == 42 { print("") } // keeps the decode loop from being optimised away
+}
+
+func overheadBenchmark() throws {
+    let runs = Int(option("--runs", default: "5"))!
+    let hierarchy = try CgroupHierarchy.system()
+    let acceptor = Acceptor()
+    let dir = NSTemporaryDirectory() + "vigil-bench-\(getpid())"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let loops: [(String, [String], Int)] = [
+        ("open-write-close", ["writes:20000:\(dir)/f"], 20000),
+        ("exec", ["execs:1000:/bin/true"], 1000),
+        ("connect", ["connects:5000:\(acceptor.port)"], 5000),
+    ]
+    let watchedPath = "/vigil-bench-watched-\(getpid())"
+    let unwatchedPath = "/vigil-bench-unwatched-\(getpid())"
+    let watchedID = try hierarchy.create(watchedPath)
+    _ = try hierarchy.create(unwatchedPath)
+    defer { try? hierarchy.remove(watchedPath); try? hierarchy.remove(unwatchedPath) }
+
+    func measure(_ arguments: [String], in path: String) throws -> Double {
+        _ = try runWorkload(arguments, cgroupDirectory: hierarchy.directory(of: path)) // warm-up
+        return median(try (0..<runs).map { _ in try runWorkload(arguments, cgroupDirectory: hierarchy.directory(of: path)) })
+    }
+
+    var alone: [Double] = []
+    for (_, arguments, _) in loops { alone.append(try measure(arguments, in: unwatchedPath)) }
+
+    let probes = try KernelProbes()
+    let sink = DiscardSink()
+    let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: sink)
+    let poller = Poller(session)
+    var unwatched: [Double] = []
+    for (_, arguments, _) in loops { unwatched.append(try measure(arguments, in: unwatchedPath)) }
+    try probes.watch(cgroupID: watchedID)
+    var watched: [Double] = []
+    for (_, arguments, _) in loops { watched.append(try measure(arguments, in: watchedPath)) }
+    poller.stop()
+    let drops = probes.dropCounts().total
+
+    print("loop               iterations   alone (ms)   unwatched (ms, overhead)   watched (ms, overhead)")
+    for (i, (name, _, iterations)) in loops.enumerated() {
+        func pct(_ v: Double) -> String { String(format: "%+.1f%%", (v / alone[i] - 1) * 100) }
+        print(String(format: "%-18@ %10d   %10.1f   %12.1f (%@)   %12.1f (%@)", name as NSString, iterations,
+                     alone[i] * 1000, unwatched[i] * 1000, pct(unwatched[i]) as NSString,
+                     watched[i] * 1000, pct(watched[i]) as NSString))
+    }
+    print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
+}
+
+do {
+    switch CommandLine.arguments.dropFirst().first {
+    case "decode": try decodeBenchmark()
+    case "overhead": try overheadBenchmark()
+    default:
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | overhead [--runs R]")
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write(Data("vigil-bench: \(error)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A small model server, the kind of workload Vigil watches: it loads its weights from a models
+folder at start, then answers predictions over HTTP. The "model" is a linear scorer whose
+weights are a JSON list of floats; it is enough to show the file, exec and network behaviour
+of a real server without any ML dependency.
+
+    server.py --models DIR [--port 8080] [--cache DIR]
+    GET  /healthz            -> ok
+    POST /predict {"x": [..]} -> {"score": float}
+"""
+import argparse
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def load_weights(models_dir):
+    with open(os.path.join(models_dir, "weights.json")) as f:
+        return json.load(f)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", required=True)
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--cache", default="/tmp/model-server-cache")
+    args = parser.parse_args()
+
+    weights = load_weights(args.models)
+    os.makedirs(args.cache, exist_ok=True)
+    requests = {"count": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_):
+            pass
+
+        def reply(self, code, body):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/healthz":
+                self.reply(200, "ok")
+            else:
+                self.reply(404, {"error": "not found"})
+
+        def do_POST(self):
+            if self.path != "/predict":
+                self.reply(404, {"error": "not found"})
+                return
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            x = body.get("x", [])
+            score = sum(w * v for w, v in zip(weights, x))
+            requests["count"] += 1
+            # Like many servers, keep a small on-disk record of recent work (rewritten in place).
+            with open(os.path.join(args.cache, "last-request.json"), "w") as f:
+                json.dump({"n": requests["count"], "score": score}, f)
+            self.reply(200, {"score": score})
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(f"serving on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
