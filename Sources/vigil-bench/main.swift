@@ -90,8 +90,9 @@ final class Poller: @unchecked Sendable {
 
     init(_ session: TraceSession) {
         self.session = session
-        Thread.detachNewThread { [self] in
-            while !isStopping { _ = try? session.poll(timeoutMilliseconds: 50) }
+        let done = done
+        Thread.detachNewThread { [weak self] in
+            while let self, !self.isStopping { _ = try? session.poll(timeoutMilliseconds: 50) }
             _ = try? session.drain()
             done.signal()
         }
@@ -184,13 +185,14 @@ func overheadBenchmark() throws {
     let runs = Int(option("--runs", default: "5"))!
     let hierarchy = try CgroupHierarchy.system()
     let acceptor = Acceptor()
-    let dir = NSTemporaryDirectory() + "vigil-bench-\(getpid())"
+    // tmpfs, so the loop measures the syscalls and not the disk (ext4 flushes on truncate).
+    let dir = "/dev/shm/vigil-bench-\(getpid())"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let loops: [(String, [String], Int)] = [
-        ("open-write-close", ["writes:20000:\(dir)/f"], 20000),
-        ("exec", ["execs:1000:/bin/true"], 1000),
-        ("connect", ["connects:5000:\(acceptor.port)"], 5000),
+        ("open-write-close", ["writes:200000:\(dir)/f"], 200000),
+        ("exec", ["execs:2000:/bin/true"], 2000),
+        ("connect", ["connects:20000:\(acceptor.port)"], 20000),
     ]
     let watchedPath = "/vigil-bench-watched-\(getpid())"
     let unwatchedPath = "/vigil-bench-unwatched-\(getpid())"
@@ -206,24 +208,31 @@ func overheadBenchmark() throws {
     var alone: [Double] = []
     for (_, arguments, _) in loops { alone.append(try measure(arguments, in: unwatchedPath)) }
 
-    let probes = try KernelProbes()
+    var probes: KernelProbes? = try KernelProbes()
     let sink = DiscardSink()
-    let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: sink)
-    let poller = Poller(session)
+    var session: TraceSession? = try TraceSession(probes: probes!, hierarchy: hierarchy, node: "bench", sink: sink)
+    var poller: Poller? = Poller(session!)
     var unwatched: [Double] = []
     for (_, arguments, _) in loops { unwatched.append(try measure(arguments, in: unwatchedPath)) }
-    try probes.watch(cgroupID: watchedID)
+    try probes!.watch(cgroupID: watchedID)
     var watched: [Double] = []
     for (_, arguments, _) in loops { watched.append(try measure(arguments, in: watchedPath)) }
-    poller.stop()
-    let drops = probes.dropCounts().total
+    poller!.stop()
+    let drops = probes!.dropCounts().total
+    poller = nil
+    session = nil
+    probes = nil // detaches every program
 
-    print("loop               iterations   alone (ms)   unwatched (ms, overhead)   watched (ms, overhead)")
+    // Alone again, after: the baseline is the mean of before and after, so drift is not overhead.
+    for (i, (_, arguments, _)) in loops.enumerated() { alone[i] = (alone[i] + (try measure(arguments, in: unwatchedPath))) / 2 }
+
+    print("| loop | iterations | alone (ms) | unwatched (ms) | overhead | watched (ms) | overhead |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for (i, (name, _, iterations)) in loops.enumerated() {
         func pct(_ v: Double) -> String { String(format: "%+.1f%%", (v / alone[i] - 1) * 100) }
-        print(String(format: "%-18@ %10d   %10.1f   %12.1f (%@)   %12.1f (%@)", name as NSString, iterations,
-                     alone[i] * 1000, unwatched[i] * 1000, pct(unwatched[i]) as NSString,
-                     watched[i] * 1000, pct(watched[i]) as NSString))
+        print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | "
+            + "\(String(format: "%.1f", unwatched[i] * 1000)) | \(pct(unwatched[i])) | "
+            + "\(String(format: "%.1f", watched[i] * 1000)) | \(pct(watched[i])) |")
     }
     print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
 }
