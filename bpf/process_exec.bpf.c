@@ -7,9 +7,11 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("tp/sched/sched_process_exec")
 int vigil_process_exec(void *ctx)
 {
-    if (!is_watched())
+    struct vigil_cgroup_state *state = watched_state();
+    if (!state)
         return 0;
-    struct vigil_exec_event *event = reserve_event(sizeof(*event), VIGIL_KIND_EXEC);
+    __u32 profile_id = state->profile_id;
+    struct vigil_exec_event *event = event_buffer();
     if (!event)
         return 0;
     fill_header(&event->hdr, VIGIL_KIND_EXEC);
@@ -19,6 +21,21 @@ int vigil_process_exec(void *ctx)
     struct file *exe = BPF_CORE_READ(mm, exe_file);
     event->exe_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
                                   event->exe, &event->hdr.flags);
+    event->parent_exe_len = 0;
+    event->_pad = 0;
+    struct file *parent_exe = BPF_CORE_READ(task, real_parent, mm, exe_file);
+    if (parent_exe)
+        event->parent_exe_len = resolve_path(BPF_CORE_READ(parent_exe, f_path.dentry),
+                                             BPF_CORE_READ(parent_exe, f_path.mnt), event->parent_exe,
+                                             &event->hdr.flags);
+    if (profile_id) {
+        __u64 hash = fnv_update(VIGIL_FNV_OFFSET, event->exe, event->exe_len) ^
+                     (fnv_update(VIGIL_FNV_OFFSET, event->parent_exe, event->parent_exe_len) * VIGIL_PARENT_MIX);
+        if (is_known(profile_id, VIGIL_KIND_EXEC, hash)) {
+            count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_EXEC);
+            return 0;
+        }
+    }
 
     unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
     unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
@@ -30,6 +47,6 @@ int vigil_process_exec(void *ctx)
     if (len > 0 && bpf_probe_read_user(event->args, len, (const void *)arg_start) != 0)
         len = 0;
     event->args_len = len;
-    bpf_ringbuf_submit(event, 0);
+    send_event(event, sizeof(*event), VIGIL_KIND_EXEC);
     return 0;
 }

@@ -8,7 +8,7 @@ int vigil_process_exit(void *ctx)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((__u32)pid_tgid != (pid_tgid >> 32))
         return 0; /* a thread, not the process */
-    if (!is_watched())
+    if (!watched_state())
         return 0;
     struct vigil_exit_event *event = reserve_event(sizeof(*event), VIGIL_KIND_EXIT);
     if (!event)

@@ -31,14 +31,45 @@ struct {
     __uint(max_entries, 1 << 24);
 } events __weak SEC(".maps");
 
-/* cgroup v2 ids whose processes are reported. Descendants are added as they are created (see
- * cgroup_mkdir.bpf.c), so the hot path costs one lookup. */
+/* cgroup v2 ids whose processes are reported, with what the kernel keeps for each (its profile,
+ * its syscalls). Descendants are added as they are created (see cgroup_mkdir.bpf.c), so the hot
+ * path costs one lookup. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, VIGIL_MAX_WATCHED_CGROUPS);
     __type(key, __u64);
-    __type(value, __u8);
+    __type(value, struct vigil_cgroup_state);
 } watched_cgroups __weak SEC(".maps");
+
+/* Behaviour of stable profiles, dropped in the kernel (see vigil_abi.h for the keys). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct vigil_known_key);
+    __type(value, __u8);
+} known_behaviour __weak SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct vigil_known_destination);
+    __type(value, __u8);
+} known_destinations __weak SEC(".maps");
+
+/* Where an event is assembled before it is known whether it goes out: behaviour in the profile
+ * must cause no ring-buffer traffic at all, so the record is built here and copied to the ring
+ * only when it is new. */
+union vigil_any_event {
+    struct vigil_exec_event exec;
+    struct vigil_file_event file;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, union vigil_any_event);
+} event_scratch __weak SEC(".maps");
 
 /* Events lost in the kernel, at index stage * VIGIL_KIND_COUNT + kind. */
 struct {
@@ -51,6 +82,7 @@ struct {
 /* A syscall's arguments, remembered from its enter tracepoint until its exit gives the outcome. */
 struct pending_syscall {
     __u32 kind; /* VIGIL_KIND_FILE or VIGIL_KIND_NET */
+    __u32 profile_id;
     __u32 op;
     __u32 open_flags;
     __s32 dirfd;
@@ -93,12 +125,66 @@ static __always_inline void count_drop(__u32 stage, __u32 kind)
         *counter += 1; /* per-CPU: no atomics needed */
 }
 
-static __always_inline bool is_watched(void)
+/* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
+ * gets a state on first sight (but the agent's own process is never watched). */
+static __always_inline struct vigil_cgroup_state *watched_state(void)
 {
-    if (vigil_config.watch_all)
-        return (bpf_get_current_pid_tgid() >> 32) != vigil_config.agent_tgid;
     __u64 cgroup_id = bpf_get_current_cgroup_id();
-    return bpf_map_lookup_elem(&watched_cgroups, &cgroup_id) != NULL;
+    struct vigil_cgroup_state *state = bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
+    if (state || !vigil_config.watch_all)
+        return state;
+    if ((bpf_get_current_pid_tgid() >> 32) == vigil_config.agent_tgid)
+        return NULL;
+    struct vigil_cgroup_state fresh = {};
+    bpf_map_update_elem(&watched_cgroups, &cgroup_id, &fresh, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
+}
+
+static __always_inline void *event_buffer(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&event_scratch, &zero);
+}
+
+/* Sends an assembled event, or counts it as dropped when the ring buffer is full. */
+static __always_inline void send_event(void *event, __u64 size, __u32 kind)
+{
+    if (bpf_ringbuf_output(&events, event, size, 0) != 0)
+        count_drop(VIGIL_DROP_RINGBUF_FULL, kind);
+}
+
+static __always_inline bool is_known(__u32 profile_id, __u32 kind, __u64 hash)
+{
+    if (!profile_id)
+        return false;
+    struct vigil_known_key key = { .profile_id = profile_id, .kind = kind, .hash = hash };
+    return bpf_map_lookup_elem(&known_behaviour, &key) != NULL;
+}
+
+/* FNV-1a over the first len bytes of a VIGIL_PATH_LEN field. */
+static __always_inline __u64 fnv_update(__u64 hash, const char *bytes, __u32 len)
+{
+    for (__u32 i = 0; i < VIGIL_PATH_LEN; i++) {
+        if (i >= len)
+            break;
+        hash ^= (__u8)bytes[i];
+        hash *= VIGIL_FNV_PRIME;
+    }
+    return hash;
+}
+
+/* The hash of the absolute path a vigil_path names, as userspace hashes a clean path. */
+static __always_inline __u64 path_hash(const struct vigil_path *path)
+{
+    __u64 hash = VIGIL_FNV_OFFSET;
+    if (path->dir_len > 0) {
+        hash = fnv_update(hash, path->dir, path->dir_len);
+        if (path->dir_len > 1) {
+            hash ^= '/';
+            hash *= VIGIL_FNV_PRIME;
+        }
+    }
+    return fnv_update(hash, path->name, path->name_len);
 }
 
 static __always_inline void *reserve_event(__u64 size, __u32 kind)
@@ -260,10 +346,12 @@ static __always_inline void read_syscall_path(struct vigil_path *out, int dirfd,
 static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int dirfd, __u64 name,
                                                  int target_dirfd, __u64 target_name)
 {
-    if (!is_watched())
+    struct vigil_cgroup_state *state = watched_state();
+    if (!state)
         return 0;
     struct pending_syscall args = {
         .kind = VIGIL_KIND_FILE,
+        .profile_id = state->profile_id,
         .op = op,
         .open_flags = open_flags,
         .dirfd = dirfd,
@@ -280,7 +368,7 @@ static __always_inline int report_file_syscall(long ret)
     struct pending_syscall args;
     if (!take_pending(&args) || args.kind != VIGIL_KIND_FILE)
         return 0;
-    struct vigil_file_event *event = reserve_event(sizeof(*event), VIGIL_KIND_FILE);
+    struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
     fill_header(&event->hdr, VIGIL_KIND_FILE);
@@ -294,7 +382,14 @@ static __always_inline int report_file_syscall(long ret)
         event->target.dir_len = 0;
         event->target.name_len = 0;
     }
-    bpf_ringbuf_submit(event, 0);
+    if (args.profile_id) {
+        const struct vigil_path *named = args.op == VIGIL_FILE_RENAME ? &event->target : &event->path;
+        if (is_known(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, path_hash(named))) {
+            count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
+            return 0;
+        }
+    }
+    send_event(event, sizeof(*event), VIGIL_KIND_FILE);
     return 0;
 }
 
@@ -302,9 +397,12 @@ static __always_inline int report_file_syscall(long ret)
  * exit reports them with the outcome. */
 static __always_inline int remember_net_syscall(__u32 op, int fd, __u64 uaddr, bool datagram_only)
 {
-    if (!uaddr || !is_watched())
+    if (!uaddr)
         return 0;
-    struct pending_syscall args = { .kind = VIGIL_KIND_NET, .op = op };
+    struct vigil_cgroup_state *state = watched_state();
+    if (!state)
+        return 0;
+    struct pending_syscall args = { .kind = VIGIL_KIND_NET, .op = op, .profile_id = state->profile_id };
     __u16 family = 0;
     if (bpf_probe_read_user(&family, sizeof(family), (const void *)uaddr) != 0)
         return 0;
@@ -335,6 +433,19 @@ static __always_inline int remember_net_syscall(__u32 op, int fd, __u64 uaddr, b
     }
     if (datagram_only && args.sock_type != SOCK_DGRAM)
         return 0; /* a destination on a connected stream is ignored by the kernel */
+    if (args.profile_id) {
+        struct vigil_known_destination key = {
+            .profile_id = args.profile_id,
+            .family = args.family,
+            .protocol = args.protocol,
+            .port = args.port,
+        };
+        __builtin_memcpy(key.addr, args.addr, sizeof(key.addr));
+        if (bpf_map_lookup_elem(&known_destinations, &key)) {
+            count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_NET);
+            return 0;
+        }
+    }
     save_pending(&args);
     return 0;
 }

@@ -33,9 +33,10 @@ enum vigil_kind {
 /* Where an event can be lost in the kernel. Each (stage, kind) pair has its own counter in the
  * `drops` map at index stage * VIGIL_KIND_COUNT + kind. */
 enum vigil_drop_stage {
-    VIGIL_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed: userspace is behind */
+    VIGIL_DROP_RINGBUF_FULL = 0, /* the ring buffer had no room: userspace is behind */
     VIGIL_DROP_PENDING_FULL = 1, /* no room to remember a syscall between enter and exit */
-    VIGIL_DROP_STAGE_COUNT = 2,
+    VIGIL_SUPPRESSED_KNOWN = 2,  /* not a loss: behaviour already in the workload's profile */
+    VIGIL_DROP_STAGE_COUNT = 3,
 };
 
 #define VIGIL_DROP_SLOTS (VIGIL_DROP_STAGE_COUNT * VIGIL_KIND_COUNT)
@@ -78,7 +79,10 @@ struct vigil_exec_event {
     struct vigil_header hdr;
     __u32 exe_len;                 /* bytes in exe, without the terminating NUL */
     __u32 args_len;                /* bytes in args: NUL-separated argv */
+    __u32 parent_exe_len;
+    __u32 _pad;
     char exe[VIGIL_PATH_LEN];      /* mm->exe_file walked to the process's root */
+    char parent_exe[VIGIL_PATH_LEN]; /* the same for the parent process (empty for a kernel thread) */
     char args[VIGIL_ARGS_LEN];
 };
 
@@ -118,6 +122,50 @@ struct vigil_exit_event {
     __s32 exit_code;
     __u32 _pad;
 };
+
+/* Syscalls seen, per cgroup, as one bitmap per syscall ABI (x86_64 numbers, x32 numbers without
+ * __X32_SYSCALL_BIT, i386 numbers for 32-bit compat calls). Filled by raw_syscalls/sys_enter in
+ * the kernel; never sent through the ring buffer. */
+#define VIGIL_SYSCALL_SLOTS 512
+#define VIGIL_SYSCALL_WORDS (VIGIL_SYSCALL_SLOTS / 64)
+
+enum vigil_syscall_abi {
+    VIGIL_SYSCALL_ABI_X86_64 = 0,
+    VIGIL_SYSCALL_ABI_X32 = 1,
+    VIGIL_SYSCALL_ABI_I386 = 2,
+    VIGIL_SYSCALL_ABI_COUNT = 3,
+};
+
+/* The value of the watched_cgroups map: what the kernel knows of one watched cgroup. */
+struct vigil_cgroup_state {
+    __u32 profile_id; /* 0: no stable profile: report everything; else keys of the known_* maps */
+    __u32 _pad;
+    __u64 syscalls[VIGIL_SYSCALL_ABI_COUNT][VIGIL_SYSCALL_WORDS];
+};
+
+/* Behaviour already in a stable profile, dropped in the kernel (VIGIL_SUPPRESSED_KNOWN).
+ * Hashes are FNV-1a 64 over the path bytes (VigilCore/BehaviourHash.swift computes the same):
+ *   exec: fnv(exe) ^ (fnv(parent_exe) * 0x9E3779B97F4A7C15)
+ *   file: fnv(absolute path) — a relative name hashes as dir, "/", name — for the op's key;
+ *         for rename, the new name. */
+struct vigil_known_key {
+    __u32 profile_id;
+    __u32 kind; /* VIGIL_KIND_EXEC, or VIGIL_KIND_FILE * 16 + enum vigil_file_op */
+    __u64 hash;
+};
+
+struct vigil_known_destination {
+    __u32 profile_id;
+    __u16 family;
+    __u16 protocol;
+    __u16 port;
+    __u16 _pad[3];
+    __u8 addr[16];
+};
+
+#define VIGIL_FNV_OFFSET 0xcbf29ce484222325ULL
+#define VIGIL_FNV_PRIME 0x100000001b3ULL
+#define VIGIL_PARENT_MIX 0x9E3779B97F4A7C15ULL
 
 /* Set by the agent in .rodata before the programs load. */
 struct vigil_config {

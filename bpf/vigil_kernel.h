@@ -90,7 +90,12 @@ struct mm_struct {
     struct file *exe_file;
 };
 
+struct thread_info {
+    __u32 status;
+};
+
 struct task_struct {
+    struct thread_info thread_info;
     int pid;
     int tgid;
     struct task_struct *real_parent;
@@ -175,6 +180,8 @@ struct trace_event_raw_sched_process_template {
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define O_ACCMODE 03
+#define TS_COMPAT 0x0002              /* x86: a 32-bit syscall is active */
+#define X32_SYSCALL_BIT 0x40000000
 
 struct sockaddr_in {
     __u16 sin_family;

@@ -25,6 +25,8 @@ public final class KernelProbes {
     private var links: [OpaquePointer] = []
     private let watchedCgroupsFD: Int32
     private let dropsFD: Int32
+    private let knownBehaviourFD: Int32
+    private let knownDestinationsFD: Int32
     let eventsFD: Int32
     public let programNames: [String]
 
@@ -82,6 +84,8 @@ public final class KernelProbes {
             programNames = names
             watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
             dropsFD = try Self.mapFD(object, "drops")
+            knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
+            knownDestinationsFD = try Self.mapFD(object, "known_destinations")
             eventsFD = try Self.mapFD(object, "events")
         } catch {
             for link in links { bpf_link__destroy(link) }
@@ -96,13 +100,90 @@ public final class KernelProbes {
     }
 
     /// Report the processes of this cgroup (by its cgroup v2 id) and of cgroups created below it.
-    public func watch(cgroupID: UInt64) throws {
+    /// A non-zero `profileID` names the known behaviour (see `loadKnownBehaviour`) that the
+    /// kernel drops for this cgroup instead of reporting.
+    public func watch(cgroupID: UInt64, profileID: UInt32 = 0) throws {
         var key = cgroupID
-        var yes: UInt8 = 1
-        guard bpf_map_update_elem(watchedCgroupsFD, &key, &yes, UInt64(BPF_ANY)) == 0 else {
+        var state = vigil_cgroup_state()
+        if bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) != 0 {
+            state = vigil_cgroup_state()
+        }
+        state.profile_id = profileID
+        guard bpf_map_update_elem(watchedCgroupsFD, &key, &state, UInt64(BPF_ANY)) == 0 else {
             throw BPFError("could not watch cgroup \(cgroupID): \(String(cString: strerror(errno))) "
                 + "(at most \(16384) cgroups can be watched)")
         }
+    }
+
+    /// The syscalls each watched cgroup has made since it was watched, read from the kernel.
+    public func syscallBitmaps() -> [UInt64: SyscallBitmap] {
+        var result: [UInt64: SyscallBitmap] = [:]
+        var key: UInt64 = 0
+        var next: UInt64 = 0
+        var previous: UnsafeMutableRawPointer? = nil
+        while bpf_map_get_next_key(watchedCgroupsFD, previous, &next) == 0 {
+            var state = vigil_cgroup_state()
+            if bpf_map_lookup_elem(watchedCgroupsFD, &next, &state) == 0 {
+                result[next] = Self.bitmap(of: state)
+            }
+            key = next
+            previous = withUnsafeMutablePointer(to: &key) { UnsafeMutableRawPointer($0) }
+        }
+        return result
+    }
+
+    private static func bitmap(of state: vigil_cgroup_state) -> SyscallBitmap {
+        withUnsafeBytes(of: state.syscalls) { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            let perABI = Int(VIGIL_SYSCALL_WORDS)
+            return SyscallBitmap(words: (0..<Int(VIGIL_SYSCALL_ABI_COUNT.rawValue)).map { abi in
+                Array(words[(abi * perABI)..<((abi + 1) * perABI)])
+            })
+        }
+    }
+
+    /// Loads a stable profile's exact behaviour under `profileID`: from now on the kernel drops
+    /// these events for cgroups watched with that id (counted as suppressed, never sent).
+    public func loadKnownBehaviour(profileID: UInt32, execHashes: some Sequence<UInt64>,
+                                   files: [(kind: UInt32, hash: UInt64)], destinations: some Sequence<Destination>) throws {
+        var yes: UInt8 = 1
+        for hash in execHashes {
+            var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: hash)
+            try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known exec")
+        }
+        for file in files {
+            var key = vigil_known_key(profile_id: profileID, kind: file.kind, hash: file.hash)
+            try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known file write")
+        }
+        for destination in destinations {
+            var key = vigil_known_destination()
+            key.profile_id = profileID
+            key.family = destination.family
+            key.protocol = destination.ipProtocol
+            key.port = destination.port
+            withUnsafeMutableBytes(of: &key.addr) { raw in
+                withUnsafeBytes(of: (destination.high, destination.low)) { raw.copyMemory(from: $0) }
+            }
+            try check(bpf_map_update_elem(knownDestinationsFD, &key, &yes, UInt64(BPF_ANY)), "known destination")
+        }
+    }
+
+    private func check(_ rc: Int32, _ what: String) throws {
+        guard rc == 0 else {
+            throw BPFError("could not load \(what) into the kernel: \(String(cString: strerror(errno))) "
+                + "(the known-behaviour maps hold 65536 entries and 16384 destinations)")
+        }
+    }
+
+    /// Events the kernel dropped because the profile already had them, by kind.
+    public func suppressedCounts() -> [EventKind: UInt64] {
+        var result: [EventKind: UInt64] = [:]
+        var perCPU = [UInt64](repeating: 0, count: max(Int(libbpf_num_possible_cpus()), 1))
+        for kind in EventKind.allCases {
+            var slot = UInt32(VIGIL_SUPPRESSED_KNOWN.rawValue) * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
+            if bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 { result[kind] = perCPU.reduce(0, &+) }
+        }
+        return result
     }
 
     public func unwatch(cgroupID: UInt64) {
@@ -112,8 +193,15 @@ public final class KernelProbes {
 
     public func isWatched(cgroupID: UInt64) -> Bool {
         var key = cgroupID
-        var value: UInt8 = 0
-        return bpf_map_lookup_elem(watchedCgroupsFD, &key, &value) == 0
+        var state = vigil_cgroup_state()
+        return bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0
+    }
+
+    /// The profile id the kernel holds for a watched cgroup (0: none), nil if not watched.
+    public func profileID(cgroupID: UInt64) -> UInt32? {
+        var key = cgroupID
+        var state = vigil_cgroup_state()
+        return bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0 ? state.profile_id : nil
     }
 
     /// The kernel's drop counters, summed over CPUs; they only grow.

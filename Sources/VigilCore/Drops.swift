@@ -2,7 +2,7 @@ public enum DropStage: UInt32, CaseIterable, Sendable {
     case ringBufferFull = 0
     case pendingFull = 1
     /// Decoded by the agent but not understood (a record from a mismatched object).
-    case decode = 2
+    case decode = 3
 
     public var name: String {
         switch self {

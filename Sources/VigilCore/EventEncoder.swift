@@ -42,7 +42,7 @@ public struct EventEncoder: Sendable {
     /// bookkeeping only (process exits).
     @discardableResult
     public mutating func encode(_ event: RawEvent, workload: WorkloadIdentity?, processes: ProcessTable,
-                                into out: inout JSONLineWriter) -> Bool {
+                                into out: inout JSONLineWriter, newline: Bool = true) -> Bool {
         guard event.kind != .exit else { return false }
         out.byte(UInt8(ascii: "{"))
         out.key("time")
@@ -75,11 +75,11 @@ public struct EventEncoder: Sendable {
             break
         }
         out.byte(UInt8(ascii: "}"))
-        out.newline()
+        if newline { out.newline() }
         return true
     }
 
-    private func writeWorkload(_ w: WorkloadIdentity, to out: inout JSONLineWriter) {
+    func writeWorkload(_ w: WorkloadIdentity, to out: inout JSONLineWriter) {
         out.key("workload")
         out.byte(UInt8(ascii: "{"))
         var separator = false
@@ -121,9 +121,10 @@ public struct EventEncoder: Sendable {
             }
             out.raw(","); out.key("exec_id")
             writeExecID(pid: event.pid, execBootNanoseconds: event.bootNanoseconds, to: &out)
-            if let parent = processes[event.ppid] {
+            let parentExe = event.parentExe
+            if !parentExe.isEmpty {
                 out.raw(","); out.key("parent_exe")
-                parent.exe.withUnsafeBytes { out.string($0) }
+                out.string(parentExe)
             }
         } else if let entry = processes[event.pid] {
             out.raw(","); out.key("exe")

@@ -16,6 +16,11 @@ public struct JSONLineWriter: Sendable {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
+    /// Bytes that are already JSON (an encoded object).
+    public mutating func rawBytes(_ json: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: json)
+    }
+
     @inline(__always)
     public mutating func byte(_ value: UInt8) {
         bytes.append(value)

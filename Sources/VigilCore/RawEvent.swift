@@ -129,6 +129,8 @@ enum Layout {
 
     @inline(__always) static var execExeLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe_len)! }
     @inline(__always) static var execArgsLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args_len)! }
+    @inline(__always) static var execParentExeLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.parent_exe_len)! }
+    @inline(__always) static var execParentExe: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.parent_exe)! }
     @inline(__always) static var execExe: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe)! }
     @inline(__always) static var execArgs: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args)! }
 
@@ -168,6 +170,12 @@ extension RawEvent {
 
     public var exe: UnsafeRawBufferPointer {
         text(at: Layout.execExe, capacity: Layout.pathCapacity, length: Int(load(Layout.execExeLength, as: UInt32.self)))
+    }
+
+    /// The parent process's binary when this exec happened (empty for a kernel thread).
+    public var parentExe: UnsafeRawBufferPointer {
+        text(at: Layout.execParentExe, capacity: Layout.pathCapacity,
+             length: Int(load(Layout.execParentExeLength, as: UInt32.self)))
     }
 
     /// argv as the kernel holds it: NUL-separated.

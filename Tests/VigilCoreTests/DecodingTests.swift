@@ -67,7 +67,8 @@ final class EncodingTests: XCTestCase {
     func testExecLineMatchesTheContract() throws {
         let lines = try encode([
             RecordBuilder.exec(pid: 4200, exe: "/bin/sh", args: ["sh"], boot: 500),
-            RecordBuilder.exec(pid: 4242, exe: "/usr/bin/python3", args: ["python3", "serve.py"], boot: 123_456_789),
+            RecordBuilder.exec(pid: 4242, exe: "/usr/bin/python3", parent: "/bin/sh", args: ["python3", "serve.py"],
+                               boot: 123_456_789),
         ])
         XCTAssertEqual(lines[1], """
         {"time":"2025-11-26T19:51:24.123456789Z","node":"node-a","kind":"process.exec","workload":{"cgroup":"/kubepods/pod1/c1"},\

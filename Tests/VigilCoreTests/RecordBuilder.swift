@@ -34,12 +34,14 @@ struct RecordBuilder {
         withUnsafeBytes(of: value) { Array($0) }
     }
 
-    static func exec(pid: UInt32 = 4242, exe: String, args: [String], boot: UInt64 = 1_000_000_000,
-                     flags: UInt32 = 0) -> [UInt8] {
+    static func exec(pid: UInt32 = 4242, exe: String, parent: String = "", args: [String], boot: UInt64 = 1_000_000_000,
+                     flags: UInt32 = 0, cgroup: UInt64 = 77) -> [UInt8] {
         var event = vigil_exec_event()
-        event.hdr = header(kind: VIGIL_KIND_EXEC, pid: pid, boot: boot, flags: flags)
+        event.hdr = header(kind: VIGIL_KIND_EXEC, pid: pid, boot: boot, cgroup: cgroup, flags: flags)
         setText(&event.exe, exe)
         event.exe_len = UInt32(exe.utf8.count)
+        setText(&event.parent_exe, parent)
+        event.parent_exe_len = UInt32(parent.utf8.count)
         let argv = args.map { Array($0.utf8) + [0] }.joined()
         setText(&event.args, String(decoding: argv, as: UTF8.self))
         event.args_len = UInt32(argv.count)

@@ -1,0 +1,40 @@
+import CVigilABI
+
+/// The hashes that key known behaviour, computed exactly as the kernel programs compute them
+/// (bpf/vigil.bpf.h): FNV-1a 64 over path bytes. Both sides must agree bit for bit, or known
+/// behaviour would not be suppressed in the kernel (it would still be matched in userspace).
+public enum BehaviourHash {
+    public static let offset: UInt64 = 0xcbf2_9ce4_8422_2325
+    public static let prime: UInt64 = 0x100_0000_01b3
+    public static let parentMix: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    @inline(__always)
+    public static func fnv1a(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = offset) -> UInt64 {
+        var hash = seed
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* prime
+        }
+        return hash
+    }
+
+    public static func fnv1a(_ text: String) -> UInt64 {
+        var text = text
+        return text.withUTF8 { fnv1a(UnsafeRawBufferPointer($0)) }
+    }
+
+    public static func exec(exe: UInt64, parent: UInt64) -> UInt64 {
+        exe ^ (parent &* parentMix)
+    }
+
+    public static func exec(exe: String, parent: String) -> UInt64 {
+        exec(exe: fnv1a(exe), parent: fnv1a(parent))
+    }
+
+    /// The `kind` of a known-behaviour key (vigil_known_key.kind).
+    public static func fileKind(_ op: FileOperation) -> UInt32 {
+        UInt32(VIGIL_KIND_FILE.rawValue) * 16 + op.rawValue
+    }
+
+    public static let execKind = UInt32(VIGIL_KIND_EXEC.rawValue)
+}

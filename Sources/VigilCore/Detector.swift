@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the detector found wrong with an event.
+public enum AnomalyRule: String, Sendable, CaseIterable {
+    case unexpectedExec = "unexpected-exec"
+    case unexpectedFileWrite = "unexpected-file-write"
+    case unexpectedEgress = "unexpected-egress"
+    case unexpectedSyscall = "unexpected-syscall"
+    case modelArtifactWrite = "model-artifact-write"
+
+    public var severity: String {
+        switch self {
+        case .modelArtifactWrite: "critical"
+        case .unexpectedExec, .unexpectedEgress: "high"
+        case .unexpectedFileWrite, .unexpectedSyscall: "medium"
+        }
+    }
+}
+
+public struct Finding: Equatable, Sendable {
+    public var rule: AnomalyRule
+    /// Identifies the behaviour, so that repeats of it fold into one anomaly.
+    public var key: UInt64
+}
+
+/// Checks events against a profile (monitor mode). Exact behaviour is found by hash — the same
+/// hashes the kernel suppresses on — and the rest by pattern; nothing here allocates per event.
+public struct Detector: Sendable {
+    public let profile: Profile
+    private let execHashes: Set<UInt64>
+    private let execPatterns: [(exe: PathPattern, parent: String)]
+    private let fileHashes: Set<UInt64>
+    private let filePatterns: [(path: PathPattern, ops: Set<FileOperation>)]
+    private let destinations: Set<Destination>
+    private let networks: [(network: IPNetwork, port: UInt16, ipProtocol: UInt16)]
+    private let modelPaths: [PathPattern]
+    public let syscalls: SyscallBitmap
+    private var keys = BehaviourKeys()
+
+    public init(profile: Profile, resolver: SyscallResolver) {
+        self.profile = profile
+        var execHashes: Set<UInt64> = []
+        var execPatterns: [(PathPattern, String)] = []
+        for rule in profile.execs {
+            let pattern = PathPattern(rule.exe)
+            if pattern.isExact {
+                execHashes.insert(BehaviourHash.exec(exe: rule.exe, parent: rule.parent))
+            } else {
+                execPatterns.append((pattern, rule.parent))
+            }
+        }
+        var fileHashes: Set<UInt64> = []
+        var filePatterns: [(PathPattern, Set<FileOperation>)] = []
+        for rule in profile.fileWrites {
+            let ops = Set(rule.ops.compactMap(FileOperation.init(contractName:)))
+            let pattern = PathPattern(rule.path)
+            if pattern.isExact {
+                for op in ops { fileHashes.insert(BehaviourHash.fnv1a(rule.path) ^ UInt64(BehaviourHash.fileKind(op))) }
+            } else {
+                filePatterns.append((pattern, ops))
+            }
+        }
+        var destinations: Set<Destination> = []
+        var networks: [(IPNetwork, UInt16, UInt16)] = []
+        for rule in profile.egress {
+            guard let network = IPNetwork(rule.address), let proto = Destination.protocolNumber(rule.protocol) else { continue }
+            if network.prefixLength == network.bytes.count * 8 && rule.port != 0 {
+                destinations.insert(network.bytes.withUnsafeBytes {
+                    Destination(family: network.family, ipProtocol: proto, port: UInt16(rule.port), address: $0)
+                })
+            } else {
+                networks.append((network, UInt16(rule.port), proto))
+            }
+        }
+        var syscalls = SyscallBitmap()
+        for abi in SyscallABI.allCases {
+            for name in profile.syscalls[abi] {
+                if let number = resolver.number(of: name, abi: abi) { syscalls.insert(number, abi: abi) }
+            }
+        }
+        self.execHashes = execHashes
+        self.execPatterns = execPatterns
+        self.fileHashes = fileHashes
+        self.filePatterns = filePatterns
+        self.destinations = destinations
+        self.networks = networks
+        self.modelPaths = profile.modelPaths.map(PathPattern.init)
+        self.syscalls = syscalls
+    }
+
+    /// Exact behaviour, for the kernel's known-behaviour maps.
+    public var knownExecHashes: Set<UInt64> { execHashes }
+    public var knownFiles: [(kind: UInt32, hash: UInt64)] {
+        profile.fileWrites.flatMap { rule -> [(UInt32, UInt64)] in
+            guard PathPattern(rule.path).isExact else { return [] }
+            return rule.ops.compactMap(FileOperation.init(contractName:)).map {
+                (BehaviourHash.fileKind($0), BehaviourHash.fnv1a(rule.path))
+            }
+        }
+    }
+    public var knownDestinations: Set<Destination> { destinations }
+
+    /// nil when the event is in the profile.
+    public mutating func check(_ event: RawEvent) -> Finding? {
+        switch event.kind {
+        case .exec:
+            let hash = keys.execHash(event)
+            if execHashes.contains(hash) { return nil }
+            let parent = event.parentExe
+            for (exe, expectedParent) in execPatterns where exe.matches(event.exe) {
+                if Self.equal(parent, expectedParent) { return nil }
+            }
+            return Finding(rule: .unexpectedExec, key: hash)
+        case .file:
+            guard let op = event.fileOperation else { return nil }
+            let path = keys.filePath(event)
+            return path.withUnsafeBytes { bytes in
+                let hash = BehaviourHash.fnv1a(bytes) ^ UInt64(BehaviourHash.fileKind(op))
+                if fileHashes.contains(hash) { return nil }
+                if modelPaths.contains(where: { $0.matches(bytes) }) {
+                    return Finding(rule: .modelArtifactWrite, key: hash)
+                }
+                for (pattern, ops) in filePatterns where ops.contains(op) && pattern.matches(bytes) { return nil }
+                return Finding(rule: .unexpectedFileWrite, key: hash)
+            }
+        case .network:
+            let destination = Destination(event)
+            if destinations.contains(destination) { return nil }
+            for (network, port, proto) in networks
+            where (port == 0 || port == destination.port) && proto == destination.ipProtocol && network.contains(destination) {
+                return nil
+            }
+            return Finding(rule: .unexpectedEgress, key: UInt64(truncatingIfNeeded: destination.hashValue))
+        case .exit:
+            return nil
+        }
+    }
+
+    /// Syscalls in the kernel's bitmap that the profile does not allow.
+    public func unexpectedSyscalls(_ bitmap: SyscallBitmap) -> [(abi: SyscallABI, number: Int)] {
+        bitmap.subtracting(syscalls)
+    }
+
+    private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0) }
+    }
+}
+
+extension FileOperation {
+    public init?(contractName: String) {
+        switch contractName {
+        case "open_write": self = .openWrite
+        case "create": self = .create
+        case "truncate": self = .truncate
+        case "rename": self = .rename
+        case "unlink": self = .unlink
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+
+/// Builds a workload's profile from its events (learn mode). Generalises what varies between
+/// runs, remembers when it last saw something new, and declares the profile stable after the
+/// minimum learning time plus a quiet period with nothing new. A stable profile learns nothing
+/// more: from then on, new behaviour is the detector's business.
+public struct Learner: Sendable {
+    public private(set) var profile: Profile
+    private let generalizer: Generalizer
+    private let resolver: SyscallResolver
+    private var keys = BehaviourKeys()
+    /// Raw behaviour hashes already folded into the profile: repeats cost a set lookup.
+    private var seen: Set<UInt64> = []
+    private var execs: Set<ExecRule>
+    private var fileOps: [String: Set<String>]
+    private var destinations: Set<EgressRule>
+    private var syscalls: SyscallBitmap
+    private var containers: Set<UInt64> = []
+
+    public init(profile: Profile, resolver: SyscallResolver) {
+        self.profile = profile
+        self.resolver = resolver
+        generalizer = Generalizer(modelPaths: profile.modelPaths)
+        execs = Set(profile.execs)
+        fileOps = Dictionary(profile.fileWrites.map { ($0.path, Set($0.ops)) }, uniquingKeysWith: { $0.union($1) })
+        destinations = Set(profile.egress)
+        syscalls = SyscallBitmap()
+        for abi in SyscallABI.allCases {
+            for name in profile.syscalls[abi] {
+                if let number = resolver.number(of: name, abi: abi) { syscalls.insert(number, abi: abi) }
+            }
+        }
+    }
+
+    /// A new profile for a workload that has none.
+    public static func start(workload: String, modelPaths: [String], minDuration: Double, quietPeriod: Double,
+                             version: Int = 1, now: Date, resolver: SyscallResolver) -> Learner {
+        let evidence = LearningEvidence(started: now, lastNew: now, minDuration: minDuration, quietPeriod: quietPeriod)
+        return Learner(profile: Profile(workload: workload, version: version, learning: evidence, modelPaths: modelPaths),
+                       resolver: resolver)
+    }
+
+    public var isStable: Bool { profile.state == .stable }
+
+    /// Folds one event into the profile. Returns true when it added something new.
+    @discardableResult
+    public mutating func observe(_ event: RawEvent, now: Date) -> Bool {
+        guard !isStable, event.kind != .exit else { return false }
+        profile.learning.events += 1
+        if containers.insert(event.cgroupID).inserted {
+            profile.learning.containers = max(profile.learning.containers, containers.count)
+        }
+        let isNew: Bool
+        switch event.kind {
+        case .exec:
+            let hash = keys.execHash(event)
+            guard seen.insert(hash).inserted else { return false }
+            let exe = generalizer.generalize(String(decoding: event.exe, as: UTF8.self))
+            isNew = execs.insert(ExecRule(exe: exe, parent: String(decoding: event.parentExe, as: UTF8.self))).inserted
+        case .file:
+            guard let op = event.fileOperation else { return false }
+            let path = keys.filePath(event)
+            let hash = path.withUnsafeBytes { BehaviourHash.fnv1a($0) } ^ UInt64(BehaviourHash.fileKind(op))
+            guard seen.insert(hash).inserted else { return false }
+            let pattern = generalizer.generalize(String(decoding: path, as: UTF8.self))
+            isNew = fileOps[pattern, default: []].insert(op.contractName).inserted
+        case .network:
+            let destination = Destination(event)
+            guard seen.insert(UInt64(truncatingIfNeeded: destination.hashValue)).inserted else { return false }
+            isNew = destinations.insert(EgressRule(address: destination.addressText, port: Int(destination.port),
+                                                   protocol: destination.protocolName)).inserted
+        case .exit:
+            return false
+        }
+        if isNew { profile.learning.lastNew = now }
+        return isNew
+    }
+
+    /// Folds the kernel's syscall bitmap of one of the workload's cgroups into the profile.
+    @discardableResult
+    public mutating func observeSyscalls(_ bitmap: SyscallBitmap, now: Date) -> Bool {
+        guard !isStable else { return false }
+        let added = bitmap.subtracting(syscalls)
+        guard !added.isEmpty else { return false }
+        syscalls.formUnion(bitmap)
+        profile.learning.lastNew = now
+        return true
+    }
+
+    /// Applies the end-of-learning rule; returns the state after it.
+    @discardableResult
+    public mutating func evaluate(now: Date) -> LearningState {
+        guard !isStable else { return .stable }
+        let learnedLongEnough = now.timeIntervalSince(profile.learning.started) >= profile.learning.minDuration
+        let quietLongEnough = now.timeIntervalSince(profile.learning.lastNew) >= profile.learning.quietPeriod
+        if learnedLongEnough && quietLongEnough { stabilize(now: now) }
+        return profile.state
+    }
+
+    /// Ends learning now, whatever the rule says (`vigil profile promote`).
+    public mutating func stabilize(now: Date) {
+        guard !isStable else { return }
+        profile = snapshot()
+        profile.state = .stable
+        profile.learning.stableSince = now
+    }
+
+    /// The profile as it stands: generalised, collapsed, sorted, ready to store.
+    public func snapshot() -> Profile {
+        guard !isStable else { return profile }
+        var result = profile
+        result.execs = execs.sorted()
+        result.fileWrites = generalizer.collapse(fileOps.map { FileWriteRule(path: $0.key, ops: $0.value.sorted()) })
+        result.egress = Self.collapse(destinations).sorted()
+        for abi in SyscallABI.allCases {
+            result.syscalls[abi] = (0..<SyscallBitmap.slots)
+                .filter { syscalls.contains($0, abi: abi) }
+                .map { resolver.name(of: $0, abi: abi) ?? "syscall_\($0)" }
+                .sorted()
+        }
+        return result
+    }
+
+    /// Four or more IPv4 addresses of one /24 (IPv6: one /64) on the same port and protocol
+    /// become that network: a service behind rotating addresses is one destination.
+    static func collapse(_ rules: Set<EgressRule>) -> [EgressRule] {
+        var groups: [String: [EgressRule]] = [:]
+        for rule in rules {
+            guard let network = IPNetwork(rule.address), network.prefixLength == network.bytes.count * 8 else {
+                groups["\(rule)"] = [rule]
+                continue
+            }
+            let prefix = network.family == 2 ? 3 : 8
+            let key = "\(network.bytes.prefix(prefix))|\(rule.port)|\(rule.protocol)"
+            groups[key, default: []].append(rule)
+        }
+        var result: [EgressRule] = []
+        for group in groups.values {
+            guard group.count >= 4, let first = IPNetwork(group[0].address) else {
+                result.append(contentsOf: group)
+                continue
+            }
+            let isV4 = first.family == 2
+            var base = first.bytes
+            for i in (isV4 ? 3 : 8)..<base.count { base[i] = 0 }
+            let text = isV4 ? base.map(String.init).joined(separator: ".") + "/24"
+                            : base.withUnsafeBytes { Destination(family: 10, ipProtocol: 0, port: 0, address: $0).addressText } + "/64"
+            result.append(EgressRule(address: text, port: group[0].port, protocol: group[0].protocol))
+        }
+        return result
+    }
+}

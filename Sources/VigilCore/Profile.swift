@@ -1,0 +1,208 @@
+import Foundation
+
+/// What a workload normally does: the document `vigil learn` writes and `vigil monitor` checks
+/// against. Stored as YAML (profiles/profile.schema.json describes it); one file per version.
+public struct Profile: Codable, Equatable, Sendable {
+    public static let currentAPIVersion = "vigil.dev/v1alpha1"
+    public static let kindName = "WorkloadProfile"
+
+    public var apiVersion: String = Profile.currentAPIVersion
+    public var kind: String = Profile.kindName
+    /// The workload's key: a name given to `vigil learn`, or namespace/kind/owner/container.
+    public var workload: String
+    /// Starts at 1; a deliberate relearn writes version + 1 and leaves the old one in place.
+    public var version: Int
+    public var state: LearningState
+    public var learning: LearningEvidence
+    /// Globs of model artifacts (weights, tokenizers): never generalised, and a write there
+    /// that the profile lacks is the critical `model-artifact-write` anomaly.
+    public var modelPaths: [String]
+    public var execs: [ExecRule]
+    public var fileWrites: [FileWriteRule]
+    public var egress: [EgressRule]
+    public var syscalls: SyscallLists
+
+    public init(workload: String, version: Int = 1, state: LearningState = .learning, learning: LearningEvidence,
+                modelPaths: [String] = [], execs: [ExecRule] = [], fileWrites: [FileWriteRule] = [],
+                egress: [EgressRule] = [], syscalls: SyscallLists = SyscallLists()) {
+        self.workload = workload
+        self.version = version
+        self.state = state
+        self.learning = learning
+        self.modelPaths = modelPaths
+        self.execs = execs
+        self.fileWrites = fileWrites
+        self.egress = egress
+        self.syscalls = syscalls
+    }
+}
+
+public enum LearningState: String, Codable, Sendable {
+    case learning
+    case stable
+}
+
+public struct LearningEvidence: Codable, Equatable, Sendable {
+    public var started: Date
+    /// When something not yet in the profile was last seen.
+    public var lastNew: Date
+    public var stableSince: Date?
+    public var events: Int
+    /// Distinct containers (cgroups) seen: replicas of one workload merge into one profile.
+    public var containers: Int
+    /// Seconds: how long to learn at least, and how long nothing new must be seen after that.
+    public var minDuration: Double
+    public var quietPeriod: Double
+
+    public init(started: Date, lastNew: Date, stableSince: Date? = nil, events: Int = 0, containers: Int = 0,
+                minDuration: Double, quietPeriod: Double) {
+        self.started = started
+        self.lastNew = lastNew
+        self.stableSince = stableSince
+        self.events = events
+        self.containers = containers
+        self.minDuration = minDuration
+        self.quietPeriod = quietPeriod
+    }
+}
+
+/// A binary the workload runs, with the binary that ran it.
+public struct ExecRule: Codable, Hashable, Sendable, Comparable {
+    public var exe: String
+    public var parent: String
+
+    public init(exe: String, parent: String) {
+        self.exe = exe
+        self.parent = parent
+    }
+
+    public static func < (a: ExecRule, b: ExecRule) -> Bool { (a.exe, a.parent) < (b.exe, b.parent) }
+}
+
+/// Paths (exact, or patterns: `*` is one path component or part of one, `**` any depth) and
+/// the operations seen on them.
+public struct FileWriteRule: Codable, Hashable, Sendable, Comparable {
+    public var path: String
+    public var ops: [String]
+
+    public init(path: String, ops: [String]) {
+        self.path = path
+        self.ops = ops
+    }
+
+    public static func < (a: FileWriteRule, b: FileWriteRule) -> Bool { a.path < b.path }
+}
+
+/// A destination: an address or CIDR, a port (0: any), a protocol.
+public struct EgressRule: Codable, Hashable, Sendable, Comparable {
+    public var address: String
+    public var port: Int
+    public var `protocol`: String
+
+    public init(address: String, port: Int, protocol: String) {
+        self.address = address
+        self.port = port
+        self.protocol = `protocol`
+    }
+
+    public static func < (a: EgressRule, b: EgressRule) -> Bool {
+        (a.address, a.port, a.protocol) < (b.address, b.port, b.protocol)
+    }
+}
+
+/// Syscall names per ABI, as libseccomp names them.
+public struct SyscallLists: Codable, Equatable, Sendable {
+    public var x86_64: [String]
+    public var x32: [String]
+    public var i386: [String]
+
+    public init(x86_64: [String] = [], x32: [String] = [], i386: [String] = []) {
+        self.x86_64 = x86_64
+        self.x32 = x32
+        self.i386 = i386
+    }
+
+    public subscript(abi: SyscallABI) -> [String] {
+        get {
+            switch abi {
+            case .x86_64: x86_64
+            case .x32: x32
+            case .i386: i386
+            }
+        }
+        set {
+            switch abi {
+            case .x86_64: x86_64 = newValue
+            case .x32: x32 = newValue
+            case .i386: i386 = newValue
+            }
+        }
+    }
+}
+
+/// The syscall tables a process on x86_64 can call through; rows of the kernel's bitmap.
+public enum SyscallABI: Int, CaseIterable, Sendable, Codable {
+    case x86_64 = 0
+    case x32 = 1
+    case i386 = 2
+
+    public var name: String {
+        switch self {
+        case .x86_64: "x86_64"
+        case .x32: "x32"
+        case .i386: "i386"
+        }
+    }
+}
+
+/// Names syscall numbers and numbers names (libseccomp in VigilSeccomp; a table in tests).
+public protocol SyscallResolver: Sendable {
+    func name(of number: Int, abi: SyscallABI) -> String?
+    func number(of name: String, abi: SyscallABI) -> Int?
+}
+
+/// A set of syscall numbers per ABI, as the kernel's bitmap holds them.
+public struct SyscallBitmap: Equatable, Sendable {
+    public static let slots = 512
+    public var words: [[UInt64]] = Array(repeating: Array(repeating: 0, count: slots / 64), count: SyscallABI.allCases.count)
+
+    public init() {}
+
+    public init(words: [[UInt64]]) {
+        self.words = words
+    }
+
+    public func contains(_ number: Int, abi: SyscallABI) -> Bool {
+        guard number >= 0 && number < Self.slots else { return false }
+        return words[abi.rawValue][number / 64] & (1 << UInt64(number % 64)) != 0
+    }
+
+    public mutating func insert(_ number: Int, abi: SyscallABI) {
+        guard number >= 0 && number < Self.slots else { return }
+        words[abi.rawValue][number / 64] |= 1 << UInt64(number % 64)
+    }
+
+    public mutating func formUnion(_ other: SyscallBitmap) {
+        for abi in 0..<words.count {
+            for word in 0..<words[abi].count { words[abi][word] |= other.words[abi][word] }
+        }
+    }
+
+    /// Numbers in this set and not in `other`, per ABI.
+    public func subtracting(_ other: SyscallBitmap) -> [(abi: SyscallABI, number: Int)] {
+        var result: [(SyscallABI, Int)] = []
+        for abi in SyscallABI.allCases {
+            for word in 0..<words[abi.rawValue].count {
+                var bits = words[abi.rawValue][word] & ~other.words[abi.rawValue][word]
+                while bits != 0 {
+                    let bit = bits.trailingZeroBitCount
+                    result.append((abi, word * 64 + bit))
+                    bits &= bits - 1
+                }
+            }
+        }
+        return result
+    }
+
+    public var isEmpty: Bool { words.allSatisfy { $0.allSatisfy { $0 == 0 } } }
+}

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Every syscall of a watched cgroup sets its bit in the cgroup's bitmap: the syscall set a
+ * profile (and a seccomp filter) is made of, with no per-syscall ring-buffer traffic. A raw
+ * tracepoint, because it runs on every syscall of the host: unwatched processes pay one lookup. */
+#include "vigil.bpf.h"
+
+SEC("raw_tp/sys_enter")
+int vigil_syscall_enter(unsigned long long *ctx)
+{
+    struct vigil_cgroup_state *state = watched_state();
+    if (!state)
+        return 0;
+    long id = (long)ctx[1];
+    __u32 abi = VIGIL_SYSCALL_ABI_X86_64;
+    if (id & X32_SYSCALL_BIT) {
+        abi = VIGIL_SYSCALL_ABI_X32;
+        id &= ~(long)X32_SYSCALL_BIT;
+    } else {
+        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+        if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+            abi = VIGIL_SYSCALL_ABI_I386; /* numbers from the i386 table, not the x86_64 one */
+    }
+    if (id < 0 || id >= VIGIL_SYSCALL_SLOTS)
+        return 0;
+    __u64 bit = 1ULL << (id & 63);
+    __u64 *word = &state->syscalls[abi][id >> 6];
+    if (!(*word & bit))
+        __sync_fetch_and_or(word, bit);
+    return 0;
+}
