@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // The event layout, shared with bpf/ (the header lives there); no libbpf here.
@@ -21,6 +22,8 @@ let package = Package(
         ),
         // fork/exec into a cgroup: the few lines that cannot be written safely in Swift.
         .target(name: "CVigilSys"),
+        // libseccomp: syscall names per architecture, filters.
+        .target(name: "CVigilSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
 
         // Pure Swift: events, decoding, JSON encoding. Tested from recorded records.
         .target(name: "VigilCore", dependencies: ["CVigilABI"]),
@@ -30,14 +33,18 @@ let package = Package(
             dependencies: ["VigilCore", "CVigilBPF", "CVigilABI"],
             plugins: ["BPFBuild"]
         ),
+        // Syscall names (and, later, filters) from libseccomp.
+        .target(name: "VigilSeccomp", dependencies: ["VigilCore", "CVigilSeccomp"]),
+        // The profile store: YAML files, versions, atomic writes, clear errors for broken files.
+        .target(name: "VigilProfiles", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
         // cgroup v2: where it is mounted, id -> path, creating one, starting a process in it.
         .target(name: "VigilRuntime", dependencies: ["VigilCore", "CVigilSys"]),
         // The pipelines that connect a source of events to sinks.
-        .target(name: "VigilAgent", dependencies: ["VigilCore", "VigilBPF", "VigilRuntime"]),
+        .target(name: "VigilAgent", dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp"]),
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore",
+                "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,16 +53,17 @@ let package = Package(
         // Benchmarks (throughput and overhead figures for the README), not tests.
         .executableTarget(
             name: "vigil-bench",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore"]
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilSeccomp"]
         ),
 
         .plugin(name: "BPFBuild", capability: .buildTool()),
 
-        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp"]),
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
+        .testTarget(name: "VigilProfilesTests", dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp"]),
         .testTarget(
             name: "VigilKernelTests",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "vigil-workload"]
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -26,6 +26,7 @@ public struct AnomalyReporter: Sendable {
     public let settings: Settings
     private var encoder: EventEncoder
     private var folds: [UInt64: Fold] = [:]
+    private var reportedSyscalls: Set<UInt64> = []
     private var tokens: Double
     private var lastRefill: UInt64 = 0
     private var throttled = false
@@ -66,19 +67,25 @@ public struct AnomalyReporter: Sendable {
         emit(foldKey, now: time, into: &out)
     }
 
-    /// A finding without a triggering record: syscalls come from the kernel's bitmap.
-    public mutating func reportSyscall(abi: SyscallABI, number: Int, name: String, workload: WorkloadIdentity?,
-                                       now: UInt64, into out: inout JSONLineWriter) {
-        let foldKey = UInt64(abi.rawValue) << 32 | UInt64(number) | 0x5359_0000_0000_0000
-        guard folds[foldKey] == nil else { return } // a syscall is new once
+    /// Syscalls the kernel saw that the profile lacks (read from its bitmap, so there is no
+    /// triggering record): each is reported once, and those found together in one line.
+    public mutating func reportSyscalls(_ syscalls: [(abi: SyscallABI, number: Int, name: String)], workload: WorkloadIdentity?,
+                                        now: UInt64, into out: inout JSONLineWriter) {
+        let fresh = syscalls.filter { reportedSyscalls.insert(UInt64($0.abi.rawValue) << 32 | UInt64($0.number)).inserted }
+        guard !fresh.isEmpty else { return }
         scratch.removeAll()
-        scratch.raw("{"); scratch.key("syscall"); scratch.raw("{")
-        scratch.key("name"); scratch.string(name)
-        scratch.raw(","); scratch.key("number"); scratch.unsigned(UInt64(number))
-        scratch.raw(","); scratch.key("abi"); scratch.string(abi.name)
-        scratch.raw("}}")
-        folds[foldKey] = Fold(rule: .unexpectedSyscall, count: 1, reported: 0, firstSeen: now, lastSeen: now,
-                              lastReport: now, event: scratch.bytes, workload: workload)
+        scratch.raw("{"); scratch.key("syscalls"); scratch.raw("[")
+        for (i, syscall) in fresh.enumerated() {
+            if i > 0 { scratch.raw(",") }
+            scratch.raw("{"); scratch.key("name"); scratch.string(syscall.name)
+            scratch.raw(","); scratch.key("number"); scratch.unsigned(UInt64(syscall.number))
+            scratch.raw(","); scratch.key("abi"); scratch.string(syscall.abi.name)
+            scratch.raw("}")
+        }
+        scratch.raw("]}")
+        let foldKey = 0x5359_0000_0000_0000 | now
+        folds[foldKey] = Fold(rule: .unexpectedSyscall, count: UInt64(fresh.count), reported: 0, firstSeen: now,
+                              lastSeen: now, lastReport: now, event: scratch.bytes, workload: workload)
         emit(foldKey, now: now, into: &out)
     }
 

@@ -1,13 +1,33 @@
 /// Fast identities of an event's behaviour, computed from the raw record without allocating:
 /// the same hashes the kernel uses for its known-behaviour maps.
 public struct BehaviourKeys: Sendable {
-    private var joiner = PathJoiner()
+    /// The parent a profile records for a process started by the container runtime (runc's
+    /// init, or vigil itself for `vigil learn -- COMMAND`): which runtime binary it was, and
+    /// where it is installed, is not the workload's behaviour.
+    public static let runtimeParent = "(runtime)"
 
-    public init() {}
+    private var joiner = PathJoiner()
+    private let runtimeExeHashes: Set<UInt64>
+
+    /// `runtimeExes`: binaries that start workloads; as a parent they are `runtimeParent`.
+    public init(runtimeExes: [String] = []) {
+        runtimeExeHashes = Set(runtimeExes.map(BehaviourHash.fnv1a))
+    }
 
     /// Exec: (exe, parent) hash.
     public func execHash(_ event: RawEvent) -> UInt64 {
-        BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe), parent: BehaviourHash.fnv1a(event.parentExe))
+        BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe), parent: parentHash(event))
+    }
+
+    private func parentHash(_ event: RawEvent) -> UInt64 {
+        let hash = BehaviourHash.fnv1a(event.parentExe)
+        return runtimeExeHashes.contains(hash) ? BehaviourHash.fnv1a(Self.runtimeParent) : hash
+    }
+
+    /// The parent as a profile names it.
+    public func parentName(_ event: RawEvent) -> String {
+        runtimeExeHashes.contains(BehaviourHash.fnv1a(event.parentExe))
+            ? Self.runtimeParent : String(decoding: event.parentExe, as: UTF8.self)
     }
 
     /// The absolute path a file event is about (the new name for a rename), joined and folded.

@@ -39,8 +39,9 @@ public struct Detector: Sendable {
     public let syscalls: SyscallBitmap
     private var keys = BehaviourKeys()
 
-    public init(profile: Profile, resolver: SyscallResolver) {
+    public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = []) {
         self.profile = profile
+        keys = BehaviourKeys(runtimeExes: runtimeExes)
         var execHashes: Set<UInt64> = []
         var execPatterns: [(PathPattern, String)] = []
         for rule in profile.execs {
@@ -108,9 +109,8 @@ public struct Detector: Sendable {
         case .exec:
             let hash = keys.execHash(event)
             if execHashes.contains(hash) { return nil }
-            let parent = event.parentExe
             for (exe, expectedParent) in execPatterns where exe.matches(event.exe) {
-                if Self.equal(parent, expectedParent) { return nil }
+                if keys.parentName(event) == expectedParent { return nil }
             }
             return Finding(rule: .unexpectedExec, key: hash)
         case .file:
@@ -141,11 +141,6 @@ public struct Detector: Sendable {
     /// Syscalls in the kernel's bitmap that the profile does not allow.
     public func unexpectedSyscalls(_ bitmap: SyscallBitmap) -> [(abi: SyscallABI, number: Int)] {
         bitmap.subtracting(syscalls)
-    }
-
-    private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0) }
     }
 }
 

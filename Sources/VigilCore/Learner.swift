@@ -17,9 +17,10 @@ public struct Learner: Sendable {
     private var syscalls: SyscallBitmap
     private var containers: Set<UInt64> = []
 
-    public init(profile: Profile, resolver: SyscallResolver) {
+    public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = []) {
         self.profile = profile
         self.resolver = resolver
+        keys = BehaviourKeys(runtimeExes: runtimeExes)
         generalizer = Generalizer(modelPaths: profile.modelPaths)
         execs = Set(profile.execs)
         fileOps = Dictionary(profile.fileWrites.map { ($0.path, Set($0.ops)) }, uniquingKeysWith: { $0.union($1) })
@@ -33,11 +34,14 @@ public struct Learner: Sendable {
     }
 
     /// A new profile for a workload that has none.
+    /// Syscalls every profile allows once its ABI is used at all.
+    public static let alwaysAllowed: Set<String> = ["execve", "exit", "exit_group"]
+
     public static func start(workload: String, modelPaths: [String], minDuration: Double, quietPeriod: Double,
-                             version: Int = 1, now: Date, resolver: SyscallResolver) -> Learner {
+                             version: Int = 1, now: Date, resolver: SyscallResolver, runtimeExes: [String] = []) -> Learner {
         let evidence = LearningEvidence(started: now, lastNew: now, minDuration: minDuration, quietPeriod: quietPeriod)
         return Learner(profile: Profile(workload: workload, version: version, learning: evidence, modelPaths: modelPaths),
-                       resolver: resolver)
+                       resolver: resolver, runtimeExes: runtimeExes)
     }
 
     public var isStable: Bool { profile.state == .stable }
@@ -56,7 +60,7 @@ public struct Learner: Sendable {
             let hash = keys.execHash(event)
             guard seen.insert(hash).inserted else { return false }
             let exe = generalizer.generalize(String(decoding: event.exe, as: UTF8.self))
-            isNew = execs.insert(ExecRule(exe: exe, parent: String(decoding: event.parentExe, as: UTF8.self))).inserted
+            isNew = execs.insert(ExecRule(exe: exe, parent: keys.parentName(event))).inserted
         case .file:
             guard let op = event.fileOperation else { return false }
             let path = keys.filePath(event)
@@ -113,10 +117,12 @@ public struct Learner: Sendable {
         result.fileWrites = generalizer.collapse(fileOps.map { FileWriteRule(path: $0.key, ops: $0.value.sorted()) })
         result.egress = Self.collapse(destinations).sorted()
         for abi in SyscallABI.allCases {
-            result.syscalls[abi] = (0..<SyscallBitmap.slots)
+            var names = Set((0..<SyscallBitmap.slots)
                 .filter { syscalls.contains($0, abi: abi) }
-                .map { resolver.name(of: $0, abi: abi) ?? "syscall_\($0)" }
-                .sorted()
+                .map { resolver.name(of: $0, abi: abi) ?? "syscall_\($0)" })
+            // A process that ends by a signal never calls these; every process may.
+            if !names.isEmpty { names.formUnion(Self.alwaysAllowed) }
+            result.syscalls[abi] = names.sorted()
         }
         return result
     }

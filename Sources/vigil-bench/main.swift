@@ -83,12 +83,12 @@ func median(_ values: [Double]) -> Double {
 
 /// Polls a session on its own thread until stopped, as `vigil trace` does.
 final class Poller: @unchecked Sendable {
-    private let session: TraceSession
+    private let session: CaptureSession
     private let lock = NSLock()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ session: TraceSession) {
+    init(_ session: CaptureSession) {
         self.session = session
         let done = done
         Thread.detachNewThread { [weak self] in
@@ -113,7 +113,9 @@ func decodeBenchmark() throws {
     } else {
         let hierarchy = try CgroupHierarchy.system()
         let probes = try KernelProbes()
-        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: DiscardSink())
+        let discard = DiscardSink()
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: discard,
+                                         consumer: EventPrinter(node: "bench", sink: discard))
         let recorder = CollectSink()
         session.recordSink = recorder
         let path = "/vigil-bench-\(getpid())"
@@ -210,7 +212,8 @@ func overheadBenchmark() throws {
 
     var probes: KernelProbes? = try KernelProbes()
     let sink = DiscardSink()
-    var session: TraceSession? = try TraceSession(probes: probes!, hierarchy: hierarchy, node: "bench", sink: sink)
+    var session: CaptureSession? = try CaptureSession(probes: probes!, hierarchy: hierarchy, node: "bench", sink: sink,
+                                                      consumer: EventPrinter(node: "bench", sink: sink))
     var poller: Poller? = Poller(session!)
     var unwatched: [Double] = []
     for (_, arguments, _) in loops { unwatched.append(try measure(arguments, in: unwatchedPath)) }

@@ -4,7 +4,7 @@ import ArgumentParser
 struct Vigil: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
-        abstract: "Runtime security for model-serving workloads: watch what containers exec, write and connect to.",
-        subcommands: [Trace.self]
+        abstract: "Runtime security for model-serving workloads: watch what containers exec, write and connect to; learn it; report what departs from it.",
+        subcommands: [Trace.self, Learn.self, Monitor.self, ProfileCommand.self]
     )
 }

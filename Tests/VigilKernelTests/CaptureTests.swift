@@ -14,7 +14,8 @@ final class CaptureTests: XCTestCase {
         let hierarchy = try CgroupHierarchy.system()
         let probes = try KernelProbes()
         let sink = MemorySink()
-        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "test-node", sink: sink)
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "test-node", sink: sink,
+                                         consumer: EventPrinter(node: "test-node", sink: sink))
         let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
         try probes.watch(cgroupID: cgroup.id)
 
@@ -113,7 +114,8 @@ final class CaptureTests: XCTestCase {
         let hierarchy = try CgroupHierarchy.system()
         let probes = try KernelProbes()
         let sink = MemorySink()
-        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink)
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
+                                         consumer: EventPrinter(node: "n", sink: sink))
         let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
         try probes.watch(cgroupID: cgroup.id)
         // Bound but not listening: the port is ours, and a TCP connect to it is refused.
@@ -136,7 +138,8 @@ final class CaptureTests: XCTestCase {
         let hierarchy = try CgroupHierarchy.system()
         let probes = try KernelProbes()
         let sink = MemorySink()
-        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink)
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
+                                         consumer: EventPrinter(node: "n", sink: sink))
         let parent = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
         try probes.watch(cgroupID: parent.id)
 
@@ -165,7 +168,8 @@ final class CaptureTests: XCTestCase {
         let hierarchy = try CgroupHierarchy.system()
         let probes = try KernelProbes(options: .init(ringBufferBytes: 16 << 10))
         let sink = MemorySink()
-        let session = try TraceSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink)
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
+                                         consumer: EventPrinter(node: "n", sink: sink))
         let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
         try probes.watch(cgroupID: cgroup.id)
         let directory = try KernelTestSupport.temporaryDirectory()

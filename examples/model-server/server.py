@@ -54,6 +54,10 @@ def main():
                 self.reply(404, {"error": "not found"})
                 return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            # DELIBERATELY VULNERABLE, for the demo: like an unsafe pickle load, a request can make
+            # the server run code it sent. This is the hole the demo's attacker goes through.
+            if "__reduce__" in body:
+                exec(body["__reduce__"])
             x = body.get("x", [])
             score = sum(w * v for w, v in zip(weights, x))
             requests["count"] += 1

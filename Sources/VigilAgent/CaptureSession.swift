@@ -2,32 +2,41 @@ import VigilBPF
 import VigilCore
 import VigilRuntime
 
-/// The capture pipeline of `vigil trace`: ring buffer → decode → attribute to a cgroup →
-/// JSON line → sink, all on the polling thread, one record at a time, without allocating per
-/// event. Also turns the kernel's drop counters into `agent.drops` lines.
-public final class TraceSession {
+/// What a capture session hands each event to: printing it (trace), learning from it (learn),
+/// checking it (monitor). Called on the polling thread, one record at a time; the event is a
+/// view of the ring buffer, valid only during the call.
+public protocol EventConsumer: AnyObject {
+    func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable)
+}
+
+/// The capture pipeline: ring buffer → decode → attribute to a cgroup → consumer, all on the
+/// polling thread, without allocating per event. Turns the kernel's drop counters into
+/// `agent.drops` lines on the sink.
+public final class CaptureSession {
     public let probes: KernelProbes
     private let hierarchy: CgroupHierarchy
     private let sink: EventSink
-    private var encoder: EventEncoder
+    private let consumer: EventConsumer
+    private let encoder: EventEncoder
     private var processes = ProcessTable()
     private var line = JSONLineWriter()
     private var reader: RingBufferReader!
     private var reportedDrops = DropCounts()
     private var decodeFailures: UInt64 = 0
     private var reportedDecodeFailures: UInt64 = 0
+    private var recordBuffer: [UInt8] = []
 
     /// Records received, by kind (exits included, though not printed).
     public private(set) var received: [EventKind: UInt64] = [:]
     /// When set, every raw record is also written here in the RecordFile format, for replay.
     public var recordSink: EventSink?
-    private var recordBuffer: [UInt8] = []
 
     public init(probes: KernelProbes, hierarchy: CgroupHierarchy, node: String, sink: EventSink,
-                clock: BootClock = .system()) throws {
+                consumer: EventConsumer, clock: BootClock = .system()) throws {
         self.probes = probes
         self.hierarchy = hierarchy
         self.sink = sink
+        self.consumer = consumer
         self.encoder = EventEncoder(node: node, clock: clock)
         self.reader = try RingBufferReader(probes: probes) { [unowned self] bytes in
             self.handle(bytes)
@@ -49,29 +58,28 @@ public final class TraceSession {
         }
         received[event.kind, default: 0] += 1
         processes.observe(event)
-        let workload = WorkloadIdentity(cgroup: hierarchy.path(of: event.cgroupID))
-        line.removeAll()
-        if encoder.encode(event, workload: workload, processes: processes, into: &line) {
-            line.bytes.withUnsafeBytes { sink.write($0) }
-        }
+        consumer.consume(event, workload: WorkloadIdentity(cgroup: hierarchy.path(of: event.cgroupID)), processes: processes)
     }
 
-    /// Waits up to `timeoutMilliseconds` for events and prints those ready.
+    /// Waits up to `timeoutMilliseconds` for events and handles those ready.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32) throws -> Int {
         let n = try reader.poll(timeoutMilliseconds: timeoutMilliseconds)
-        sink.flush()
-        recordSink?.flush()
+        flush()
         return n
     }
 
-    /// Prints everything already in the ring buffer.
+    /// Handles everything already in the ring buffer.
     @discardableResult
     public func drain() throws -> Int {
         let n = try reader.drain()
+        flush()
+        return n
+    }
+
+    private func flush() {
         sink.flush()
         recordSink?.flush()
-        return n
     }
 
     /// Prints an `agent.drops` line for each counter that grew since the last call; returns
@@ -96,5 +104,24 @@ public final class TraceSession {
         reportedDrops = current
         sink.flush()
         return current
+    }
+}
+
+/// `vigil trace`: every event as a JSON line.
+public final class EventPrinter: EventConsumer {
+    private var encoder: EventEncoder
+    private let sink: EventSink
+    private var line = JSONLineWriter()
+
+    public init(node: String, sink: EventSink, clock: BootClock = .system()) {
+        encoder = EventEncoder(node: node, clock: clock)
+        self.sink = sink
+    }
+
+    public func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable) {
+        line.removeAll()
+        if encoder.encode(event, workload: workload, processes: processes, into: &line) {
+            line.bytes.withUnsafeBytes { sink.write($0) }
+        }
     }
 }

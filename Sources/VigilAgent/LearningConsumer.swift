@@ -1,0 +1,45 @@
+import Foundation
+import VigilBPF
+import VigilCore
+import VigilProfiles
+
+/// `vigil learn`: folds events and the kernel's syscall bitmaps into a profile, checkpoints it
+/// to the store every interval (a crash loses at most one), and reports the learning state.
+public final class LearningConsumer: EventConsumer {
+    public private(set) var learner: Learner
+    private let store: ProfileStore
+    private let checkpointInterval: TimeInterval
+    private var lastCheckpoint = Date()
+
+    public init(learner: Learner, store: ProfileStore, checkpointInterval: TimeInterval) {
+        self.learner = learner
+        self.store = store
+        self.checkpointInterval = checkpointInterval
+    }
+
+    public func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable) {
+        learner.observe(event, now: Date())
+    }
+
+    /// Reads the syscall bitmaps, applies the end-of-learning rule, and checkpoints when due.
+    /// Returns the state after it.
+    @discardableResult
+    public func tick(probes: KernelProbes, now: Date = Date(), force: Bool = false) throws -> LearningState {
+        for bitmap in probes.syscallBitmaps().values {
+            learner.observeSyscalls(bitmap, now: now)
+        }
+        let wasStable = learner.isStable
+        let state = learner.evaluate(now: now)
+        if force || state == .stable && !wasStable || now.timeIntervalSince(lastCheckpoint) >= checkpointInterval {
+            try store.save(learner.snapshot())
+            lastCheckpoint = now
+        }
+        return state
+    }
+
+    /// Ends learning now (`--stable-on-exit`, or `vigil profile promote`) and saves.
+    public func stabilize(now: Date = Date()) throws {
+        learner.stabilize(now: now)
+        try store.save(learner.snapshot())
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilProfiles
+import VigilRuntime
+import VigilSeccomp
+
+struct Learn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Learn a workload's behaviour profile while it runs.",
+        discussion: """
+        Runs COMMAND in a cgroup of its own (or watches --cgroup PATH) and folds what it does into the
+        workload's profile: the binaries it execs, the files it writes, where it connects, its syscalls.
+        The profile is checkpointed every --checkpoint-interval; run learn again to continue a profile
+        that is still learning. It becomes stable after --min-duration of learning and a --quiet-period
+        with nothing new; the rule is checked while running and when the command exits.
+        """
+    )
+
+    @Option(name: .long, help: "The workload's name: its profile's key.")
+    var workload: String
+
+    @OptionGroup var store: ProfileStoreOptions
+
+    @Option(name: .long, help: "Learn at least this long before the profile may become stable (e.g. 30m, 2h, 0s).")
+    var minDuration: Duration = Duration(seconds: 3600)
+
+    @Option(name: .long, help: "And see nothing new for this long (e.g. 10m, 0s).")
+    var quietPeriod: Duration = Duration(seconds: 600)
+
+    @Option(name: .long, help: "Write the profile to the store this often while learning.")
+    var checkpointInterval: Duration = Duration(seconds: 30)
+
+    @Option(name: .long, help: "A glob of model artifacts (repeatable), e.g. '/models/**': never generalised; an unexpected write there is critical.")
+    var modelPath: [String] = []
+
+    @Flag(name: .long, help: "The workload's profile is stable: start a new version from scratch.")
+    var relearn = false
+
+    @Flag(name: .long, help: "Stop (and stop the command) as soon as the profile is stable.")
+    var untilStable = false
+
+    @OptionGroup var capture: CaptureOptions
+
+    func validate() throws {
+        try capture.validate()
+        guard !workload.isEmpty else { throw ValidationError("--workload must not be empty") }
+    }
+
+    func run() throws {
+        let status = try reportingFailures { () throws -> Int32 in
+            let resolver = SeccompSyscallResolver()
+            let runtimeExes = RuntimeExecutables.onThisHost()
+            let profileStore = store.store
+            let now = Date()
+            var learner: Learner
+            switch try profileStore.latest(workload: workload) {
+            case nil:
+                learner = .start(workload: workload, modelPaths: modelPath, minDuration: minDuration.seconds,
+                                 quietPeriod: quietPeriod.seconds, now: now, resolver: resolver, runtimeExes: runtimeExes)
+            case let profile? where profile.state == .learning:
+                var resumed = profile
+                resumed.learning.minDuration = minDuration.seconds
+                resumed.learning.quietPeriod = quietPeriod.seconds
+                if !modelPath.isEmpty { resumed.modelPaths = modelPath }
+                learner = Learner(profile: resumed, resolver: resolver, runtimeExes: runtimeExes)
+                note("continuing \(workload) v\(profile.version) (learning since \(profile.learning.started))")
+            case let profile?:
+                guard relearn else {
+                    throw CommandFailure("the profile of \(workload) (v\(profile.version)) is stable: monitor it with "
+                        + "`vigil monitor --workload \(workload)`, or pass --relearn to learn v\(profile.version + 1)")
+                }
+                learner = .start(workload: workload, modelPaths: modelPath.isEmpty ? profile.modelPaths : modelPath,
+                                 minDuration: minDuration.seconds, quietPeriod: quietPeriod.seconds,
+                                 version: profile.version + 1, now: now, resolver: resolver, runtimeExes: runtimeExes)
+            }
+
+            let hierarchy = try CgroupHierarchy.system()
+            let probes = try capture.loadProbes()
+            let consumer = LearningConsumer(learner: learner, store: profileStore, checkpointInterval: checkpointInterval.seconds)
+            let sink = FileDescriptorSink()
+            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: capture.nodeName, sink: sink,
+                                             consumer: consumer)
+            var loop = CaptureLoop(options: capture, hierarchy: hierarchy, probes: probes, session: session)
+            loop.tick = {
+                let state = try consumer.tick(probes: probes)
+                return untilStable && state == .stable
+            }
+            let status = try loop.run()
+            let state = try consumer.tick(probes: probes, force: true)
+            let profile = consumer.learner.snapshot()
+            let file = profileStore.path(workload: workload, version: profile.version)
+            note("\(workload) v\(profile.version): \(state.rawValue); \(profile.learning.events) events, "
+                + "\(profile.execs.count) execs, \(profile.fileWrites.count) file-write rules, \(profile.egress.count) destinations, "
+                + "\(profile.syscalls.x86_64.count + profile.syscalls.i386.count + profile.syscalls.x32.count) syscalls -> \(file)")
+            return status
+        }
+        throw ExitCode(status)
+    }
+}
+
+func note(_ message: String) {
+    FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
+}

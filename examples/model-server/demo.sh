@@ -1,0 +1,43 @@
+#!/bin/sh
+# Vigil's main job, end to end, on the example model server:
+#   1. learn: run the server under `vigil learn` while a client sends normal requests;
+#   2. monitor: run it again under `vigil monitor`; send normal requests (no anomaly expected),
+#      then the attack (attack.py), then normal requests again.
+# Prints the anomalies vigil reported. Usage: demo.sh [VIGIL]   (run as root)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+vigil=${1:-vigil}
+port=${PORT:-18080}
+work=/tmp/vigil-demo # fixed, so the paths it learns are the paths it monitors
+rm -rf "$work"
+mkdir -p "$work/models" "$work/profiles"
+cp "$here/models/weights.json" "$work/models/"
+server="/usr/bin/python3 -B $here/server.py --models $work/models --port $port --cache $work/cache"
+
+wait_for_exit() { # PID: the vigil process; its command is the server
+    kill -TERM "$1"
+    wait "$1" || true
+}
+
+echo "== 1. learning the model server's behaviour (normal requests)" >&2
+# shellcheck disable=SC2086
+"$vigil" learn --workload model-server --profiles "$work/profiles" --model-path "$work/models/**" \
+    --min-duration 0s --quiet-period 0s -- $server &
+learner=$!
+/usr/bin/python3 -B "$here/client.py" "$port" 20 >/dev/null
+wait_for_exit "$learner"
+
+echo "== 2. monitoring: normal requests, then the attack, then normal requests" >&2
+# shellcheck disable=SC2086
+"$vigil" monitor --workload model-server --profiles "$work/profiles" -- $server > "$work/anomalies.jsonl" &
+monitor=$!
+/usr/bin/python3 -B "$here/client.py" "$port" 10 >/dev/null
+echo "   (normal requests done: $(wc -l < "$work/anomalies.jsonl") anomalies so far)" >&2
+/usr/bin/python3 -B "$here/attack.py" "$port" "$work/models"
+/usr/bin/python3 -B "$here/client.py" "$port" 10 >/dev/null
+sleep 1.5 # one more tick: syscalls are read from the kernel's bitmap once a second
+wait_for_exit "$monitor"
+
+echo "== anomalies reported by vigil monitor ($work/anomalies.jsonl):" >&2
+cat "$work/anomalies.jsonl"
+echo "== profile: $work/profiles/model-server/v1.yaml" >&2
