@@ -10,7 +10,8 @@
 ///    mktemp) — becomes `tmp*`; a `.XXXXXX` suffix of 6 letters and digits with at least one digit
 ///    (mkstemp) becomes `.*`.
 /// 5. Every run of decimal digits becomes `*` (numbered files: `checkpoint-1200.pt` →
-///    `checkpoint-*.pt`, `log.3` → `log.*`).
+///    `checkpoint-*.pt`, `log.3` → `log.*`) — in written paths, not in executables, whose
+///    version numbers (`python3.11`) are part of what they are.
 /// Then over the whole profile (`collapse`): a directory with 8 or more distinct children that
 /// share an extension (or have none) becomes `dir/*.ext` (or `dir/*`).
 /// Paths under a model-artifact glob are kept exactly as they are.
@@ -26,23 +27,28 @@ public struct Generalizer: Sendable {
         modelPaths.contains { $0.matches(path) }
     }
 
-    public func generalize(_ path: String) -> String {
+    /// A binary's path: rules 1-4 (a temporary script's name varies; a version number does not).
+    public func generalizeExecutable(_ path: String) -> String {
+        generalize(path, numberedNames: false)
+    }
+
+    public func generalize(_ path: String, numberedNames: Bool = true) -> String {
         if isModelArtifact(path) { return path }
         var components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if components.count >= 2 && components[0] == "proc"
             && (components[1].allSatisfy(\.isNumber) || components[1] == "self" || components[1] == "thread-self") {
             components[1] = "*"
         }
-        let generalized = components.map { $0 == "*" ? $0 : Self.generalizeComponent($0) }
+        let generalized = components.map { $0 == "*" ? $0 : Self.generalizeComponent($0, numberedNames: numberedNames) }
         return "/" + generalized.joined(separator: "/")
     }
 
-    static func generalizeComponent(_ component: String) -> String {
+    static func generalizeComponent(_ component: String, numberedNames: Bool = true) -> String {
         var chars = Array(component.utf8)
         chars = replaceUUIDs(chars)
         chars = replaceHexRuns(chars)
         chars = replaceTemporaryNames(chars)
-        chars = replaceDigitRuns(chars)
+        if numberedNames { chars = replaceDigitRuns(chars) }
         return String(decoding: collapseStars(chars), as: UTF8.self)
     }
 

@@ -59,7 +59,7 @@ public struct Learner: Sendable {
         case .exec:
             let hash = keys.execHash(event)
             guard seen.insert(hash).inserted else { return false }
-            let exe = generalizer.generalize(String(decoding: event.exe, as: UTF8.self))
+            let exe = generalizer.generalizeExecutable(String(decoding: event.exe, as: UTF8.self))
             isNew = execs.insert(ExecRule(exe: exe, parent: keys.parentName(event))).inserted
         case .file:
             guard let op = event.fileOperation else { return false }
