@@ -60,7 +60,7 @@ let package = Package(
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp"]),
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
-        .testTarget(name: "VigilProfilesTests", dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp"]),
+        .testTarget(name: "VigilProfilesTests", dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI"]),
         .testTarget(
             name: "VigilKernelTests",
             dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload"]

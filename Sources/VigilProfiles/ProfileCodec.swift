@@ -21,6 +21,11 @@ public enum ProfileCodec {
         let header: Header
         do {
             header = try YAMLDecoder().decode(Header.self, from: text)
+        } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
+            }
+            throw ProfileError(file: file, problem: "is not a profile: \(describe(error))")
         } catch {
             throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
         }
@@ -38,6 +43,9 @@ public enum ProfileCodec {
         do {
             profile = try YAMLDecoder().decode(Profile.self, from: text)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
+            }
             let (field, problem) = describe(decoding: error)
             throw ProfileError(file: file, field: field, problem: problem)
         } catch {
@@ -109,7 +117,10 @@ public enum ProfileCodec {
         }
     }
 
+    /// Yams wraps the scanner's message (line, column, what it expected) in a DecodingError.
     private static func describe(_ error: Error) -> String {
-        "\(error)".replacingOccurrences(of: "\n", with: " ")
+        var text = "\(error)"
+        if let range = text.range(of: "Underlying error: ") { text = String(text[range.upperBound...]) }
+        return text.replacingOccurrences(of: "\n", with: " ")
     }
 }

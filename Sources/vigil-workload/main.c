@@ -9,6 +9,7 @@
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
+ *   syscall:NR           make syscall NR with zero arguments (its result is ignored)
  *   exec:PROG[:ARG...]   replace this process with PROG (last action)
  *
  * An action written NAME?:ARG may fail (e.g. `unlink?:missing`, to observe a failed syscall).
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -128,6 +130,8 @@ int main(int argc, char **argv)
                 for (long k = 0; k < n && rc == 0; k++)
                     rc = action[0] == 'w' ? write_file(rest) : net(AF_INET, SOCK_STREAM, atoi(rest));
             }
+        } else if (!strcmp(action, "syscall")) {
+            (void)syscall(atol(arg), 0, 0, 0, 0, 0, 0);
         } else if (!strcmp(action, "exec")) {
             char *args[64];
             int n = 0;

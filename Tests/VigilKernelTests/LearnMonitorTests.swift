@@ -1,0 +1,159 @@
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilProfiles
+import VigilRuntime
+import VigilSeccomp
+import XCTest
+
+/// Learning and monitoring against the real kernel: syscall bitmaps, in-kernel suppression of
+/// known behaviour, and learn → monitor end to end with real processes in real cgroups.
+final class LearnMonitorTests: XCTestCase {
+    let resolver = SeccompSyscallResolver()
+    private var getppid: Int { resolver.number(of: "getppid", abi: .x86_64)! }
+    private var chdir: Int { resolver.number(of: "chdir", abi: .x86_64)! }
+    private var ptrace: Int { resolver.number(of: "ptrace", abi: .x86_64)! }
+
+    private func run(_ hierarchy: CgroupHierarchy, _ cgroup: String, _ actions: [String]) throws {
+        let process = try LaunchedProcess.start([KernelTestSupport.workload] + actions, cgroupDirectory: hierarchy.directory(of: cgroup))
+        XCTAssertEqual(process.status(block: true), .exited(0), "workload \(actions)")
+    }
+
+    /// The kernel fills a bitmap of the syscalls each watched cgroup makes, per ABI; nothing
+    /// goes through the ring buffer for it.
+    func testSyscallBitmapHoldsWhatTheWorkloadCalled() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        try probes.watch(cgroupID: cgroup.id)
+        let other = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        try probes.watch(cgroupID: other.id)
+        let udp = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue))
+
+        try run(hierarchy, cgroup.path, ["udp4:\(udp.port)", "syscall:\(getppid)"])
+        try run(hierarchy, other.path, ["chdir:/"])
+        let bitmaps = probes.syscallBitmaps()
+        let mine = try XCTUnwrap(bitmaps[cgroup.id])
+        let names = Set((0..<SyscallBitmap.slots).filter { mine.contains($0, abi: .x86_64) }.compactMap { resolver.name(of: $0, abi: .x86_64) })
+        XCTAssertTrue(names.isSuperset(of: ["execve", "socket", "sendto", "close", "getppid", "exit_group"]), "\(names.sorted())")
+        XCTAssertFalse(names.contains("ptrace"))
+        XCTAssertTrue((0..<SyscallBitmap.slots).allSatisfy { !mine.contains($0, abi: .i386) && !mine.contains($0, abi: .x32) })
+        let theirs = try XCTUnwrap(bitmaps[other.id])
+        XCTAssertFalse(theirs.contains(getppid, abi: .x86_64), "each cgroup has its own bitmap")
+        XCTAssertTrue(theirs.contains(chdir, abi: .x86_64))
+    }
+
+    /// Behaviour loaded as known never reaches the ring buffer; new behaviour does.
+    func testKnownBehaviourCausesNoRingBufferTraffic() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
+                                         consumer: EventPrinter(node: "n", sink: sink))
+        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        let directory = try KernelTestSupport.temporaryDirectory()
+        let known = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let unknown = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let testBinary = KernelTestSupport.realpath("/proc/self/exe")
+        let knownDestination = [UInt8]([127, 0, 0, 1]).withUnsafeBytes {
+            Destination(family: 2, ipProtocol: 6, port: known.port, address: $0)
+        }
+        try probes.loadKnownBehaviour(
+            profileID: 7,
+            execHashes: [BehaviourHash.exec(exe: KernelTestSupport.workload, parent: testBinary)],
+            files: [(BehaviourHash.fileKind(.create), BehaviourHash.fnv1a("\(directory)/known"))],
+            destinations: [knownDestination])
+        try probes.watch(cgroupID: cgroup.id, profileID: 7)
+
+        try run(hierarchy, cgroup.path, ["writes:50:\(directory)/known", "chdir:\(directory)", "writes:10:known",
+                                         "connects:5:\(known.port)", "write:\(directory)/new", "tcp4:\(unknown.port)"])
+        try session.drain()
+
+        XCTAssertEqual(session.received[.exec, default: 0], 0, "the known exec was dropped in the kernel")
+        XCTAssertEqual(session.received[.file, default: 0], 1, "only the new write reached userspace")
+        XCTAssertEqual(session.received[.network, default: 0], 1, "only the new destination reached userspace")
+        let suppressed = probes.suppressedCounts()
+        XCTAssertEqual(suppressed[.exec], 1)
+        XCTAssertEqual(suppressed[.file], 60, "absolute and relative names of the known path")
+        XCTAssertEqual(suppressed[.network], 5)
+        let events = try sink.objects
+        XCTAssertEqual(events.compactMap { $0[path: "file.path"] as? String }, ["\(directory)/new"])
+        XCTAssertEqual(events.compactMap { $0[path: "network.port"] as? Int }, [Int(unknown.port)])
+    }
+
+    /// vigil learn then vigil monitor, as the CLI wires them: a normal run after learning is
+    /// silent; each attack kind yields exactly its anomaly.
+    func testLearnThenMonitorReportsExactlyTheAttacks() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        // Letters only: a directory name with digits would itself be generalised (`vigil-test-*`).
+        let directory = "/tmp/vigil-learn-" + String((0..<10).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let models = directory + "/models"
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        let service = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let elsewhere = try LoopbackSocket(family: AF_INET6, type: Int32(SOCK_STREAM.rawValue))
+        let normal = ["chdir:\(directory)", "write:cache.json", "writes:3:\(directory)/tmp\(UInt32.random(in: 1000...9999))abc.json",
+                      "connects:3:\(service.port)", "syscall:\(getppid)"]
+        let store = DirectoryProfileStore(root: directory + "/profiles")
+
+        // Learn from two runs (two containers), then stabilise.
+        do {
+            let probes = try KernelProbes()
+            let learner = Learner.start(workload: "demo", modelPaths: ["\(models)/**"], minDuration: 0, quietPeriod: 0,
+                                        now: Date(), resolver: resolver, runtimeExes: [KernelTestSupport.realpath("/proc/self/exe")])
+            let consumer = LearningConsumer(learner: learner, store: store, checkpointInterval: 3600)
+            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: MemorySink(), consumer: consumer)
+            for _ in 0..<2 {
+                let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+                try probes.watch(cgroupID: cgroup.id)
+                try run(hierarchy, cgroup.path, normal)
+            }
+            try session.drain()
+            XCTAssertEqual(try consumer.tick(probes: probes, force: true), .stable)
+        }
+        let profile = try XCTUnwrap(try store.latest(workload: "demo"))
+        XCTAssertEqual(profile.state, .stable)
+        XCTAssertEqual(profile.learning.containers, 2)
+        XCTAssertEqual(profile.execs, [ExecRule(exe: KernelTestSupport.workload, parent: "(runtime)")])
+        XCTAssertEqual(profile.fileWrites, [FileWriteRule(path: "\(directory)/cache.json", ops: ["create"]),
+                                            FileWriteRule(path: "\(directory)/tmp*.json", ops: ["create"])])
+        XCTAssertEqual(profile.egress, [EgressRule(address: "127.0.0.1", port: Int(service.port), protocol: "tcp")])
+        XCTAssertTrue(profile.syscalls.x86_64.contains("getppid"))
+
+        // Monitor: each run in a new container of the workload.
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let consumer = MonitoringConsumer(profile: profile, resolver: resolver, node: "n", sink: sink,
+                                          runtimeExes: [KernelTestSupport.realpath("/proc/self/exe")])
+        try consumer.loadIntoKernel(probes, profileID: 1)
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink, consumer: consumer)
+        func monitored(_ actions: [String]) throws -> [String] {
+            let before = consumer.findings
+            let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+            try probes.watch(cgroupID: cgroup.id, profileID: 1)
+            try run(hierarchy, cgroup.path, actions)
+            try session.drain()
+            consumer.tick(probes: probes)
+            return consumer.findings.compactMap { rule, count in count > before[rule, default: 0] ? rule.rawValue : nil }.sorted()
+        }
+        XCTAssertEqual(try monitored(normal), [], "normal behaviour, new temporary names: no anomaly")
+        XCTAssertEqual(try monitored(normal + ["exec:/bin/true"]).filter { $0 != "unexpected-syscall" }, ["unexpected-exec"])
+        XCTAssertEqual(try monitored(["write:\(models)/weights.bin"]), ["model-artifact-write"])
+        XCTAssertEqual(try monitored(["write:\(directory)/dropper.sh"]), ["unexpected-file-write"])
+        XCTAssertEqual(try monitored(["tcp6:\(elsewhere.port)"]), ["unexpected-egress"])
+        XCTAssertEqual(try monitored(["syscall:\(ptrace)"]), ["unexpected-syscall"])
+        XCTAssertGreaterThan(probes.suppressedCounts()[.file, default: 0], 0, "known writes were dropped in the kernel")
+
+        let anomalies = try sink.objects.filter { $0["kind"] as? String == "anomaly" }
+        let ptrace = anomalies.first { ($0[path: "event.syscalls"] as? [[String: Any]])?.contains { $0["name"] as? String == "ptrace" } ?? false }
+        XCTAssertNotNil(ptrace, "the ptrace anomaly names the syscall")
+        let weights = anomalies.first { $0[path: "anomaly.rule"] as? String == "model-artifact-write" }
+        XCTAssertEqual(weights?[path: "anomaly.severity"] as? String, "critical")
+        XCTAssertEqual(weights?[path: "event.file.path"] as? String, "\(models)/weights.bin")
+        XCTAssertEqual(weights?[path: "anomaly.profile.id"] as? String, "demo")
+    }
+}
