@@ -53,14 +53,17 @@ let package = Package(
         // Benchmarks (throughput and overhead figures for the README), not tests.
         .executableTarget(
             name: "vigil-bench",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilSeccomp"]
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilSeccomp", "VigilProfiles"]
         ),
 
         .plugin(name: "BPFBuild", capability: .buildTool()),
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp"]),
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
-        .testTarget(name: "VigilProfilesTests", dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI"]),
+        .testTarget(
+            name: "VigilProfilesTests",
+            dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI", .product(name: "Yams", package: "Yams")]
+        ),
         .testTarget(
             name: "VigilKernelTests",
             dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload"]

@@ -4,9 +4,13 @@
 //       records a real workload through the kernel programs (or replays FILE from
 //       `vigil trace --record`), then decodes — and decodes + encodes to JSON — those records in a
 //       loop on one core: records/s.
+//   vigil-bench detect [--seconds S]
+//       records a workload as `decode` does, learns its profile, then checks the recorded events
+//       against it in a loop on one core (the monitor's userspace work): events/s.
 //   vigil-bench overhead [--runs R]
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
-//       running agent that does not watch them, and watched by it (median of R runs each).
+//       running agent that does not watch them, watched by it (trace), and monitored against a
+//       profile learned from them, with and without in-kernel suppression (median of R runs each).
 //
 // Run as root, in release: swift build -c release && sudo .build/release/vigil-bench decode
 import Foundation
@@ -14,6 +18,8 @@ import VigilAgent
 import VigilBPF
 import VigilCore
 import VigilRuntime
+import VigilProfiles
+import VigilSeccomp
 
 setvbuf(stdout, nil, _IOLBF, 0)
 
@@ -106,7 +112,8 @@ final class Poller: @unchecked Sendable {
     }
 }
 
-func decodeBenchmark() throws {
+/// Raw records of a real workload run: from --records FILE, or recorded now through the kernel.
+func recordWorkload() throws -> [UInt8] {
     var records: [UInt8] = []
     if let path = CommandLine.arguments.firstIndex(of: "--records").map({ CommandLine.arguments[$0 + 1] }) {
         records = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -130,6 +137,11 @@ func decodeBenchmark() throws {
         records = recorder.data
         try? FileManager.default.removeItem(atPath: dir)
     }
+    return records
+}
+
+func decodeBenchmark() throws {
+    let records = try recordWorkload()
     var count = 0
     var byKind: [EventKind: Int] = [:]
     try records.withUnsafeBytes { data in
@@ -183,6 +195,34 @@ func decodeBenchmark() throws {
     if checksum == 42 { print("") } // keeps the decode loop from being optimised away
 }
 
+func detectBenchmark() throws {
+    let records = try recordWorkload()
+    let resolver = SeccompSyscallResolver()
+    var learner = Learner.start(workload: "bench", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(), resolver: resolver)
+    var count = 0
+    try records.withUnsafeBytes { data in
+        try RecordFile.forEachRecord(in: data) { learner.observe(try RawEvent(decoding: $0), now: Date()); count += 1 }
+    }
+    learner.stabilize(now: Date())
+    var detector = Detector(profile: learner.profile, resolver: resolver)
+    let seconds = Double(option("--seconds", default: "3"))!
+    var checked = 0
+    var findings = 0
+    let start = now()
+    while now() - start < seconds {
+        try records.withUnsafeBytes { data in
+            try RecordFile.forEachRecord(in: data) { record in
+                if detector.check(try RawEvent(decoding: record)) != nil { findings += 1 }
+                checked += 1
+            }
+        }
+    }
+    let rate = Double(checked) / (now() - start)
+    print("records: \(count); profile: \(learner.profile.execs.count) execs, \(learner.profile.fileWrites.count) file rules, "
+        + "\(learner.profile.egress.count) destinations; findings on replay: \(findings)")
+    print(String(format: "detect (decode + check against the profile): %.2f M events/s (one core)", rate / 1e6))
+}
+
 func overheadBenchmark() throws {
     let runs = Int(option("--runs", default: "5"))!
     let hierarchy = try CgroupHierarchy.system()
@@ -226,17 +266,53 @@ func overheadBenchmark() throws {
     session = nil
     probes = nil // detaches every program
 
+    // Monitor mode: learn the loops' profile, then check them against it, with the profile in
+    // userspace only and with its exact behaviour loaded into the kernel.
+    let resolver = SeccompSyscallResolver()
+    let monitorPath = "/vigil-bench-monitor-\(getpid())"
+    let monitorID = try hierarchy.create(monitorPath)
+    defer { try? hierarchy.remove(monitorPath) }
+    let profile: Profile = try {
+        let probes = try KernelProbes()
+        let learner = Learner.start(workload: "bench", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(),
+                                    resolver: resolver, runtimeExes: RuntimeExecutables.onThisHost())
+        let store = DirectoryProfileStore(root: dir + "/profiles")
+        let consumer = LearningConsumer(learner: learner, store: store, checkpointInterval: 3600)
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: DiscardSink(), consumer: consumer)
+        try probes.watch(cgroupID: monitorID)
+        let poller = Poller(session)
+        for (_, arguments, _) in loops { _ = try runWorkload(arguments, cgroupDirectory: hierarchy.directory(of: monitorPath)) }
+        poller.stop()
+        try consumer.tick(probes: probes, force: true)
+        try consumer.stabilize()
+        return consumer.learner.profile
+    }()
+    func monitored(suppress: Bool) throws -> ([Double], UInt64) {
+        let probes = try KernelProbes()
+        let consumer = MonitoringConsumer(profile: profile, resolver: resolver, node: "bench", sink: DiscardSink())
+        if suppress { try consumer.loadIntoKernel(probes, profileID: 1) }
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: DiscardSink(), consumer: consumer)
+        try probes.watch(cgroupID: monitorID, profileID: suppress ? 1 : 0)
+        let poller = Poller(session)
+        var times: [Double] = []
+        for (_, arguments, _) in loops { times.append(try measure(arguments, in: monitorPath)) }
+        poller.stop()
+        return (times, consumer.findings.values.reduce(0, +))
+    }
+    let (userspaceCheck, userspaceFindings) = try monitored(suppress: false)
+    let (kernelSuppressed, kernelFindings) = try monitored(suppress: true)
+
     // Alone again, after: the baseline is the mean of before and after, so drift is not overhead.
     for (i, (_, arguments, _)) in loops.enumerated() { alone[i] = (alone[i] + (try measure(arguments, in: unwatchedPath))) / 2 }
 
-    print("| loop | iterations | alone (ms) | unwatched (ms) | overhead | watched (ms) | overhead |")
+    print("| loop | iterations | alone (ms) | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for (i, (name, _, iterations)) in loops.enumerated() {
-        func pct(_ v: Double) -> String { String(format: "%+.1f%%", (v / alone[i] - 1) * 100) }
-        print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | "
-            + "\(String(format: "%.1f", unwatched[i] * 1000)) | \(pct(unwatched[i])) | "
-            + "\(String(format: "%.1f", watched[i] * 1000)) | \(pct(watched[i])) |")
+        func cell(_ v: Double) -> String { String(format: "%.1f (%+.1f%%)", v * 1000, (v / alone[i] - 1) * 100) }
+        print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | \(cell(unwatched[i])) | "
+            + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) |")
     }
+    print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression)")
     print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
 }
 
@@ -244,8 +320,9 @@ do {
     switch CommandLine.arguments.dropFirst().first {
     case "decode": try decodeBenchmark()
     case "overhead": try overheadBenchmark()
+    case "detect": try detectBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | overhead [--runs R]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R]")
         exit(2)
     }
 } catch {
