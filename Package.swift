@@ -66,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilKernelTests",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload"]
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload", "vigil"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -18,17 +18,7 @@ public enum ProfileCodec {
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw ProfileError(file: file, problem: "is empty")
         }
-        let header: Header
-        do {
-            header = try YAMLDecoder().decode(Header.self, from: text)
-        } catch let error as DecodingError {
-            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
-                throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
-            }
-            throw ProfileError(file: file, problem: "is not a profile: \(describe(error))")
-        } catch {
-            throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
-        }
+        let header = try decodeReportingFields(Header.self, from: text, file: file)
         guard let apiVersion = header.apiVersion else {
             throw ProfileError(file: file, field: "apiVersion", problem: "is missing (expected \(Profile.currentAPIVersion))")
         }
@@ -39,9 +29,16 @@ public enum ProfileCodec {
         guard header.kind == Profile.kindName else {
             throw ProfileError(file: file, field: "kind", problem: "is '\(header.kind ?? "missing")', expected \(Profile.kindName)")
         }
-        let profile: Profile
+        let profile = try decodeReportingFields(Profile.self, from: text, file: file)
+        try validate(profile, file: file)
+        return profile
+    }
+
+    /// Decodes, turning a scanner error into "not valid YAML" and a shape error into the field
+    /// that has it.
+    private static func decodeReportingFields<T: Decodable>(_ type: T.Type, from text: String, file: String) throws -> T {
         do {
-            profile = try YAMLDecoder().decode(Profile.self, from: text)
+            return try YAMLDecoder().decode(type, from: text)
         } catch let error as DecodingError {
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
                 throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
@@ -51,8 +48,6 @@ public enum ProfileCodec {
         } catch {
             throw ProfileError(file: file, problem: "is not valid YAML: \(describe(error))")
         }
-        try validate(profile, file: file)
-        return profile
     }
 
     static func validate(_ profile: Profile, file: String) throws {

@@ -10,14 +10,8 @@ final class CaptureTests: XCTestCase {
     /// failing), connects over TCP on IPv4 and IPv6 and sends UDP datagrams on both; every event
     /// is reported with exact fields, in order. A process outside the cgroup is not reported.
     func testReportsEachSyscallOfAWatchedWorkloadExactly() throws {
-        try KernelTestSupport.requireRoot()
-        let hierarchy = try CgroupHierarchy.system()
-        let probes = try KernelProbes()
-        let sink = MemorySink()
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "test-node", sink: sink,
-                                         consumer: EventPrinter(node: "test-node", sink: sink))
-        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
-        try probes.watch(cgroupID: cgroup.id)
+        let traced = try TracedCgroup(self, node: "test-node")
+        let (hierarchy, sink, session, cgroup) = (traced.hierarchy, traced.sink, traced.session, (path: traced.path, id: traced.id))
 
         let tcp4 = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
         let tcp6 = try LoopbackSocket(family: AF_INET6, type: Int32(SOCK_STREAM.rawValue))
@@ -110,21 +104,12 @@ final class CaptureTests: XCTestCase {
 
     /// A refused connection and a connect to an unbound port report the kernel's errno.
     func testReportsFailedConnectWithErrno() throws {
-        try KernelTestSupport.requireRoot()
-        let hierarchy = try CgroupHierarchy.system()
-        let probes = try KernelProbes()
-        let sink = MemorySink()
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
-                                         consumer: EventPrinter(node: "n", sink: sink))
-        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
-        try probes.watch(cgroupID: cgroup.id)
+        let traced = try TracedCgroup(self)
         // Bound but not listening: the port is ours, and a TCP connect to it is refused.
         let closed = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue))
-        let process = try LaunchedProcess.start([KernelTestSupport.workload, "tcp4?:\(closed.port)"],
-                                                cgroupDirectory: hierarchy.directory(of: cgroup.path))
-        XCTAssertEqual(process.status(block: true), .exited(0))
-        try session.drain()
-        let connects = try sink.objects.filter { $0["kind"] as? String == "network.connect" }
+        try traced.run(["tcp4?:\(closed.port)"])
+        try traced.session.drain()
+        let connects = try traced.sink.objects.filter { $0["kind"] as? String == "network.connect" }
         XCTAssertEqual(connects.count, 1)
         XCTAssertEqual(connects.first?[path: "network.outcome"] as? String, "failure")
         XCTAssertEqual(connects.first?[path: "network.errno"] as? String, "ECONNREFUSED")
@@ -134,14 +119,9 @@ final class CaptureTests: XCTestCase {
     /// Cgroups created below a watched one are watched from their creation, in the kernel,
     /// before a process can enter them; their processes are reported with their own path.
     func testWatchesCgroupsCreatedBelowAWatchedOne() throws {
-        try KernelTestSupport.requireRoot()
-        let hierarchy = try CgroupHierarchy.system()
-        let probes = try KernelProbes()
-        let sink = MemorySink()
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
-                                         consumer: EventPrinter(node: "n", sink: sink))
-        let parent = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
-        try probes.watch(cgroupID: parent.id)
+        let traced = try TracedCgroup(self)
+        let (hierarchy, probes, sink, session) = (traced.hierarchy, traced.probes, traced.sink, traced.session)
+        let parent = (path: traced.path, id: traced.id)
 
         let childPath = parent.path + "/pod/container"
         _ = try hierarchy.create(parent.path + "/pod")
@@ -152,9 +132,7 @@ final class CaptureTests: XCTestCase {
         XCTAssertFalse(probes.isWatched(cgroupID: sibling.id), "an unrelated new cgroup was watched")
 
         let directory = try KernelTestSupport.temporaryDirectory()
-        let process = try LaunchedProcess.start([KernelTestSupport.workload, "write:\(directory)/child"],
-                                                cgroupDirectory: hierarchy.directory(of: childPath))
-        XCTAssertEqual(process.status(block: true), .exited(0))
+        try traced.run(["write:\(directory)/child"], in: childPath)
         try session.drain()
         let writes = try sink.objects.filter { $0["kind"] as? String == "file.write" }
         XCTAssertEqual(writes.map { $0[path: "file.path"] as? String }, ["\(directory)/child"])
@@ -164,21 +142,13 @@ final class CaptureTests: XCTestCase {
     /// With a ring buffer far too small for a burst, every event is either received or counted
     /// as dropped, per kind — and the drop is reported as an agent.drops line.
     func testFloodOverflowingTheRingBufferIsFullyAccountedFor() throws {
-        try KernelTestSupport.requireRoot()
-        let hierarchy = try CgroupHierarchy.system()
-        let probes = try KernelProbes(options: .init(ringBufferBytes: 16 << 10))
-        let sink = MemorySink()
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
-                                         consumer: EventPrinter(node: "n", sink: sink))
-        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
-        try probes.watch(cgroupID: cgroup.id)
+        let traced = try TracedCgroup(self, options: .init(ringBufferBytes: 16 << 10))
+        let (probes, sink, session) = (traced.probes, traced.sink, traced.session)
         let directory = try KernelTestSupport.temporaryDirectory()
 
         let writes = 2000
         // Nothing reads the ring buffer until the workload has finished.
-        let process = try LaunchedProcess.start([KernelTestSupport.workload, "writes:\(writes):\(directory)/f"],
-                                                cgroupDirectory: hierarchy.directory(of: cgroup.path))
-        XCTAssertEqual(process.status(block: true), .exited(0))
+        try traced.run(["writes:\(writes):\(directory)/f"])
         try session.drain()
         let drops = session.reportDrops()
 

@@ -49,6 +49,35 @@ enum KernelTestSupport {
     }
 }
 
+/// A printing capture session on freshly loaded programs, watching a fresh cgroup of the test.
+struct TracedCgroup {
+    let hierarchy: CgroupHierarchy
+    let probes: KernelProbes
+    let sink = MemorySink()
+    let session: CaptureSession
+    let path: String
+    let id: UInt64
+
+    init(_ test: XCTestCase, node: String = "n", options: KernelProbes.Options = .init()) throws {
+        try KernelTestSupport.requireRoot()
+        hierarchy = try CgroupHierarchy.system()
+        probes = try KernelProbes(options: options)
+        session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink,
+                                     consumer: EventPrinter(node: node, sink: sink))
+        (path, id) = try KernelTestSupport.makeCgroup(test, hierarchy: hierarchy)
+        try probes.watch(cgroupID: id)
+    }
+
+    /// Runs vigil-workload with these actions in the cgroup (or in `cgroup`) and waits for it.
+    @discardableResult
+    func run(_ actions: [String], in cgroup: String? = nil) throws -> LaunchedProcess {
+        let process = try LaunchedProcess.start([KernelTestSupport.workload] + actions,
+                                                cgroupDirectory: hierarchy.directory(of: cgroup ?? path))
+        XCTAssertEqual(process.status(block: true), .exited(0), "workload \(actions)")
+        return process
+    }
+}
+
 /// Collects the JSON lines a session prints.
 final class MemorySink: EventSink {
     private(set) var data = Data()

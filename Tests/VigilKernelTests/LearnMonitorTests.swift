@@ -47,13 +47,9 @@ final class LearnMonitorTests: XCTestCase {
 
     /// Behaviour loaded as known never reaches the ring buffer; new behaviour does.
     func testKnownBehaviourCausesNoRingBufferTraffic() throws {
-        try KernelTestSupport.requireRoot()
-        let hierarchy = try CgroupHierarchy.system()
-        let probes = try KernelProbes()
-        let sink = MemorySink()
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink,
-                                         consumer: EventPrinter(node: "n", sink: sink))
-        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        let traced = try TracedCgroup(self)
+        let (hierarchy, probes, sink, session) = (traced.hierarchy, traced.probes, traced.sink, traced.session)
+        let cgroup = (path: traced.path, id: traced.id)
         let directory = try KernelTestSupport.temporaryDirectory()
         let known = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
         let unknown = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))

@@ -1,0 +1,39 @@
+import Foundation
+import XCTest
+
+/// The README's main job, run as a user runs it: the vigil binary learns the example model
+/// server, then monitors it through the scripted attack.
+final class DemoTests: XCTestCase {
+    func testTheDemoReportsExactlyTheAttackAndNothingForNormalRequests() throws {
+        try KernelTestSupport.requireRoot()
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("/usr/bin/python3 is missing: scripts/setup installs it") }
+            throw XCTSkip("needs /usr/bin/python3 (scripts/setup installs it)")
+        }
+        let vigil = (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil"
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let demo = Process()
+        demo.executableURL = URL(fileURLWithPath: repository + "/examples/model-server/demo.sh")
+        demo.arguments = [vigil]
+        demo.environment = ["PORT": "18181", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+        let output = Pipe()
+        demo.standardOutput = output
+        try demo.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        demo.waitUntilExit()
+        XCTAssertEqual(demo.terminationStatus, 0)
+
+        let anomalies = try data.split(separator: UInt8(ascii: "\n")).map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
+        let rules = anomalies.compactMap { ($0["anomaly"] as? [String: Any])?["rule"] as? String }
+        XCTAssertEqual(rules.filter { $0 != "unexpected-syscall" },
+                       ["unexpected-exec", "model-artifact-write", "unexpected-egress"], "\(anomalies)")
+        XCTAssertLessThanOrEqual(rules.filter { $0 == "unexpected-syscall" }.count, 2)
+        let exec = anomalies.first { ($0["anomaly"] as? [String: Any])?["rule"] as? String == "unexpected-exec" }
+        let process = (exec?["event"] as? [String: Any])?["process"] as? [String: Any]
+        XCTAssertEqual(process?["exe"] as? String, "/usr/bin/dash")
+        XCTAssertEqual((process?["parent_exe"] as? String)?.hasPrefix("/usr/bin/python3"), true)
+    }
+}
