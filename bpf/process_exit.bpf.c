@@ -10,6 +10,8 @@ int vigil_process_exit(void *ctx)
         return 0; /* a thread, not the process */
     if (!watched_state())
         return 0;
+    __u32 tgid = pid_tgid >> 32;
+    bpf_map_delete_elem(&runtime_tasks, &tgid);
     struct vigil_exit_event *event = reserve_event(sizeof(*event), VIGIL_KIND_EXIT);
     if (!event)
         return 0;

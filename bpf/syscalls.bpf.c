@@ -4,6 +4,16 @@
  * tracepoint, because it runs on every syscall of the host: unwatched processes pay one lookup. */
 #include "vigil.bpf.h"
 
+/* seccomp(SECCOMP_SET_MODE_FILTER, ...) or prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ...). */
+static __always_inline bool is_filter_install(unsigned long long *ctx, long id)
+{
+    struct pt_regs *regs = (struct pt_regs *)ctx[0];
+    unsigned long arg0 = BPF_CORE_READ(regs, di);
+    if (id == NR_seccomp)
+        return arg0 == SECCOMP_SET_MODE_FILTER;
+    return id == NR_prctl && arg0 == PR_SET_SECCOMP && BPF_CORE_READ(regs, si) == SECCOMP_MODE_FILTER;
+}
+
 SEC("raw_tp/sys_enter")
 int vigil_syscall_enter(unsigned long long *ctx)
 {
@@ -24,6 +34,15 @@ int vigil_syscall_enter(unsigned long long *ctx)
         return 0;
     __u64 bit = 1ULL << (id & 63);
     __u64 *word = &state->syscalls[abi][id >> 6];
+
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &tgid);
+    if (phase && abi == VIGIL_SYSCALL_ABI_X86_64) {
+        __u32 row = *phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
+        word = &state->runtime_syscalls[row][id >> 6];
+        if (*phase == VIGIL_RUNTIME_BEFORE_FILTER && is_filter_install(ctx, id))
+            *phase = VIGIL_RUNTIME_AFTER_FILTER; /* this call installs it; the next ones run under it */
+    }
     if (!(*word & bit))
         __sync_fetch_and_or(word, bit);
     return 0;

@@ -41,6 +41,22 @@ struct {
     __type(value, struct vigil_cgroup_state);
 } watched_cgroups __weak SEC(".maps");
 
+/* Processes of the container runtime inside watched cgroups (tgid -> enum vigil_runtime_phase). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u32);
+} runtime_tasks __weak SEC(".maps");
+
+/* The current process's runtime phase, or 0 when it is the workload. */
+static __always_inline __u32 runtime_phase(void)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &tgid);
+    return phase ? *phase : 0;
+}
+
 /* Behaviour of stable profiles, dropped in the kernel (see vigil_abi.h for the keys). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -347,8 +363,8 @@ static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int
                                                  int target_dirfd, __u64 target_name)
 {
     struct vigil_cgroup_state *state = watched_state();
-    if (!state)
-        return 0;
+    if (!state || runtime_phase())
+        return 0; /* the runtime setting the container up is not the workload */
     struct pending_syscall args = {
         .kind = VIGIL_KIND_FILE,
         .profile_id = state->profile_id,
@@ -400,7 +416,7 @@ static __always_inline int remember_net_syscall(__u32 op, int fd, __u64 uaddr, b
     if (!uaddr)
         return 0;
     struct vigil_cgroup_state *state = watched_state();
-    if (!state)
+    if (!state || runtime_phase())
         return 0;
     struct pending_syscall args = { .kind = VIGIL_KIND_NET, .op = op, .profile_id = state->profile_id };
     __u16 family = 0;

@@ -136,11 +136,23 @@ enum vigil_syscall_abi {
     VIGIL_SYSCALL_ABI_COUNT = 3,
 };
 
+/* The container runtime's init (runc init, or vigil's own launcher) inside a watched cgroup:
+ * the process the runtime moved into the cgroup (cgroup_attach_task) and its forks, until they
+ * exec a real file (not the runtime's unlinked in-memory copy of itself). Its syscalls are kept
+ * apart from the workload's, split at its seccomp(SET_MODE_FILTER): what it calls after that
+ * call runs under the container's filter and must be allowed by it; what it calls before must
+ * not be in the workload's profile. */
+enum vigil_runtime_phase {
+    VIGIL_RUNTIME_BEFORE_FILTER = 1,
+    VIGIL_RUNTIME_AFTER_FILTER = 2,
+};
+
 /* The value of the watched_cgroups map: what the kernel knows of one watched cgroup. */
 struct vigil_cgroup_state {
     __u32 profile_id; /* 0: no stable profile: report everything; else keys of the known_* maps */
     __u32 _pad;
-    __u64 syscalls[VIGIL_SYSCALL_ABI_COUNT][VIGIL_SYSCALL_WORDS];
+    __u64 syscalls[VIGIL_SYSCALL_ABI_COUNT][VIGIL_SYSCALL_WORDS]; /* the workload's */
+    __u64 runtime_syscalls[2][VIGIL_SYSCALL_WORDS]; /* x86_64: [0] before the filter, [1] after */
 };
 
 /* Behaviour already in a stable profile, dropped in the kernel (VIGIL_SUPPRESSED_KNOWN).

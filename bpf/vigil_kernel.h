@@ -65,8 +65,13 @@ struct path {
     struct dentry *dentry;
 };
 
+struct inode {
+    unsigned int __i_nlink;
+};
+
 struct file {
     struct path f_path;
+    struct inode *f_inode;
     void *private_data;
 };
 
@@ -142,6 +147,11 @@ struct cgroup {
     struct cgroup_root *root;
 };
 
+struct pt_regs {
+    unsigned long si;
+    unsigned long di;
+};
+
 /* Tracepoint contexts (their layout is what /sys/kernel/tracing/events/.../format shows). */
 struct trace_entry {
     unsigned short type;
@@ -182,6 +192,11 @@ struct trace_event_raw_sched_process_template {
 #define O_ACCMODE 03
 #define TS_COMPAT 0x0002              /* x86: a 32-bit syscall is active */
 #define X32_SYSCALL_BIT 0x40000000
+#define NR_prctl 157                  /* x86_64 */
+#define NR_seccomp 317                /* x86_64 */
+#define PR_SET_SECCOMP 22
+#define SECCOMP_MODE_FILTER 2
+#define SECCOMP_SET_MODE_FILTER 1
 
 struct sockaddr_in {
     __u16 sin_family;

@@ -25,8 +25,8 @@ public final class LearningConsumer: EventConsumer {
     /// Returns the state after it.
     @discardableResult
     public func tick(probes: KernelProbes, now: Date = Date(), force: Bool = false) throws -> LearningState {
-        for bitmap in probes.syscallBitmaps().values {
-            learner.observeSyscalls(bitmap, now: now)
+        for syscalls in probes.syscallBitmaps().values {
+            learner.observeSyscalls(syscalls.underFilter, now: now)
         }
         let wasStable = learner.isStable
         let state = learner.evaluate(now: now)

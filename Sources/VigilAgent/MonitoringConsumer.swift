@@ -49,7 +49,7 @@ public final class MonitoringConsumer: EventConsumer {
     public func tick(probes: KernelProbes, now: UInt64 = BootClock.nowBootNanoseconds()) {
         line.removeAll()
         var seen = SyscallBitmap()
-        for bitmap in probes.syscallBitmaps().values { seen.formUnion(bitmap) }
+        for syscalls in probes.syscallBitmaps().values { seen.formUnion(syscalls.workload) }
         let unexpected = detector.unexpectedSyscalls(seen).map { syscall in
             (abi: syscall.abi, number: syscall.number, name: resolver.name(of: syscall.number, abi: syscall.abi) ?? "syscall_\(syscall.number)")
         }

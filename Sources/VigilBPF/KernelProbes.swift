@@ -116,8 +116,8 @@ public final class KernelProbes {
     }
 
     /// The syscalls each watched cgroup has made since it was watched, read from the kernel.
-    public func syscallBitmaps() -> [UInt64: SyscallBitmap] {
-        var result: [UInt64: SyscallBitmap] = [:]
+    public func syscallBitmaps() -> [UInt64: CgroupSyscalls] {
+        var result: [UInt64: CgroupSyscalls] = [:]
         var key: UInt64 = 0
         var next: UInt64 = 0
         var previous: UnsafeMutableRawPointer? = nil
@@ -132,14 +132,23 @@ public final class KernelProbes {
         return result
     }
 
-    private static func bitmap(of state: vigil_cgroup_state) -> SyscallBitmap {
-        withUnsafeBytes(of: state.syscalls) { raw in
+    private static func bitmap(of state: vigil_cgroup_state) -> CgroupSyscalls {
+        let perABI = Int(VIGIL_SYSCALL_WORDS)
+        let workload = withUnsafeBytes(of: state.syscalls) { raw in
             let words = raw.bindMemory(to: UInt64.self)
-            let perABI = Int(VIGIL_SYSCALL_WORDS)
             return SyscallBitmap(words: (0..<Int(VIGIL_SYSCALL_ABI_COUNT.rawValue)).map { abi in
                 Array(words[(abi * perABI)..<((abi + 1) * perABI)])
             })
         }
+        let runtime = withUnsafeBytes(of: state.runtime_syscalls) { raw -> [SyscallBitmap] in
+            let words = raw.bindMemory(to: UInt64.self)
+            return (0..<2).map { row in
+                var bitmap = SyscallBitmap()
+                bitmap.words[SyscallABI.x86_64.rawValue] = Array(words[(row * perABI)..<((row + 1) * perABI)])
+                return bitmap
+            }
+        }
+        return CgroupSyscalls(workload: workload, runtimeBeforeFilter: runtime[0], runtimeAfterFilter: runtime[1])
     }
 
     /// Loads a stable profile's exact behaviour under `profileID`: from now on the kernel drops

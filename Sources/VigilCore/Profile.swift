@@ -206,3 +206,26 @@ public struct SyscallBitmap: Equatable, Sendable {
 
     public var isEmpty: Bool { words.allSatisfy { $0.allSatisfy { $0 == 0 } } }
 }
+
+/// What the kernel recorded for one cgroup: the workload's syscalls, and its runtime's (runc
+/// init's) before and after it installed the container's seccomp filter.
+public struct CgroupSyscalls: Equatable, Sendable {
+    public var workload: SyscallBitmap
+    public var runtimeBeforeFilter: SyscallBitmap
+    public var runtimeAfterFilter: SyscallBitmap
+
+    public init(workload: SyscallBitmap, runtimeBeforeFilter: SyscallBitmap = SyscallBitmap(),
+                runtimeAfterFilter: SyscallBitmap = SyscallBitmap()) {
+        self.workload = workload
+        self.runtimeBeforeFilter = runtimeBeforeFilter
+        self.runtimeAfterFilter = runtimeAfterFilter
+    }
+
+    /// What a seccomp filter for the container must allow: the workload's calls and those the
+    /// runtime makes once the filter is in place (not those it makes before).
+    public var underFilter: SyscallBitmap {
+        var result = workload
+        result.formUnion(runtimeAfterFilter)
+        return result
+    }
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Finds the container runtime's init in watched cgroups without trusting process names: it is
+ * the process a runtime moves into the cgroup (runc writes its init's pid into cgroup.procs),
+ * with the processes it forks, until they exec the entrypoint (process_exec.bpf.c). */
+#include "vigil.bpf.h"
+
+SEC("tp_btf/cgroup_attach_task")
+int vigil_cgroup_attach_task(unsigned long long *ctx)
+{
+    struct cgroup *dst = (struct cgroup *)ctx[0];
+    struct task_struct *task = (struct task_struct *)ctx[2];
+    if (BPF_CORE_READ(dst, root, hierarchy_id) != 0)
+        return 0;
+    __u64 id = BPF_CORE_READ(dst, kn, id);
+    if (!bpf_map_lookup_elem(&watched_cgroups, &id))
+        return 0;
+    __u32 tgid = BPF_CORE_READ(task, tgid);
+    __u32 phase = VIGIL_RUNTIME_BEFORE_FILTER;
+    bpf_map_update_elem(&runtime_tasks, &tgid, &phase, BPF_NOEXIST);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int vigil_process_fork(unsigned long long *ctx)
+{
+    struct task_struct *parent = (struct task_struct *)ctx[0];
+    struct task_struct *child = (struct task_struct *)ctx[1];
+    __u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+    __u32 child_tgid = BPF_CORE_READ(child, tgid);
+    if (parent_tgid == child_tgid)
+        return 0; /* a thread: it shares its process's entry */
+    __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &parent_tgid);
+    if (phase) {
+        __u32 inherited = *phase;
+        bpf_map_update_elem(&runtime_tasks, &child_tgid, &inherited, BPF_ANY);
+    }
+    return 0;
+}
