@@ -4,14 +4,17 @@
  * tracepoint, because it runs on every syscall of the host: unwatched processes pay one lookup. */
 #include "vigil.bpf.h"
 
-/* seccomp(SECCOMP_SET_MODE_FILTER, ...) or prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ...). */
+/* seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) or prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+ * prog) with a program: libseccomp (in runc) first probes which flags the kernel supports with
+ * the same call and a NULL program, which installs nothing. */
 static __always_inline bool is_filter_install(unsigned long long *ctx, long id)
 {
     struct pt_regs *regs = (struct pt_regs *)ctx[0];
     unsigned long arg0 = BPF_CORE_READ(regs, di);
     if (id == NR_seccomp)
-        return arg0 == SECCOMP_SET_MODE_FILTER;
-    return id == NR_prctl && arg0 == PR_SET_SECCOMP && BPF_CORE_READ(regs, si) == SECCOMP_MODE_FILTER;
+        return arg0 == SECCOMP_SET_MODE_FILTER && BPF_CORE_READ(regs, dx) != 0;
+    return id == NR_prctl && arg0 == PR_SET_SECCOMP && BPF_CORE_READ(regs, si) == SECCOMP_MODE_FILTER &&
+           BPF_CORE_READ(regs, dx) != 0;
 }
 
 SEC("raw_tp/sys_enter")

@@ -148,6 +148,7 @@ struct cgroup {
 };
 
 struct pt_regs {
+    unsigned long dx;
     unsigned long si;
     unsigned long di;
 };

@@ -1,3 +1,5 @@
+#define _GNU_SOURCE
+#include <sys/mman.h>
 #include "CVigilSeccomp.h"
 
 uint32_t vigil_seccomp_arch(int abi)
@@ -8,4 +10,9 @@ uint32_t vigil_seccomp_arch(int abi)
     case 2: return SCMP_ARCH_X86;
     default: return 0;
     }
+}
+
+int vigil_memfd(const char *name)
+{
+    return memfd_create(name, MFD_CLOEXEC);
 }

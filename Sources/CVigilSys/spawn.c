@@ -3,14 +3,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* Between fork and exec only async-signal-safe calls: the child of a multi-threaded process
- * may not touch anything the other threads held (malloc, locks). */
-pid_t vigil_spawn_in_cgroup(const char *procs_path, char *const argv[])
+ * may not touch anything the other threads held (malloc, locks). The filter is compiled before
+ * the fork for that reason. */
+pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
 {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0)
@@ -29,12 +34,26 @@ pid_t vigil_spawn_in_cgroup(const char *procs_path, char *const argv[])
         for (int sig = 1; sig < NSIG; sig++)
             signal(sig, SIG_DFL);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (procs_path) {
-            int fd = open(procs_path, O_WRONLY | O_CLOEXEC);
+        if (options->stdout_fd >= 0 && dup2(options->stdout_fd, STDOUT_FILENO) < 0)
+            err = errno;
+        if (!err && options->stderr_fd >= 0 && dup2(options->stderr_fd, STDERR_FILENO) < 0)
+            err = errno;
+        if (!err && options->procs_path) {
+            int fd = open(options->procs_path, O_WRONLY | O_CLOEXEC);
             if (fd < 0 || write(fd, "0", 1) != 1)
                 err = errno;
             if (fd >= 0)
                 close(fd);
+        }
+        if (!err && options->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            err = errno;
+        if (!err && options->filter) {
+            struct sock_fprog program = {
+                .len = (unsigned short)(options->filter_size / sizeof(struct sock_filter)),
+                .filter = (struct sock_filter *)options->filter,
+            };
+            if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0)
+                err = errno;
         }
         if (!err) {
             execvp(argv[0], argv);

@@ -7,20 +7,32 @@ public struct LaunchedProcess: Sendable {
     public let pid: pid_t
 
     /// Starts `arguments[0]` (searched in PATH) in the cgroup whose directory is given (nil:
-    /// this process's own cgroup).
-    public static func start(_ arguments: [String], cgroupDirectory: String?) throws -> LaunchedProcess {
+    /// this process's own cgroup), optionally under a seccomp filter (classic BPF, installed
+    /// right before exec, after no_new_privs when asked) and with its stdout/stderr redirected.
+    public static func start(_ arguments: [String], cgroupDirectory: String?, seccompFilter: [UInt8]? = nil,
+                             noNewPrivileges: Bool = false, stdout: Int32 = -1, stderr: Int32 = -1) throws -> LaunchedProcess {
         guard !arguments.isEmpty else { throw CgroupError("no command to run") }
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
         defer { for arg in argv { free(arg) } }
         let procs = cgroupDirectory.map { $0 + "/cgroup.procs" }
-        let pid: pid_t = procs.map { path in
-            path.withCString { vigil_spawn_in_cgroup($0, &argv) }
-        } ?? vigil_spawn_in_cgroup(nil, &argv)
+        let pid: pid_t = withOptionalCString(procs) { procsPath in
+            (seccompFilter ?? []).withUnsafeBytes { filter in
+                var options = vigil_spawn_options(
+                    procs_path: procsPath, filter: seccompFilter == nil ? nil : filter.baseAddress,
+                    filter_size: filter.count, no_new_privs: noNewPrivileges ? 1 : 0, stdout_fd: stdout, stderr_fd: stderr)
+                return vigil_spawn(&options, &argv)
+            }
+        }
         guard pid > 0 else {
             throw CgroupError("cannot start \(arguments[0]): \(String(cString: strerror(-pid)))")
         }
         return LaunchedProcess(pid: pid)
+    }
+
+    private static func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+        guard let text else { return body(nil) }
+        return text.withCString { body($0) }
     }
 
     public enum Status: Equatable, Sendable {

@@ -22,11 +22,12 @@ struct CaptureOptions: ParsableArguments {
     @Argument(parsing: .postTerminator, help: "The command to run (in a new cgroup) and watch.")
     var command: [String] = []
 
-    func validate(allowAll all: Bool = false) throws {
-        let modes = [cgroup != nil, all, !command.isEmpty].filter { $0 }.count
+    /// `watchAll`: --all was given (trace only, where `allowAll` is true).
+    func validate(watchAll: Bool = false, allowAll: Bool = false) throws {
+        let modes = [cgroup != nil, watchAll, !command.isEmpty].filter { $0 }.count
         guard modes == 1 else {
-            throw ValidationError(all ? "give exactly one of: -- COMMAND, --cgroup PATH, --all"
-                                      : "give exactly one of: -- COMMAND, --cgroup PATH")
+            throw ValidationError(allowAll ? "give exactly one of: -- COMMAND, --cgroup PATH, --all"
+                                           : "give exactly one of: -- COMMAND, --cgroup PATH")
         }
         guard ringBufferSize >= 4096, ringBufferSize & (ringBufferSize - 1) == 0 else {
             throw ValidationError("--ring-buffer-size must be a power of two of at least 4096 (got \(ringBufferSize))")

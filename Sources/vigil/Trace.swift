@@ -24,7 +24,7 @@ struct Trace: ParsableCommand {
     var record: String?
 
     func validate() throws {
-        try capture.validate(allowAll: true)
+        try capture.validate(watchAll: all, allowAll: true)
     }
 
     func run() throws {

@@ -1,11 +1,25 @@
 #ifndef CVIGIL_SYS_H
 #define CVIGIL_SYS_H
+#include <stddef.h>
 #include <sys/types.h>
 
-/* Starts argv[0] (searched in PATH) as a child that first moves itself into the cgroup whose
- * cgroup.procs file is procs_path (NULL: stay in ours), so that the exec and everything after it
- * happen inside that cgroup. Signals are unblocked and reset to their defaults in the child.
- * Returns the child's pid, or -errno if the child could not be set up or could not exec. */
-pid_t vigil_spawn_in_cgroup(const char *procs_path, char *const argv[]);
+struct vigil_spawn_options {
+    /* Move the child into the cgroup whose cgroup.procs file this is, before it execs (NULL: stay). */
+    const char *procs_path;
+    /* A classic-BPF seccomp program (struct sock_filter[]) to install right before exec, and its
+     * size in bytes (NULL/0: none). */
+    const void *filter;
+    size_t filter_size;
+    /* Set no_new_privs before installing the filter (required for an unprivileged install). */
+    int no_new_privs;
+    /* File descriptors for the child's stdout and stderr (-1: inherit). */
+    int stdout_fd;
+    int stderr_fd;
+};
+
+/* Starts argv[0] (searched in PATH) as a child set up as the options say; signals are
+ * unblocked and reset to their defaults in the child. Returns the child's pid, or -errno if it
+ * could not be set up or could not exec. */
+pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[]);
 
 #endif

@@ -1,0 +1,77 @@
+import Foundation
+
+/// A seccomp profile in the OCI runtime-spec format (`linux.seccomp` of config.json; what the
+/// kubelet reads from its seccomp root for `type: Localhost`).
+public struct OCISeccomp: Codable, Equatable, Sendable {
+    public var defaultAction: String
+    public var defaultErrnoRet: UInt32?
+    public var architectures: [String]
+    public var syscalls: [Rule]
+
+    public struct Rule: Codable, Equatable, Sendable {
+        public var names: [String]
+        public var action: String
+        public var errnoRet: UInt32?
+
+        public init(names: [String], action: String, errnoRet: UInt32? = nil) {
+            self.names = names
+            self.action = action
+            self.errnoRet = errnoRet
+        }
+    }
+
+    public init(defaultAction: String, defaultErrnoRet: UInt32? = nil, architectures: [String], syscalls: [Rule]) {
+        self.defaultAction = defaultAction
+        self.defaultErrnoRet = defaultErrnoRet
+        self.architectures = architectures
+        self.syscalls = syscalls
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    /// Every syscall name a rule with this action lists.
+    public func names(withAction action: String) -> Set<String> {
+        Set(syscalls.filter { $0.action == action }.flatMap(\.names))
+    }
+}
+
+/// Turns a profile's syscalls into a seccomp filter that allows exactly them.
+public enum SeccompPolicy {
+    public enum Mode: String, CaseIterable, Sendable {
+        /// Anything else fails with EPERM.
+        case enforce
+        /// Anything else kills the process (SIGSYS).
+        case kill
+        /// Anything else is allowed and logged by the kernel (audit type 1326): a trial run.
+        case complain
+    }
+
+    static let enosys: UInt32 = 38
+    static let eperm: UInt32 = 1
+
+    public static func oci(_ profile: Profile, mode: Mode = .enforce) -> OCISeccomp {
+        var names = Set(profile.syscalls.x86_64 + profile.syscalls.x32 + profile.syscalls.i386)
+        names.formUnion(Learner.alwaysAllowed)
+        var architectures = ["SCMP_ARCH_X86_64"]
+        if !profile.syscalls.i386.isEmpty { architectures.append("SCMP_ARCH_X86") }
+        if !profile.syscalls.x32.isEmpty { architectures.append("SCMP_ARCH_X32") }
+        var rules = [OCISeccomp.Rule(names: names.sorted(), action: "SCMP_ACT_ALLOW")]
+        if !names.contains("clone3") {
+            // glibc tries clone3 first and falls back to clone only on ENOSYS; EPERM would make
+            // every thread or process creation fail.
+            rules.append(OCISeccomp.Rule(names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: enosys))
+        }
+        switch mode {
+        case .enforce:
+            return OCISeccomp(defaultAction: "SCMP_ACT_ERRNO", defaultErrnoRet: eperm, architectures: architectures, syscalls: rules)
+        case .kill:
+            return OCISeccomp(defaultAction: "SCMP_ACT_KILL_PROCESS", architectures: architectures, syscalls: rules)
+        case .complain:
+            return OCISeccomp(defaultAction: "SCMP_ACT_LOG", architectures: architectures, syscalls: rules)
+        }
+    }
+}

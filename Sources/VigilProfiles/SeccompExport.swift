@@ -1,0 +1,61 @@
+import Foundation
+import VigilCore
+import Yams
+
+/// A profile's seccomp filter in the forms Kubernetes users deploy.
+public enum SeccompExport {
+    /// The OCI JSON the kubelet reads from `<seccomp root>/<localhostProfile>`.
+    public static func ociJSON(_ profile: Profile, mode: SeccompPolicy.Mode) throws -> Data {
+        try SeccompPolicy.oci(profile, mode: mode).json()
+    }
+
+    /// A security-profiles-operator `SeccompProfile` resource (its API is v1beta1).
+    public static func spoYAML(_ profile: Profile, mode: SeccompPolicy.Mode, namespace: String?) throws -> String {
+        let oci = SeccompPolicy.oci(profile, mode: mode)
+        var metadata: [String: Any] = [
+            "name": resourceName(profile.workload),
+            "annotations": ["vigil.dev/workload": profile.workload, "vigil.dev/profile-version": String(profile.version)],
+        ]
+        if let namespace { metadata["namespace"] = namespace }
+        var spec: [String: Any] = [
+            "defaultAction": oci.defaultAction,
+            "architectures": oci.architectures,
+            "syscalls": oci.syscalls.map { rule -> [String: Any] in
+                var entry: [String: Any] = ["action": rule.action, "names": rule.names]
+                if let errno = rule.errnoRet { entry["errnoRet"] = Int(errno) }
+                return entry
+            },
+        ]
+        if let errno = oci.defaultErrnoRet { spec["defaultErrnoRet"] = Int(errno) }
+        let resource: [String: Any] = [
+            "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+            "kind": "SeccompProfile",
+            "metadata": metadata,
+            "spec": spec,
+        ]
+        return try Yams.dump(object: resource, sortKeys: true)
+    }
+
+    /// The pod (or container) securityContext that uses an installed profile.
+    public static func podSnippet(localhostProfile: String) -> String {
+        """
+        securityContext:
+          seccompProfile:
+            type: Localhost
+            localhostProfile: \(localhostProfile)
+
+        """
+    }
+
+    /// `<seccomp root>/vigil/<name>.json`, relative to the root as `localhostProfile` wants it.
+    public static func localhostProfile(workload: String) -> String {
+        "vigil/\(resourceName(workload)).json"
+    }
+
+    /// A DNS-1123 name: lowercase letters, digits, '-' and '.'.
+    public static func resourceName(_ workload: String) -> String {
+        let mapped = workload.lowercased().map { ($0.isLetter && $0.isASCII) || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "-" }
+        let name = String(mapped).trimmingCharacters(in: CharacterSet(charactersIn: "-."))
+        return name.isEmpty ? "workload" : String(name.prefix(253))
+    }
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import VigilAgent
+import VigilCore
+import VigilProfiles
+import VigilSeccomp
+
+extension SeccompPolicy.Mode: ExpressibleByArgument {}
+
+struct SeccompCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seccomp",
+        abstract: "Seccomp profiles from learned syscalls: export, prove by running under them, install for the kubelet.",
+        subcommands: [Export.self, Verify.self, Install.self, AbsorbLog.self]
+    )
+
+    enum Format: String, ExpressibleByArgument {
+        case oci, spo
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print (or write) a workload's seccomp profile.")
+        @Option(name: .long, help: "The workload (its newest profile), NAME@VERSION, or a profile YAML file.") var workload: String
+        @OptionGroup var store: ProfileStoreOptions
+        @Option(name: .long, help: "oci: runtime-spec JSON (kubelet Localhost); spo: a security-profiles-operator SeccompProfile.")
+        var format: Format = .oci
+        @Option(name: .long, help: "enforce: other syscalls fail with EPERM; kill: they kill the process; complain: they are allowed and logged.")
+        var mode: SeccompPolicy.Mode = .enforce
+        @Option(name: .long, help: "Namespace of the SeccompProfile resource (spo).") var namespace: String?
+        @Option(name: .long, help: "Write here (atomically) instead of stdout.") var out: String?
+
+        func run() throws {
+            try reportingFailures {
+                let profile = try ProfileCommand.load(workload, store: store.store)
+                let data: Data = switch format {
+                case .oci: try SeccompExport.ociJSON(profile, mode: mode) + Data("\n".utf8)
+                case .spo: Data(try SeccompExport.spoYAML(profile, mode: mode, namespace: namespace).utf8)
+                }
+                if let out {
+                    try AtomicFile.write(data, to: out)
+                } else {
+                    FileHandle.standardOutput.write(data)
+                }
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run COMMAND unconfined, then under the profile (libseccomp, no_new_privs); say whether it behaved the same.",
+            discussion: "Compares the exit status and the standard output of the two runs. Exits 0 when they match, 1 when not.")
+        @Option(name: .long, help: "An OCI seccomp JSON file (from `vigil seccomp export`).") var profile: String
+        @Argument(parsing: .postTerminator, help: "The command.") var command: [String] = []
+
+        func validate() throws {
+            guard !command.isEmpty else { throw ValidationError("give the command to verify after --") }
+        }
+
+        func run() throws {
+            let same = try reportingFailures { () throws -> Bool in
+                guard let data = FileManager.default.contents(atPath: profile) else {
+                    throw CommandFailure("cannot read \(profile)")
+                }
+                let oci: OCISeccomp
+                do { oci = try JSONDecoder().decode(OCISeccomp.self, from: data) } catch {
+                    throw CommandFailure("\(profile) is not an OCI seccomp profile: \(error)")
+                }
+                let (unconfined, confined) = try SeccompVerifier.verify(oci, command: command)
+                FileHandle.standardOutput.write(confined.output)
+                let same = unconfined == confined
+                note(same
+                    ? "the profile holds: same exit status (\(confined.status.shellStatus)) and output (\(confined.output.count) bytes) as unconfined"
+                    : "the profile changes the command's behaviour: unconfined exit \(unconfined.status.shellStatus), "
+                        + "\(unconfined.output.count) bytes; under the profile exit \(confined.status.shellStatus), \(confined.output.count) bytes")
+                return same
+            }
+            if !same { throw ExitCode(1) }
+        }
+    }
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a workload's OCI seccomp profile into the kubelet's seccomp root (under vigil/), atomically.")
+        @Option(name: .long, help: "The workload (its newest profile), NAME@VERSION, or a profile YAML file.") var workload: String
+        @OptionGroup var store: ProfileStoreOptions
+        @Option(name: .long, help: "The kubelet's seccomp root.") var seccompRoot: String = "/var/lib/kubelet/seccomp"
+        @Option(name: .long) var mode: SeccompPolicy.Mode = .enforce
+
+        func run() throws {
+            try reportingFailures {
+                let profile = try ProfileCommand.load(workload, store: store.store)
+                let relative = SeccompExport.localhostProfile(workload: profile.workload)
+                let path = (seccompRoot as NSString).appendingPathComponent(relative)
+                try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: mode) + Data("\n".utf8), to: path)
+                note("installed \(path); use it from a pod with:")
+                print(SeccompExport.podSnippet(localhostProfile: relative), terminator: "")
+            }
+        }
+    }
+
+    struct AbsorbLog: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "absorb-log",
+            abstract: "After a trial run under a complain-mode profile: add what it would have denied to a new profile version.",
+            discussion: """
+            Reads the kernel's seccomp audit records (type=1326, action log) from /dev/kmsg — or from --log FILE
+            (e.g. saved dmesg output) — for processes whose executable is one of the profile's binaries, and
+            writes version N+1 of the profile with those syscalls added.
+            """)
+        @Option(name: .long, help: "The workload whose newest profile to extend.") var workload: String
+        @OptionGroup var store: ProfileStoreOptions
+        @Option(name: .long, help: "Read audit records from this file instead of /dev/kmsg.") var log: String?
+
+        func run() throws {
+            try reportingFailures {
+                guard var profile = try store.store.latest(workload: workload) else {
+                    throw CommandFailure("no profile for \(workload) in \(store.profiles)")
+                }
+                let text: String
+                if let log {
+                    text = try String(contentsOfFile: log, encoding: .utf8)
+                } else {
+                    text = KernelLog.readAvailable()
+                }
+                let resolver = SeccompSyscallResolver()
+                let binaries = Set(profile.execs.map(\.exe))
+                let records = SeccompAuditRecord.parse(text).filter { $0.isLogAction && binaries.contains($0.exe) }
+                var added: [String] = []
+                for record in records {
+                    guard let name = resolver.name(of: record.syscall, abi: record.abi) else { continue }
+                    if !profile.syscalls[record.abi].contains(name) {
+                        profile.syscalls[record.abi].append(name)
+                        profile.syscalls[record.abi].sort()
+                        added.append("\(record.abi.name):\(name)")
+                    }
+                }
+                guard !added.isEmpty else {
+                    note("no logged syscall is missing from \(workload) v\(profile.version) (\(records.count) records)")
+                    return
+                }
+                profile.version += 1
+                try store.store.save(profile)
+                note("\(workload) v\(profile.version): added \(Set(added).sorted().joined(separator: ", "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import VigilCore
+import XCTest
+
+/// A real OCI container, run by runc from a busybox-static root filesystem, the way containerd
+/// would start it: a Kubernetes-style cgroupsPath, annotations, and a `linux.seccomp` section.
+struct RuncContainer {
+    let bundle: String
+    let stateRoot: String
+    let id: String
+
+    struct Result: Equatable {
+        var status: Int32
+        var output: String
+    }
+
+    static func available() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") || FileManager.default.isExecutableFile(atPath: "/usr/bin/runc"),
+              FileManager.default.fileExists(atPath: "/bin/busybox") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("runc and busybox-static are missing: scripts/setup installs them") }
+            throw XCTSkip("needs runc and busybox-static (scripts/setup installs them)")
+        }
+    }
+
+    init(_ test: XCTestCase, args: [String], cgroupsPath: String, noNewPrivileges: Bool, seccomp: OCISeccomp?,
+         annotations: [String: String] = [:]) throws {
+        id = "vigil-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        bundle = NSTemporaryDirectory() + id
+        stateRoot = bundle + "-state"
+        let rootfs = bundle + "/rootfs"
+        let fm = FileManager.default
+        for directory in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
+            try fm.createDirectory(atPath: "\(rootfs)/\(directory)", withIntermediateDirectories: true)
+        }
+        try fm.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        for applet in ["sh", "echo", "cat", "ls", "true", "unshare", "sleep", "id"] {
+            try fm.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
+        }
+        try "model-server\n".write(toFile: rootfs + "/etc/hostname", atomically: true, encoding: .utf8)
+        let (bundle, stateRoot, id) = (bundle, stateRoot, id)
+        test.addTeardownBlock {
+            _ = try? RuncContainer.runc(["--root", stateRoot, "delete", "--force", id])
+            try? fm.removeItem(atPath: bundle)
+            try? fm.removeItem(atPath: stateRoot)
+        }
+
+        _ = try Self.runc(["spec", "--bundle", bundle])
+        let configPath = bundle + "/config.json"
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        var process = try XCTUnwrap(config["process"] as? [String: Any])
+        process["terminal"] = false
+        process["args"] = args
+        process["noNewPrivileges"] = noNewPrivileges
+        config["process"] = process
+        var linux = try XCTUnwrap(config["linux"] as? [String: Any])
+        linux["cgroupsPath"] = cgroupsPath
+        if let seccomp {
+            linux["seccomp"] = try JSONSerialization.jsonObject(with: seccomp.json())
+        }
+        config["linux"] = linux
+        config["annotations"] = annotations
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: configPath))
+    }
+
+    /// `runc run` in the foreground: the container's exit status and its standard output.
+    func run() throws -> Result {
+        let result = try Self.runc(["--root", stateRoot, "run", "--bundle", bundle, id])
+        _ = try? Self.runc(["--root", stateRoot, "delete", "--force", id])
+        return result
+    }
+
+    @discardableResult
+    static func runc(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") ? "/usr/sbin/runc" : "/usr/bin/runc")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    /// A filter that allows everything (but `acct`), so that runc installs one while a workload is
+    /// recorded: what runc itself calls after its seccomp() call is then seen, and must be allowed.
+    static let recordingFilter = OCISeccomp(defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"],
+                                            syscalls: [.init(names: ["acct"], action: "SCMP_ACT_ERRNO", errnoRet: 1)])
+}

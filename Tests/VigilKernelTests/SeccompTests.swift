@@ -1,0 +1,124 @@
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilRuntime
+import VigilSeccomp
+import XCTest
+
+/// Seccomp profiles generated from what a containerised workload really called, proven by the
+/// kernel: the workload runs under runc with the generated `linux.seccomp`, with and without
+/// no_new_privs, and does what it did unconfined; a syscall it never made is refused.
+final class SeccompTests: XCTestCase {
+    let resolver = SeccompSyscallResolver()
+    let workload = ["sh", "-c", "echo hello; cat /etc/hostname; ls /; id -u"]
+
+    private func names(_ bitmap: SyscallBitmap) -> Set<String> {
+        Set((0..<SyscallBitmap.slots).filter { bitmap.contains($0, abi: .x86_64) }.compactMap { resolver.name(of: $0, abi: .x86_64) })
+    }
+
+    /// Records the workload in a runc container; returns what the kernel saw and the output.
+    private func record(noNewPrivileges: Bool) throws -> (CgroupSyscalls, RuncContainer.Result) {
+        try RuncContainer.available()
+        let traced = try TracedCgroup(self)
+        let container = try RuncContainer(self, args: workload, cgroupsPath: traced.path + "/ctr", noNewPrivileges: noNewPrivileges,
+                                          seccomp: RuncContainer.recordingFilter)
+        let result = try container.run()
+        XCTAssertEqual(result.status, 0, result.output)
+        var seen = CgroupSyscalls(workload: SyscallBitmap())
+        for (id, syscalls) in traced.probes.syscallBitmaps() where id != traced.id {
+            seen.workload.formUnion(syscalls.workload)
+            seen.runtimeBeforeFilter.formUnion(syscalls.runtimeBeforeFilter)
+            seen.runtimeAfterFilter.formUnion(syscalls.runtimeAfterFilter)
+        }
+        return (seen, result)
+    }
+
+    private func profile(from syscalls: CgroupSyscalls) -> Profile {
+        var learner = Learner.start(workload: "busybox", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(), resolver: resolver)
+        learner.observeSyscalls(syscalls.underFilter, now: Date())
+        learner.stabilize(now: Date())
+        return learner.profile
+    }
+
+    func testGeneratedProfileRunsTheWorkloadUnderRuncWithAndWithoutNoNewPrivs() throws {
+        try KernelTestSupport.requireRoot()
+        for noNewPrivileges in [true, false] {
+            let (syscalls, recorded) = try record(noNewPrivileges: noNewPrivileges)
+            XCTAssertEqual(recorded.output, "hello\nmodel-server\nbin\ndev\netc\nproc\nsys\ntmp\n0\n")
+            let before = names(syscalls.runtimeBeforeFilter), after = names(syscalls.runtimeAfterFilter)
+            // runc sets the container up before the filter: none of that is the workload's.
+            XCTAssertTrue(before.isSuperset(of: ["pivot_root", "mount", "sethostname", "seccomp"]), "\(before.sorted())")
+            XCTAssertFalse(names(syscalls.workload).contains("pivot_root"))
+            if noNewPrivileges {
+                // With no_new_privs runc installs the filter last: its credentials are set before.
+                XCTAssertFalse(after.contains("capset"), "\(after.sorted())")
+                XCTAssertTrue(before.contains("capset"))
+            } else {
+                // Without it the filter goes in first and runc drops privileges under it.
+                XCTAssertTrue(after.contains("capset"), "\(after.sorted())")
+            }
+
+            let profile = profile(from: syscalls)
+            let oci = SeccompPolicy.oci(profile, mode: .enforce)
+            let allowed = oci.names(withAction: "SCMP_ACT_ALLOW")
+            XCTAssertFalse(allowed.contains("pivot_root"), "what only runc calls before the filter is not allowed")
+            XCTAssertFalse(allowed.contains("mount"))
+            XCTAssertTrue(allowed.isSuperset(of: ["execve", "exit", "exit_group"]))
+            if !allowed.contains("clone3") {
+                XCTAssertEqual(oci.syscalls.first { $0.names == ["clone3"] }?.errnoRet, 38, "clone3 gets ENOSYS, not EPERM")
+            }
+
+            let confined = try RuncContainer(self, args: workload, cgroupsPath: "/vigil-seccomp-\(getpid())", noNewPrivileges: noNewPrivileges,
+                                             seccomp: oci)
+            XCTAssertEqual(try confined.run(), recorded, "no_new_privs=\(noNewPrivileges): same output and status under the profile")
+
+            // A syscall the workload never made: refused with EPERM, or the process killed.
+            let attack = ["sh", "-c", "echo hello; cat /etc/hostname; unshare -m true; echo status=$?"]
+            let denied = try RuncContainer(self, args: attack, cgroupsPath: "/vigil-seccomp-\(getpid())", noNewPrivileges: noNewPrivileges,
+                                           seccomp: oci).run()
+            XCTAssertTrue(denied.output.hasSuffix("status=1\n"), denied.output)
+            XCTAssertTrue(denied.output.contains("model-server\n"))
+            let killed = try RuncContainer(self, args: attack, cgroupsPath: "/vigil-seccomp-\(getpid())", noNewPrivileges: noNewPrivileges,
+                                           seccomp: SeccompPolicy.oci(profile, mode: .kill)).run()
+            XCTAssertTrue(killed.output.hasSuffix("status=159\n"), "killed by SIGSYS (128 + 31): \(killed.output)")
+        }
+    }
+
+    /// `vigil seccomp verify`'s runner: libseccomp compiles the profile, the child sets
+    /// no_new_privs and installs it before exec.
+    func testVerifierRunsACommandUnderTheProfile() throws {
+        let (syscalls, _) = try record(noNewPrivileges: true)
+        let oci = SeccompPolicy.oci(profile(from: syscalls), mode: .enforce)
+        let root = NSTemporaryDirectory() + "vigil-verify-\(getpid())"
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: root) }
+        let same = try SeccompVerifier.verify(oci, command: ["/bin/busybox", "echo", "hello"])
+        XCTAssertEqual(same.unconfined, same.confined)
+        XCTAssertEqual(String(decoding: same.confined.output, as: UTF8.self), "hello\n")
+        let differs = try SeccompVerifier.verify(oci, command: ["/bin/busybox", "unshare", "-m", "true"])
+        XCTAssertEqual(differs.unconfined.status, .exited(0))
+        XCTAssertEqual(differs.confined.status, .exited(1), "unshare(2) refused with EPERM under the profile")
+    }
+
+    /// Complain mode: what the profile would have denied is logged by the kernel (audit type
+    /// 1326) and read back into the profile.
+    func testComplainModeLogsWhatWouldBeDeniedAndItIsReadBack() throws {
+        try KernelTestSupport.requireRoot()
+        let (syscalls, _) = try record(noNewPrivileges: true)
+        let profile = profile(from: syscalls)
+        XCTAssertFalse(profile.syscalls.x86_64.contains("unshare"))
+        let complain = SeccompPolicy.oci(profile, mode: .complain)
+        XCTAssertEqual(complain.defaultAction, "SCMP_ACT_LOG")
+        let run = try SeccompVerifier.run(["/bin/busybox", "unshare", "-m", "true"], filter: try SeccompFilter(complain))
+        XCTAssertEqual(run.status, .exited(0), "complain mode denies nothing")
+        // The kernel's ratelimited printk may lag a little behind.
+        var records: [SeccompAuditRecord] = []
+        for _ in 0..<20 where !records.contains(where: { resolver.name(of: $0.syscall, abi: $0.abi) == "unshare" }) {
+            records = SeccompAuditRecord.parse(KernelLog.readAvailable()).filter { $0.isLogAction && $0.exe == "/usr/bin/busybox" || $0.exe == "/bin/busybox" }
+            usleep(100_000)
+        }
+        let logged = Set(records.compactMap { resolver.name(of: $0.syscall, abi: $0.abi) })
+        XCTAssertTrue(logged.contains("unshare"), "the kernel logged the syscall the profile lacks: \(logged.sorted())")
+    }
+}
