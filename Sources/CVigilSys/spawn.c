@@ -75,3 +75,17 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
     }
     return pid;
 }
+
+int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv[])
+{
+    struct sock_fprog program = {
+        .len = (unsigned short)(filter_size / sizeof(struct sock_filter)),
+        .filter = (struct sock_filter *)filter,
+    };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -errno;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0)
+        return -errno;
+    execvp(argv[0], argv);
+    return -errno;
+}

@@ -2,17 +2,21 @@ import Foundation
 import VigilBPF
 import VigilCore
 import VigilProfiles
+import VigilSeccomp
 
 /// `vigil learn`: folds events and the kernel's syscall bitmaps into a profile, checkpoints it
 /// to the store every interval (a crash loses at most one), and reports the learning state.
 public final class LearningConsumer: EventConsumer {
     public private(set) var learner: Learner
     private let store: ProfileStore
+    private let resolver: SyscallResolver
     private let checkpointInterval: TimeInterval
     private var lastCheckpoint = Date()
 
-    public init(learner: Learner, store: ProfileStore, checkpointInterval: TimeInterval) {
+    public init(learner: Learner, store: ProfileStore, checkpointInterval: TimeInterval,
+                resolver: SyscallResolver = SeccompSyscallResolver()) {
         self.learner = learner
+        self.resolver = resolver
         self.store = store
         self.checkpointInterval = checkpointInterval
     }
@@ -26,7 +30,7 @@ public final class LearningConsumer: EventConsumer {
     @discardableResult
     public func tick(probes: KernelProbes, now: Date = Date(), force: Bool = false) throws -> LearningState {
         for syscalls in probes.syscallBitmaps().values {
-            learner.observeSyscalls(syscalls.underFilter, now: now)
+            learner.observeSyscalls(syscalls.underFilter(resolver: resolver), now: now)
         }
         let wasStable = learner.isStable
         let state = learner.evaluate(now: now)

@@ -221,11 +221,26 @@ public struct CgroupSyscalls: Equatable, Sendable {
         self.runtimeAfterFilter = runtimeAfterFilter
     }
 
+    /// Calls a runtime written in Go (runc) may make on any of its threads at any moment — the Go
+    /// scheduler, garbage collector and timers — so whether one falls after the filter went in is
+    /// a matter of timing. Those the runtime was seen to make at all are allowed.
+    public static let asynchronousRuntimeCalls: Set<String> = [
+        "futex", "nanosleep", "clock_nanosleep", "sched_yield", "madvise", "mmap", "munmap", "mprotect", "tgkill",
+        "getpid", "gettid", "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "epoll_pwait", "epoll_wait",
+        "clock_gettime", "read", "write", "getrandom",
+    ]
+
     /// What a seccomp filter for the container must allow: the workload's calls and those the
-    /// runtime makes once the filter is in place (not those it makes before).
-    public var underFilter: SyscallBitmap {
+    /// runtime makes once the filter is in place — not those it makes before, but for its
+    /// asynchronous housekeeping (see `asynchronousRuntimeCalls`).
+    public func underFilter(resolver: SyscallResolver) -> SyscallBitmap {
         var result = workload
         result.formUnion(runtimeAfterFilter)
+        for name in Self.asynchronousRuntimeCalls {
+            guard let number = resolver.number(of: name, abi: .x86_64),
+                  runtimeBeforeFilter.contains(number, abi: .x86_64) else { continue }
+            result.insert(number, abi: .x86_64)
+        }
         return result
     }
 }

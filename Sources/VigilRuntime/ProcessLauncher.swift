@@ -62,3 +62,13 @@ public struct LaunchedProcess: Sendable {
         return low == 0 ? .exited((raw >> 8) & 0xff) : .signaled(low)
     }
 }
+
+/// Replaces this process with `arguments` under a seccomp filter (no_new_privs first). Returns
+/// only on failure.
+public func execConfined(_ arguments: [String], seccompFilter: [UInt8]) -> CgroupError {
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+    argv.append(nil)
+    let rc = seccompFilter.withUnsafeBytes { vigil_exec_confined($0.baseAddress, $0.count, &argv) }
+    for arg in argv { free(arg) }
+    return CgroupError("cannot run \(arguments.first ?? "") under the filter: \(String(cString: strerror(-rc)))")
+}

@@ -3,6 +3,7 @@ import Foundation
 import VigilAgent
 import VigilCore
 import VigilProfiles
+import VigilRuntime
 import VigilSeccomp
 
 extension SeccompPolicy.Mode: ExpressibleByArgument {}
@@ -11,7 +12,7 @@ struct SeccompCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seccomp",
         abstract: "Seccomp profiles from learned syscalls: export, prove by running under them, install for the kubelet.",
-        subcommands: [Export.self, Verify.self, Install.self, AbsorbLog.self]
+        subcommands: [Export.self, Verify.self, Run.self, Install.self, AbsorbLog.self]
     )
 
     enum Format: String, ExpressibleByArgument {
@@ -41,6 +42,10 @@ struct SeccompCommand: ParsableCommand {
                 } else {
                     FileHandle.standardOutput.write(data)
                 }
+                let resolver = SeccompSyscallResolver()
+                let allowed = SeccompPolicy.oci(profile, mode: mode).names(withAction: "SCMP_ACT_ALLOW")
+                    .filter { resolver.number(of: $0, abi: .x86_64) != nil }.count
+                note("\(profile.workload) v\(profile.version): allows \(allowed) of the \(resolver.count(abi: .x86_64)) x86_64 syscalls")
             }
         }
     }
@@ -58,14 +63,7 @@ struct SeccompCommand: ParsableCommand {
 
         func run() throws {
             let same = try reportingFailures { () throws -> Bool in
-                guard let data = FileManager.default.contents(atPath: profile) else {
-                    throw CommandFailure("cannot read \(profile)")
-                }
-                let oci: OCISeccomp
-                do { oci = try JSONDecoder().decode(OCISeccomp.self, from: data) } catch {
-                    throw CommandFailure("\(profile) is not an OCI seccomp profile: \(error)")
-                }
-                let (unconfined, confined) = try SeccompVerifier.verify(oci, command: command)
+                let (unconfined, confined) = try SeccompVerifier.verify(try loadOCI(profile), command: command)
                 FileHandle.standardOutput.write(confined.output)
                 let same = unconfined == confined
                 note(same
@@ -75,6 +73,24 @@ struct SeccompCommand: ParsableCommand {
                 return same
             }
             if !same { throw ExitCode(1) }
+        }
+    }
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace vigil with COMMAND running under the profile (libseccomp, no_new_privs), as a container runtime would.")
+        @Option(name: .long, help: "An OCI seccomp JSON file (from `vigil seccomp export`).") var profile: String
+        @Argument(parsing: .postTerminator, help: "The command.") var command: [String] = []
+
+        func validate() throws {
+            guard !command.isEmpty else { throw ValidationError("give the command to run after --") }
+        }
+
+        func run() throws {
+            try reportingFailures {
+                let filter = try SeccompFilter(try loadOCI(profile))
+                throw execConfined(command, seccompFilter: filter.program)
+            }
         }
     }
 
@@ -143,5 +159,16 @@ struct SeccompCommand: ParsableCommand {
                 note("\(workload) v\(profile.version): added \(Set(added).sorted().joined(separator: ", "))")
             }
         }
+    }
+}
+
+func loadOCI(_ path: String) throws -> OCISeccomp {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CommandFailure("cannot read \(path)")
+    }
+    do {
+        return try JSONDecoder().decode(OCISeccomp.self, from: data)
+    } catch {
+        throw CommandFailure("\(path) is not an OCI seccomp profile: \(error)")
     }
 }

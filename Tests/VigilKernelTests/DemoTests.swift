@@ -4,7 +4,7 @@ import XCTest
 /// The README's main job, run as a user runs it: the vigil binary learns the example model
 /// server, then monitors it through the scripted attack.
 final class DemoTests: XCTestCase {
-    func testTheDemoReportsExactlyTheAttackAndNothingForNormalRequests() throws {
+    func testTheDemoReportsExactlyTheAttackAndItsSeccompProfileRefusesIt() throws {
         try KernelTestSupport.requireRoot()
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("/usr/bin/python3 is missing: scripts/setup installs it") }
@@ -18,11 +18,20 @@ final class DemoTests: XCTestCase {
         demo.arguments = [vigil]
         demo.environment = ["PORT": "18181", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
         let output = Pipe()
+        let log = NSTemporaryDirectory() + "vigil-demo-\(getpid()).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: log) }
         demo.standardOutput = output
+        demo.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try demo.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         demo.waitUntilExit()
         XCTAssertEqual(demo.terminationStatus, 0)
+        // Step 3: the server under its generated seccomp profile.
+        let narration = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertTrue(narration.contains("normal requests: answered under the profile"), narration)
+        XCTAssertTrue(narration.contains("attack: refused by the kernel"), narration)
+        XCTAssertTrue(narration.contains("PermissionError: [Errno 1] Operation not permitted"), narration)
 
         let anomalies = try data.split(separator: UInt8(ascii: "\n")).map {
             try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])

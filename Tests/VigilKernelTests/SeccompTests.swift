@@ -36,7 +36,7 @@ final class SeccompTests: XCTestCase {
 
     private func profile(from syscalls: CgroupSyscalls) -> Profile {
         var learner = Learner.start(workload: "busybox", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(), resolver: resolver)
-        learner.observeSyscalls(syscalls.underFilter, now: Date())
+        learner.observeSyscalls(syscalls.underFilter(resolver: resolver), now: Date())
         learner.stabilize(now: Date())
         return learner.profile
     }

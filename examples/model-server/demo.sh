@@ -41,3 +41,23 @@ wait_for_exit "$monitor"
 echo "== anomalies reported by vigil monitor ($work/anomalies.jsonl):" >&2
 cat "$work/anomalies.jsonl"
 echo "== profile: $work/profiles/model-server/v1.yaml" >&2
+
+echo "== 3. seccomp: the server under the profile generated from what it called while learning" >&2
+"$vigil" seccomp export --workload model-server --profiles "$work/profiles" --out "$work/model-server.seccomp.json"
+cp "$here/models/weights.json" "$work/models/"
+# shellcheck disable=SC2086
+"$vigil" seccomp run --profile "$work/model-server.seccomp.json" -- $server 2>"$work/confined-server.log" &
+confined=$!
+if /usr/bin/python3 -B "$here/client.py" "$port" 5 >/dev/null; then
+    echo "   normal requests: answered under the profile" >&2
+else
+    echo "   normal requests: FAILED under the profile" >&2
+fi
+/usr/bin/python3 -B "$here/attack.py" "$port" "$work/models" 2>/dev/null || true
+if cmp -s "$here/models/weights.json" "$work/models/weights.json"; then
+    echo "   attack: refused by the kernel (the shell could not be spawned; the weights are intact;" >&2
+    echo "   the server's log says why: $(grep -m1 -o 'PermissionError.*' "$work/confined-server.log"))" >&2
+else
+    echo "   attack: the weights were overwritten" >&2
+fi
+kill -TERM "$confined"; wait "$confined" 2>/dev/null || true

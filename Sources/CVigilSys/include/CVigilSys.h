@@ -22,4 +22,8 @@ struct vigil_spawn_options {
  * could not be set up or could not exec. */
 pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[]);
 
+/* Replaces this process with argv[0] (searched in PATH) under a seccomp filter, after setting
+ * no_new_privs. Returns -errno only when it could not. */
+int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv[]);
+
 #endif
