@@ -66,7 +66,8 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilKernelTests",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload", "vigil"]
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload", "vigil",
+                           .product(name: "Yams", package: "Yams")]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,4 +1,7 @@
 import Foundation
+import VigilCore
+import VigilProfiles
+import Yams
 import XCTest
 
 /// The vigil binary as a user runs it.
@@ -57,5 +60,83 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, errors)
         XCTAssertTrue(lines.contains("\"path\":\"\(directory)/probe\""), lines)
         XCTAssertTrue(lines.contains("\"node\":\"cli\""))
+    }
+}
+
+/// `vigil seccomp export/install/absorb-log` on a stored profile.
+final class SeccompCommandLineTests: XCTestCase {
+    private var vigil: String { (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil" }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: vigil)
+        process.arguments = arguments
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    private func store() throws -> String {
+        let root = NSTemporaryDirectory() + "vigil-cli-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: root) }
+        let profile = Profile(workload: "ml/deployment/llm/server", state: .stable,
+                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0),
+                              execs: [ExecRule(exe: "/usr/bin/python3.11", parent: "(runtime)")],
+                              syscalls: SyscallLists(x86_64: ["read", "write", "openat", "clone3"]))
+        try DirectoryProfileStore(root: root).save(profile)
+        return root
+    }
+
+    func testInstallWritesTheOCIProfileWhereTheKubeletReadsIt() throws {
+        let profiles = try store()
+        let seccompRoot = profiles + "/kubelet-seccomp"
+        let result = try run(["seccomp", "install", "--workload", "ml/deployment/llm/server", "--profiles", profiles,
+                              "--seccomp-root", seccompRoot])
+        XCTAssertEqual(result.status, 0, result.error)
+        let file = seccompRoot + "/vigil/ml-deployment-llm-server.json"
+        let oci = try JSONDecoder().decode(OCISeccomp.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+        XCTAssertEqual(oci.defaultAction, "SCMP_ACT_ERRNO")
+        XCTAssertEqual(oci.names(withAction: "SCMP_ACT_ALLOW"), ["clone3", "execve", "exit", "exit_group", "openat", "read", "write"])
+        XCTAssertNil(oci.syscalls.first { $0.action == "SCMP_ACT_ERRNO" }, "clone3 was observed: no ENOSYS rule")
+        XCTAssertTrue(result.output.contains("type: Localhost"))
+        XCTAssertTrue(result.output.contains("localhostProfile: vigil/ml-deployment-llm-server.json"))
+    }
+
+    func testSPOExportIsASeccompProfileResource() throws {
+        let profiles = try store()
+        let result = try run(["seccomp", "export", "--workload", "ml/deployment/llm/server", "--profiles", profiles,
+                              "--format", "spo", "--namespace", "ml"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let resource = try XCTUnwrap(try Yams.load(yaml: result.output) as? [String: Any])
+        XCTAssertEqual(resource["apiVersion"] as? String, "security-profiles-operator.x-k8s.io/v1beta1")
+        XCTAssertEqual(resource["kind"] as? String, "SeccompProfile")
+        let metadata = try XCTUnwrap(resource["metadata"] as? [String: Any])
+        XCTAssertEqual(metadata["name"] as? String, "ml-deployment-llm-server")
+        XCTAssertEqual(metadata["namespace"] as? String, "ml")
+        let spec = try XCTUnwrap(resource["spec"] as? [String: Any])
+        XCTAssertEqual(spec["defaultAction"] as? String, "SCMP_ACT_ERRNO")
+        XCTAssertTrue(result.error.contains("allows 7 of the"), result.error)
+    }
+
+    func testAbsorbLogAddsWhatAComplainRunLoggedAsANewVersion() throws {
+        let profiles = try store()
+        let log = profiles + "/kmsg.txt"
+        try """
+        6,1234,5678,-;audit: type=1326 audit(1.2:3): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=42 comm="python3" exe="/usr/bin/python3.11" sig=0 arch=c000003e syscall=272 compat=0 ip=0x7f code=0x7ffc0000
+        6,1235,5679,-;audit: type=1326 audit(1.2:4): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=43 comm="sh" exe="/bin/sh" sig=0 arch=c000003e syscall=101 compat=0 ip=0x7f code=0x7ffc0000
+        6,1236,5680,-;audit: type=1326 audit(1.2:5): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=42 comm="python3" exe="/usr/bin/python3.11" sig=0 arch=40000003 syscall=26 compat=1 ip=0x7f code=0x7ffc0000
+        """.write(toFile: log, atomically: true, encoding: .utf8)
+        let result = try run(["seccomp", "absorb-log", "--workload", "ml/deployment/llm/server", "--profiles", profiles, "--log", log])
+        XCTAssertEqual(result.status, 0, result.error)
+        let updated = try XCTUnwrap(try DirectoryProfileStore(root: profiles).latest(workload: "ml/deployment/llm/server"))
+        XCTAssertEqual(updated.version, 2)
+        XCTAssertTrue(updated.syscalls.x86_64.contains("unshare"), "syscall 272 on x86_64")
+        XCTAssertFalse(updated.syscalls.x86_64.contains("ptrace"), "logged for /bin/sh, not one of the profile's binaries")
+        XCTAssertEqual(updated.syscalls.i386, ["ptrace"], "i386 26 is ptrace, named through the i386 table")
     }
 }
