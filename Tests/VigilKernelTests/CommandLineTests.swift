@@ -4,13 +4,13 @@ import VigilProfiles
 import Yams
 import XCTest
 
-/// The vigil binary as a user runs it.
-final class CommandLineTests: XCTestCase {
-    private var vigil: String { (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil" }
+/// The vigil binary built beside the tests, run as a user runs it.
+enum VigilBinary {
+    static var path: String { (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil" }
 
-    private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: vigil)
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
@@ -21,6 +21,12 @@ final class CommandLineTests: XCTestCase {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
+}
+
+/// The vigil binary as a user runs it.
+final class CommandLineTests: XCTestCase {
+    private var vigil: String { VigilBinary.path }
+    private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) { try VigilBinary.run(arguments) }
 
     func testFlagsAreValidatedWithAClearError() throws {
         var result = try run(["trace"])
@@ -65,21 +71,8 @@ final class CommandLineTests: XCTestCase {
 
 /// `vigil seccomp export/install/absorb-log` on a stored profile.
 final class SeccompCommandLineTests: XCTestCase {
-    private var vigil: String { (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil" }
-
-    private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: vigil)
-        process.arguments = arguments
-        let output = Pipe(), error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
-    }
+    private var vigil: String { VigilBinary.path }
+    private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) { try VigilBinary.run(arguments) }
 
     private func store() throws -> String {
         let root = NSTemporaryDirectory() + "vigil-cli-\(UUID().uuidString)"

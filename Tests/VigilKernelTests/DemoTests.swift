@@ -10,7 +10,7 @@ final class DemoTests: XCTestCase {
             if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("/usr/bin/python3 is missing: scripts/setup installs it") }
             throw XCTSkip("needs /usr/bin/python3 (scripts/setup installs it)")
         }
-        let vigil = (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil"
+        let vigil = VigilBinary.path
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
         let demo = Process()
