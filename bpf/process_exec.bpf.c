@@ -14,17 +14,21 @@ int vigil_process_exec(void *ctx)
 
     struct task_struct *current = (struct task_struct *)bpf_get_current_task();
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    bool entrypoint = false;
     if (bpf_map_lookup_elem(&runtime_tasks, &tgid)) {
         /* runc re-executes itself from an unlinked in-memory copy (memfd) before it sets the
          * container up: still the runtime. The exec of a real file is the workload's entrypoint. */
         if (BPF_CORE_READ(current, mm, exe_file, f_inode, __i_nlink) == 0)
             return 0;
         bpf_map_delete_elem(&runtime_tasks, &tgid);
+        entrypoint = true;
     }
     struct vigil_exec_event *event = event_buffer();
     if (!event)
         return 0;
     fill_header(&event->hdr, VIGIL_KIND_EXEC);
+    if (entrypoint)
+        event->hdr.flags |= VIGIL_FLAG_ENTRYPOINT;
 
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     struct mm_struct *mm = BPF_CORE_READ(task, mm);

@@ -59,6 +59,7 @@ enum vigil_net_op {
 #define VIGIL_FLAG_ARGS_TRUNCATED (1u << 0)
 #define VIGIL_FLAG_PATH_TRUNCATED (1u << 1) /* a kernel-resolved path hit VIGIL_PATH_LEN or the depth limit */
 #define VIGIL_FLAG_DIR_UNRESOLVED (1u << 2) /* dirfd did not name an open directory */
+#define VIGIL_FLAG_ENTRYPOINT (1u << 3)     /* exec: the container runtime's init became the workload */
 
 struct vigil_header {
     __u32 kind;           /* enum vigil_kind */

@@ -20,14 +20,17 @@ public struct BehaviourKeys: Sendable {
     }
 
     private func parentHash(_ event: RawEvent) -> UInt64 {
-        let hash = BehaviourHash.fnv1a(event.parentExe)
-        return runtimeExeHashes.contains(hash) ? BehaviourHash.fnv1a(Self.runtimeParent) : hash
+        startedByRuntime(event) ? BehaviourHash.fnv1a(Self.runtimeParent) : BehaviourHash.fnv1a(event.parentExe)
     }
 
     /// The parent as a profile names it.
     public func parentName(_ event: RawEvent) -> String {
-        runtimeExeHashes.contains(BehaviourHash.fnv1a(event.parentExe))
-            ? Self.runtimeParent : String(decoding: event.parentExe, as: UTF8.self)
+        startedByRuntime(event) ? Self.runtimeParent : String(decoding: event.parentExe, as: UTF8.self)
+    }
+
+    /// The entrypoint (the kernel saw the runtime's init exec it), or a child of a known runtime.
+    private func startedByRuntime(_ event: RawEvent) -> Bool {
+        event.isEntrypoint || runtimeExeHashes.contains(BehaviourHash.fnv1a(event.parentExe))
     }
 
     /// The absolute path a file event is about (the new name for a rename), joined and folded.

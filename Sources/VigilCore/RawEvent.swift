@@ -112,6 +112,8 @@ public struct RawEvent {
     public var argsTruncated: Bool { flags & UInt32(VIGIL_FLAG_ARGS_TRUNCATED) != 0 }
     public var pathTruncated: Bool { flags & UInt32(VIGIL_FLAG_PATH_TRUNCATED) != 0 }
     public var directoryUnresolved: Bool { flags & UInt32(VIGIL_FLAG_DIR_UNRESOLVED) != 0 }
+    /// An exec by which the container runtime's init became the workload (its entrypoint).
+    public var isEntrypoint: Bool { flags & UInt32(VIGIL_FLAG_ENTRYPOINT) != 0 }
 }
 
 /// Offsets into the records, taken from the C layout so that they follow the ABI header.

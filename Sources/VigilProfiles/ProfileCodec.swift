@@ -82,7 +82,8 @@ public enum ProfileCodec {
         }
     }
 
-    private static func describe(decoding error: DecodingError) -> (String?, String) {
+    /// The field a decoding error is about (`learning.events`, `egress[0].port`) and what is wrong.
+    public static func describe(decoding error: DecodingError) -> (field: String?, problem: String) {
         func path(_ keys: [CodingKey]) -> String? {
             let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
             let trimmed = text.hasPrefix(".") ? String(text.dropFirst()) : text

@@ -23,10 +23,10 @@ struct RuncContainer {
     }
 
     init(_ test: XCTestCase, args: [String], cgroupsPath: String, noNewPrivileges: Bool, seccomp: OCISeccomp?,
-         annotations: [String: String] = [:]) throws {
-        id = "vigil-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        bundle = NSTemporaryDirectory() + id
-        stateRoot = bundle + "-state"
+         annotations: [String: String] = [:], id: String? = nil, stateRoot: String? = nil, writableRoot: Bool = false) throws {
+        self.id = id ?? "vigil-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        bundle = NSTemporaryDirectory() + "bundle-" + self.id
+        self.stateRoot = stateRoot ?? bundle + "-state"
         let rootfs = bundle + "/rootfs"
         let fm = FileManager.default
         for directory in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
@@ -37,11 +37,12 @@ struct RuncContainer {
             try fm.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
         }
         try "model-server\n".write(toFile: rootfs + "/etc/hostname", atomically: true, encoding: .utf8)
-        let (bundle, stateRoot, id) = (bundle, stateRoot, id)
+        let ownsStateRoot = stateRoot == nil
+        let (bundle, stateRoot, id) = (bundle, self.stateRoot, self.id)
         test.addTeardownBlock {
             _ = try? RuncContainer.runc(["--root", stateRoot, "delete", "--force", id])
             try? fm.removeItem(atPath: bundle)
-            try? fm.removeItem(atPath: stateRoot)
+            if ownsStateRoot { try? fm.removeItem(atPath: stateRoot) }
         }
 
         _ = try Self.runc(["spec", "--bundle", bundle])
@@ -59,6 +60,10 @@ struct RuncContainer {
         }
         config["linux"] = linux
         config["annotations"] = annotations
+        if writableRoot, var root = config["root"] as? [String: Any] {
+            root["readonly"] = false
+            config["root"] = root
+        }
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: configPath))
     }
 

@@ -1,0 +1,120 @@
+import Foundation
+import VigilCore
+import VigilProfiles
+import Yams
+
+/// `vigil agent --config FILE`: YAML, every field optional but the defaults below.
+public struct AgentConfiguration: Codable, Equatable, Sendable {
+    /// Node name in events (default: $NODE_NAME, else the host name).
+    public var node: String?
+    /// cgroup v2 paths (inside the hierarchy) under which pods live; those that exist are watched
+    /// with everything created below them. The host's own processes are never under them.
+    public var cgroupRoots: [String] = ["/kubepods", "/kubepods.slice"]
+    /// Where the OCI runtime keeps container state (for the CRI annotations).
+    public var runtimeStateRoots: [String] = RuntimeStateRootsDefault.value
+    public var profiles: String = "/var/lib/vigil/profiles"
+    /// The kubelet's seccomp root: stable profiles are installed under `vigil/`.
+    public var seccompRoot: String = "/var/lib/kubelet/seccomp"
+    public var learning: Learning = Learning()
+    public var namespaces: Namespaces = Namespaces()
+    /// Model-artifact globs per workload (the workload key may be a glob: `ml/*/llm-*/*`).
+    public var modelPaths: [ModelPaths] = []
+
+    public struct Learning: Codable, Equatable, Sendable {
+        /// Seconds.
+        public var minDuration: Double = 3600
+        public var quietPeriod: Double = 600
+        public var checkpointInterval: Double = 30
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            minDuration = try c.decodeIfPresent(Double.self, forKey: .minDuration) ?? minDuration
+            quietPeriod = try c.decodeIfPresent(Double.self, forKey: .quietPeriod) ?? quietPeriod
+            checkpointInterval = try c.decodeIfPresent(Double.self, forKey: .checkpointInterval) ?? checkpointInterval
+        }
+    }
+
+    public struct Namespaces: Codable, Equatable, Sendable {
+        /// Empty: every namespace.
+        public var include: [String] = []
+        public var exclude: [String] = ["kube-system"]
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            include = try c.decodeIfPresent([String].self, forKey: .include) ?? include
+            exclude = try c.decodeIfPresent([String].self, forKey: .exclude) ?? exclude
+        }
+
+        public func admits(_ namespace: String) -> Bool {
+            (include.isEmpty || include.contains(namespace)) && !exclude.contains(namespace)
+        }
+    }
+
+    public struct ModelPaths: Codable, Equatable, Sendable {
+        public var workload: String
+        public var paths: [String]
+        public init(workload: String, paths: [String]) {
+            self.workload = workload
+            self.paths = paths
+        }
+    }
+
+    public init() {}
+
+    public func modelPaths(for workload: String) -> [String] {
+        modelPaths.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.paths)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, modelPaths
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        node = try c.decodeIfPresent(String.self, forKey: .node)
+        cgroupRoots = try c.decodeIfPresent([String].self, forKey: .cgroupRoots) ?? cgroupRoots
+        runtimeStateRoots = try c.decodeIfPresent([String].self, forKey: .runtimeStateRoots) ?? runtimeStateRoots
+        profiles = try c.decodeIfPresent(String.self, forKey: .profiles) ?? profiles
+        seccompRoot = try c.decodeIfPresent(String.self, forKey: .seccompRoot) ?? seccompRoot
+        learning = try c.decodeIfPresent(Learning.self, forKey: .learning) ?? learning
+        namespaces = try c.decodeIfPresent(Namespaces.self, forKey: .namespaces) ?? namespaces
+        modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
+    }
+
+    /// Reads and checks a configuration file; an error names the file and the field.
+    public static func load(file: String) throws -> AgentConfiguration {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ProfileError(file: file, problem: "cannot be read")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let known = Set(CodingKeys.allCases)
+        if let top = try? Yams.load(yaml: text) as? [String: Any] {
+            for key in top.keys where CodingKeys(rawValue: key).map({ !known.contains($0) }) ?? true {
+                throw ProfileError(file: file, field: key, problem: "is not a configuration field (\(known.map(\.rawValue).sorted().joined(separator: ", ")))")
+            }
+        }
+        let config: AgentConfiguration
+        do {
+            config = try YAMLDecoder().decode(AgentConfiguration.self, from: text.isEmpty ? "{}" : text)
+        } catch let error as DecodingError {
+            let (field, problem) = ProfileCodec.describe(decoding: error)
+            throw ProfileError(file: file, field: field, problem: problem)
+        }
+        for (i, root) in config.cgroupRoots.enumerated() where !root.hasPrefix("/") {
+            throw ProfileError(file: file, field: "cgroupRoots[\(i)]", problem: "'\(root)' must start with / (a path inside the cgroup v2 hierarchy)")
+        }
+        let l = config.learning
+        for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)] where value < 0 {
+            throw ProfileError(file: file, field: "learning.\(name)", problem: "must be 0 or more seconds, is \(value)")
+        }
+        return config
+    }
+}
+
+extension AgentConfiguration.CodingKeys: CaseIterable {}
+
+public enum RuntimeStateRootsDefault {
+    public static let value = ["/run/containerd/runc/k8s.io", "/run/runc"]
+}

@@ -1,0 +1,231 @@
+import Foundation
+import VigilBPF
+import VigilCore
+import VigilProfiles
+import VigilRuntime
+import VigilSeccomp
+
+/// The node daemon's logic: names each container from its cgroup and runtime state, learns each
+/// workload (all replicas into one profile) until it is stable, then monitors it — with its known
+/// behaviour in the kernel and its seccomp profile in the kubelet's seccomp root.
+public final class NodeAgent: EventConsumer {
+    public let configuration: AgentConfiguration
+    private let probes: KernelProbes
+    private let hierarchy: CgroupHierarchy
+    private let store: DirectoryProfileStore
+    private let stateReader: RuntimeStateReader
+    private let resolver = SeccompSyscallResolver()
+    private let runtimeExes: [String]
+    private let sink: EventSink
+    private let node: String
+    private let clock: BootClock
+    private var line = JSONLineWriter()
+
+    private enum Mode {
+        case learning(Learner)
+        case monitoring(Detector, AnomalyReporter)
+    }
+
+    private final class Workload {
+        let key: String
+        var mode: Mode
+        let profileID: UInt32
+        var cgroups: Set<UInt64> = []
+        var lastCheckpoint = Date()
+        init(key: String, mode: Mode, profileID: UInt32) {
+            self.key = key
+            self.mode = mode
+            self.profileID = profileID
+        }
+    }
+
+    /// cgroup id → (its identity, its workload key); nil: not a pod's container, or filtered out.
+    private var containers: [UInt64: (identity: WorkloadIdentity, key: String)?] = [:]
+    private var workloads: [String: Workload] = [:]
+    private var nextProfileID: UInt32 = 1
+
+    public init(configuration: AgentConfiguration, probes: KernelProbes, hierarchy: CgroupHierarchy, sink: EventSink,
+                node: String, clock: BootClock = .system(), runtimeExes: [String] = RuntimeExecutables.onThisHost()) {
+        self.configuration = configuration
+        self.probes = probes
+        self.hierarchy = hierarchy
+        self.store = DirectoryProfileStore(root: configuration.profiles)
+        self.stateReader = RuntimeStateReader(roots: configuration.runtimeStateRoots)
+        self.sink = sink
+        self.node = node
+        self.clock = clock
+        self.runtimeExes = runtimeExes
+    }
+
+    /// Watches the configured cgroup roots (those that exist) and everything below them. Returns
+    /// the roots watched.
+    @discardableResult
+    public func start() throws -> [String] {
+        var watched: [String] = []
+        for root in configuration.cgroupRoots where FileManager.default.fileExists(atPath: hierarchy.directory(of: root)) {
+            for (_, id) in try hierarchy.subtree(of: root) { try probes.watch(cgroupID: id) }
+            watched.append(root)
+        }
+        return watched
+    }
+
+    public var workloadStates: [String: LearningState] {
+        workloads.mapValues { if case .learning = $0.mode { .learning } else { .stable } }
+    }
+
+    // MARK: events
+
+    public func consume(_ event: RawEvent, workload _: WorkloadIdentity, processes: ProcessTable) {
+        guard let (identity, key) = container(event.cgroupID), let workload = workloads[key] else { return }
+        switch workload.mode {
+        case .learning(var learner):
+            learner.observe(event, now: Date())
+            workload.mode = .learning(learner)
+        case .monitoring(var detector, var reporter):
+            if let finding = detector.check(event) {
+                line.removeAll()
+                reporter.report(finding, event: event, workload: identity, processes: processes, into: &line)
+                if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
+            }
+            workload.mode = .monitoring(detector, reporter)
+        }
+    }
+
+    /// The container in a cgroup, resolved once: its path's layout gives the container id, the
+    /// runtime's state gives the pod. New containers join their workload here.
+    private func container(_ cgroupID: UInt64) -> (WorkloadIdentity, String)? {
+        if let known = containers[cgroupID] { return known }
+        guard let path = hierarchy.path(of: cgroupID), let cgroup = ContainerCgroup.parse(path),
+              let annotations = stateReader.annotations(containerID: cgroup.containerID),
+              let pod = PodIdentity(annotations: annotations) else {
+            return nil // maybe not yet: the runtime's state may appear a moment later; ask again
+        }
+        guard configuration.namespaces.admits(pod.namespace) else {
+            containers[cgroupID] = .some(nil)
+            return nil
+        }
+        let key = pod.workloadKey
+        let identity = WorkloadIdentity(id: key, namespace: pod.namespace, pod: pod.pod, container: pod.container,
+                                        containerID: cgroup.containerID, image: pod.image, cgroup: path)
+        containers[cgroupID] = (identity, key)
+        let workload = workloads[key] ?? makeWorkload(key)
+        workload.cgroups.insert(cgroupID)
+        if case .monitoring = workload.mode { try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID) }
+        return (identity, key)
+    }
+
+    private func makeWorkload(_ key: String) -> Workload {
+        let id = nextProfileID
+        nextProfileID += 1
+        let mode: Mode
+        let existing: Profile?
+        do { existing = try store.latest(workload: key) } catch {
+            writeLog("profile of \(key) is unusable, learning it anew: \(error)")
+            existing = nil
+        }
+        if let existing, existing.state == .stable {
+            mode = monitoring(existing, profileID: id)
+        } else if let existing {
+            mode = .learning(Learner(profile: existing, resolver: resolver, runtimeExes: runtimeExes))
+        } else {
+            let learning = configuration.learning
+            mode = .learning(.start(workload: key, modelPaths: configuration.modelPaths(for: key), minDuration: learning.minDuration,
+                                    quietPeriod: learning.quietPeriod, now: Date(), resolver: resolver, runtimeExes: runtimeExes))
+        }
+        let workload = Workload(key: key, mode: mode, profileID: id)
+        workloads[key] = workload
+        return workload
+    }
+
+    private func monitoring(_ profile: Profile, profileID: UInt32) -> Mode {
+        let detector = Detector(profile: profile, resolver: resolver, runtimeExes: runtimeExes)
+        do {
+            try probes.loadKnownBehaviour(profileID: profileID, execHashes: detector.knownExecHashes,
+                                          files: detector.knownFiles, destinations: detector.knownDestinations)
+        } catch {
+            writeLog("known behaviour of \(profile.workload) stays in userspace: \(error)")
+        }
+        return .monitoring(detector, AnomalyReporter(profile: profile, node: node, clock: clock))
+    }
+
+    // MARK: periodic work
+
+    /// About once a second: syscalls from the kernel, end of learning, checkpoints, folded
+    /// anomalies. A workload that becomes stable is saved, its seccomp profile installed, its
+    /// known behaviour loaded into the kernel, and it is monitored from then on.
+    public func tick(now: Date = Date()) throws {
+        let bitmaps = probes.syscallBitmaps()
+        line.removeAll()
+        for workload in workloads.values {
+            var seen = CgroupSyscalls(workload: SyscallBitmap())
+            for id in workload.cgroups {
+                guard let syscalls = bitmaps[id] else { continue }
+                seen.workload.formUnion(syscalls.workload)
+                seen.runtimeBeforeFilter.formUnion(syscalls.runtimeBeforeFilter)
+                seen.runtimeAfterFilter.formUnion(syscalls.runtimeAfterFilter)
+            }
+            switch workload.mode {
+            case .learning(var learner):
+                learner.observeSyscalls(seen.underFilter(resolver: resolver), now: now)
+                if learner.evaluate(now: now) == .stable {
+                    try promote(workload, learner.profile)
+                } else {
+                    workload.mode = .learning(learner)
+                    if now.timeIntervalSince(workload.lastCheckpoint) >= configuration.learning.checkpointInterval {
+                        try store.save(learner.snapshot())
+                        workload.lastCheckpoint = now
+                    }
+                }
+            case .monitoring(let detector, var reporter):
+                let unexpected = detector.unexpectedSyscalls(seen.workload).map {
+                    (abi: $0.abi, number: $0.number, name: resolver.name(of: $0.number, abi: $0.abi) ?? "syscall_\($0.number)")
+                }
+                let identity = workload.cgroups.lazy.compactMap { self.containers[$0] ?? nil }.first?.identity
+                let bootNow = BootClock.nowBootNanoseconds()
+                if !unexpected.isEmpty { reporter.reportSyscalls(unexpected, workload: identity, now: bootNow, into: &line) }
+                reporter.flush(now: bootNow, into: &line)
+                workload.mode = .monitoring(detector, reporter)
+            }
+        }
+        if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
+        sink.flush()
+    }
+
+    private func promote(_ workload: Workload, _ profile: Profile) throws {
+        try store.save(profile)
+        let relative = SeccompExport.localhostProfile(workload: profile.workload)
+        try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce) + Data("\n".utf8),
+                             to: (configuration.seccompRoot as NSString).appendingPathComponent(relative))
+        workload.mode = monitoring(profile, profileID: workload.profileID)
+        for id in workload.cgroups { try probes.watch(cgroupID: id, profileID: workload.profileID) }
+        writeState(profile, seccompProfile: relative)
+    }
+
+    /// Writes every learning profile now (SIGTERM): a restart continues from here.
+    public func checkpointAll() throws {
+        for workload in workloads.values {
+            if case .learning(let learner) = workload.mode { try store.save(learner.snapshot()) }
+        }
+    }
+
+    private func writeState(_ profile: Profile, seccompProfile: String) {
+        var out = JSONLineWriter()
+        out.raw("{"); out.key("time"); clock.writeTimestamp(boot: BootClock.nowBootNanoseconds(), to: &out)
+        out.raw(","); out.key("node"); out.string(node)
+        out.raw(","); out.key("kind"); out.string("profile.state")
+        out.raw(","); out.key("profile"); out.raw("{")
+        out.key("id"); out.string(profile.workload)
+        out.raw(","); out.key("version"); out.unsigned(UInt64(profile.version))
+        out.raw(","); out.key("state"); out.string(profile.state.rawValue)
+        out.raw(","); out.key("containers"); out.unsigned(UInt64(profile.learning.containers))
+        out.raw(","); out.key("events"); out.unsigned(UInt64(profile.learning.events))
+        out.raw(","); out.key("seccomp_profile"); out.string(seccompProfile)
+        out.raw("}}")
+        out.newline()
+        out.bytes.withUnsafeBytes { sink.write($0) }
+    }
+
+    private func writeLog(_ message: String) {
+        FileHandle.standardError.write(Data("vigil agent: \(message)\n".utf8))
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilRuntime
+
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "The node daemon: learn every pod's workload until stable, then monitor it; install its seccomp profile.",
+        discussion: """
+        Watches the pods' cgroups (cgroupRoots) and everything created below them, names each container from its
+        cgroup path and its runtime's state (CRI annotations), folds replicas of a workload into one profile, and
+        prints anomalies and agent.* events as JSON lines. SIGTERM or SIGINT checkpoints the profiles and exits.
+        See deploy/ for the configuration and the DaemonSet.
+        """
+    )
+
+    @Option(name: .long, help: "The agent's configuration (YAML).") var config: String
+    @Option(name: .long, help: "Load vigil.bpf.o from this directory instead of the object built into vigil.") var bpfDir: String?
+    @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).") var ringBufferSize: UInt32 = 16 << 20
+
+    func run() throws {
+        try reportingFailures {
+            let configuration = try AgentConfiguration.load(file: config)
+            let node = configuration.node ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
+            let stopSignals = SignalSet([SIGINT, SIGTERM, SIGHUP])
+            stopSignals.block()
+            let hierarchy = try CgroupHierarchy.system()
+            let probes = try KernelProbes(options: .init(ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
+            let sink = FileDescriptorSink()
+            let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: node)
+            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
+            let roots = try agent.start()
+            note("agent on \(node): watching \(roots.isEmpty ? "no cgroup root yet (none of \(configuration.cgroupRoots) exists)" : roots.joined(separator: ", ")); "
+                + "profiles in \(configuration.profiles), seccomp profiles in \(configuration.seccompRoot)/vigil")
+            var lastTick = BootClock.nowBootNanoseconds()
+            while stopSignals.takePending() == nil {
+                try session.poll(timeoutMilliseconds: 100)
+                let now = BootClock.nowBootNanoseconds()
+                if now - lastTick >= 1_000_000_000 {
+                    session.reportDrops()
+                    try agent.tick()
+                    lastTick = now
+                }
+            }
+            try session.drain()
+            try agent.tick()
+            try agent.checkpointAll()
+            note("stopped; learning profiles checkpointed")
+        }
+    }
+}

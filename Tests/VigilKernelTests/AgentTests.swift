@@ -1,0 +1,149 @@
+import Foundation
+import VigilAgent
+import VigilBPF
+import VigilCore
+import VigilProfiles
+import VigilRuntime
+import XCTest
+
+/// The node agent against real containers started the way containerd would start them:
+/// Kubernetes-style cgroup paths, CRI annotations in config.json, runc's state on disk.
+final class AgentTests: XCTestCase {
+    private func annotations(namespace: String, pod: String) -> [String: String] {
+        ["io.kubernetes.cri.sandbox-namespace": namespace, "io.kubernetes.cri.sandbox-name": pod,
+         "io.kubernetes.cri.container-name": "server", "io.kubernetes.cri.image-name": "registry/llm:1.4"]
+    }
+
+    private func containerID() -> String {
+        (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
+    }
+
+    func testDiscoversNamesLearnsAndThenReportsAnomaliesPerWorkload() throws {
+        try KernelTestSupport.requireRoot()
+        try RuncContainer.available()
+        let hierarchy = try CgroupHierarchy.system()
+        let root = "/vigil-agent-test-\(getpid())"
+        _ = try hierarchy.create(root)
+        let kubepods = root + "/kubepods"
+        _ = try hierarchy.create(kubepods)
+        addTeardownBlock { try? hierarchy.remove(root) }
+        let work = NSTemporaryDirectory() + "vigil-agent-\(getpid())"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        let stateRoot = work + "/runc"
+
+        var configuration = AgentConfiguration()
+        configuration.cgroupRoots = [kubepods]
+        configuration.runtimeStateRoots = [stateRoot]
+        configuration.profiles = work + "/profiles"
+        configuration.seccompRoot = work + "/seccomp"
+        configuration.learning.minDuration = 0
+        configuration.learning.quietPeriod = 2
+        configuration.namespaces.exclude = ["kube-system"]
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: "node-a")
+        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "node-a", sink: sink, consumer: agent)
+        XCTAssertEqual(try agent.start(), [kubepods])
+
+        // Containers are started after the agent: their cgroups do not exist yet.
+        func start(_ namespace: String, pod: String, _ script: String) throws {
+            let id = containerID()
+            let podUID = UUID().uuidString.lowercased()
+            let container = try RuncContainer(self, args: ["sh", "-c", script],
+                                              cgroupsPath: "\(kubepods)/besteffort/pod\(podUID)/\(id)", noNewPrivileges: true,
+                                              seccomp: RuncContainer.recordingFilter,
+                                              annotations: annotations(namespace: namespace, pod: pod), id: id,
+                                              stateRoot: stateRoot, writableRoot: true)
+            let result = try container.runDetachedAndWait(session: session)
+            XCTAssertEqual(result.status, 0, result.output)
+        }
+        let normal = "echo hi > /tmp/cache.json; cat /etc/hostname; true"
+        try start("ml", pod: "llm-server-7d9c8f6b5-x2k4p", normal)
+        try start("ml", pod: "llm-server-7d9c8f6b5-q8w7e", normal)     // a second replica
+        try start("kube-system", pod: "coredns-5d78c9869d-abcde", normal) // excluded
+        try agent.tick()
+        XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .learning])
+        sleep(3) // the quiet period
+        try agent.tick()
+        XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .stable])
+
+        let profile = try XCTUnwrap(try DirectoryProfileStore(root: configuration.profiles).latest(workload: "ml/deployment/llm-server/server"))
+        XCTAssertEqual(profile.state, .stable)
+        XCTAssertEqual(profile.learning.containers, 2, "both replicas merged into one profile")
+        XCTAssertTrue(profile.execs.contains(ExecRule(exe: "/bin/busybox", parent: "(runtime)")),
+                      "a container started after the agent is watched from its first exec: \(profile.execs)")
+        XCTAssertTrue(profile.fileWrites.contains { $0.path == "/tmp/cache.json" })
+        let seccompFile = configuration.seccompRoot + "/vigil/ml-deployment-llm-server-server.json"
+        let seccomp = try JSONDecoder().decode(OCISeccomp.self, from: Data(contentsOf: URL(fileURLWithPath: seccompFile)))
+        XCTAssertEqual(seccomp.defaultAction, "SCMP_ACT_ERRNO")
+        let states = try sink.objects.filter { $0["kind"] as? String == "profile.state" }
+        XCTAssertEqual(states.first?[path: "profile.id"] as? String, "ml/deployment/llm-server/server")
+
+        // Monitoring: a normal third replica is silent; one that spawns a new binary is reported with its pod.
+        try start("ml", pod: "llm-server-7d9c8f6b5-z9y8x", normal)
+        // A dropper: writes a binary of its own and runs it.
+        try start("ml", pod: "llm-server-7d9c8f6b5-a1b2c", normal + "; cp /bin/busybox /tmp/x; /tmp/x ls /")
+        try agent.tick()
+        let anomalies = try sink.objects.filter { $0["kind"] as? String == "anomaly" }
+        XCTAssertEqual(Set(anomalies.compactMap { $0[path: "anomaly.rule"] as? String }.filter { $0 != "unexpected-syscall" }),
+                       ["unexpected-file-write", "unexpected-exec"], "\(anomalies)")
+        let exec = try XCTUnwrap(anomalies.first { $0[path: "anomaly.rule"] as? String == "unexpected-exec" })
+        XCTAssertEqual(exec[path: "workload.namespace"] as? String, "ml")
+        XCTAssertEqual(exec[path: "workload.pod"] as? String, "llm-server-7d9c8f6b5-a1b2c")
+        XCTAssertEqual(exec[path: "workload.container"] as? String, "server")
+        XCTAssertEqual(exec[path: "workload.id"] as? String, "ml/deployment/llm-server/server")
+        XCTAssertEqual(exec[path: "workload.image"] as? String, "registry/llm:1.4")
+        XCTAssertEqual(exec[path: "event.process.args"] as? [String], ["/tmp/x", "ls", "/"])
+        XCTAssertEqual(exec[path: "event.process.exe"] as? String, "/tmp/x")
+    }
+
+    func testConfigurationErrorsNameTheField() throws {
+        let file = NSTemporaryDirectory() + "vigil-config-\(getpid()).yaml"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: file) }
+        for (text, expected) in [
+            ("learning:\n  minDuration: soon\n", "field 'learning.minDuration'"),
+            ("cgroupRoots: [kubepods]\n", "field 'cgroupRoots[0]'"),
+            ("profile: /x\n", "field 'profile': is not a configuration field"),
+            ("learning:\n  quietPeriod: -5\n", "field 'learning.quietPeriod': must be 0 or more"),
+        ] {
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try AgentConfiguration.load(file: file)) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error)")
+            }
+        }
+        try "namespaces:\n  include: [ml]\nmodelPaths:\n- workload: ml/*/llm-*/*\n  paths: [/models/**]\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let config = try AgentConfiguration.load(file: file)
+        XCTAssertTrue(config.namespaces.admits("ml"))
+        XCTAssertFalse(config.namespaces.admits("default"))
+        XCTAssertEqual(config.modelPaths(for: "ml/deployment/llm-server/server"), ["/models/**"])
+        XCTAssertEqual(config.modelPaths(for: "ml/deployment/other/server"), [])
+        XCTAssertEqual(config.profiles, "/var/lib/vigil/profiles", "defaults stay for what the file does not set")
+    }
+}
+
+extension RuncContainer {
+    /// `runc create` + `runc start`, polling the capture session while the container runs (as the
+    /// agent's loop does, with the container's state and cgroup still there), then `runc delete`.
+    func runDetachedAndWait(session: CaptureSession) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") ? "/usr/sbin/runc" : "/usr/bin/runc")
+        process.arguments = ["--root", stateRoot, "create", "--bundle", bundle, id]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return Result(status: process.terminationStatus, output: "runc create failed") }
+        try Self.runc(["--root", stateRoot, "start", id])
+        var stopped = false
+        for _ in 0..<200 where !stopped {
+            try session.poll(timeoutMilliseconds: 50)
+            let state = try Self.runc(["--root", stateRoot, "state", id]).output
+            stopped = state.contains("\"status\": \"stopped\"")
+        }
+        try session.drain()
+        try Self.runc(["--root", stateRoot, "delete", "--force", id])
+        try? output.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return Result(status: stopped ? 0 : 1, output: text)
+    }
+}
