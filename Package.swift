@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // The event layout, shared with bpf/ (the header lives there); no libbpf here.
@@ -41,10 +43,22 @@ let package = Package(
         .target(name: "VigilRuntime", dependencies: ["VigilCore", "CVigilSys"]),
         // The pipelines that connect a source of events to sinks.
         .target(name: "VigilAgent", dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp"]),
+        // The agent's operations endpoint: Prometheus /metrics, /healthz, /readyz (read-only).
+        .target(
+            name: "VigilOperations",
+            dependencies: [
+                "VigilAgent", "VigilBPF", "VigilCore",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp",
+                "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilKernelTests",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "vigil-workload", "vigil",
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations", "vigil-workload", "vigil",
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

@@ -19,6 +19,19 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     public var namespaces: Namespaces = Namespaces()
     /// Model-artifact globs per workload (the workload key may be a glob: `ml/*/llm-*/*`).
     public var modelPaths: [ModelPaths] = []
+    /// The read-only operations listener (/metrics, /healthz, /readyz): `host:port`; loopback by
+    /// default, so nothing on the node's network sees it unless asked.
+    public var metricsAddress: String = "127.0.0.1:9464"
+    /// Also append events to this file (rotated at `eventsFileMaxBytes`, one `.1` kept).
+    public var eventsFile: String?
+    public var eventsFileMaxBytes: Int = 100 << 20
+
+    public var metricsHostPort: (host: String, port: Int)? {
+        guard let colon = metricsAddress.lastIndex(of: ":"), let port = Int(metricsAddress[metricsAddress.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        let host = String(metricsAddress[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
 
     public struct Learning: Codable, Equatable, Sendable {
         /// Seconds.
@@ -68,7 +81,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, modelPaths
+        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, modelPaths, metricsAddress
+        case eventsFile, eventsFileMaxBytes
     }
 
     public init(from decoder: Decoder) throws {
@@ -81,6 +95,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         learning = try c.decodeIfPresent(Learning.self, forKey: .learning) ?? learning
         namespaces = try c.decodeIfPresent(Namespaces.self, forKey: .namespaces) ?? namespaces
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
+        metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
+        eventsFile = try c.decodeIfPresent(String.self, forKey: .eventsFile)
+        eventsFileMaxBytes = try c.decodeIfPresent(Int.self, forKey: .eventsFileMaxBytes) ?? eventsFileMaxBytes
     }
 
     /// Reads and checks a configuration file; an error names the file and the field.
@@ -104,6 +121,12 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
         for (i, root) in config.cgroupRoots.enumerated() where !root.hasPrefix("/") {
             throw ProfileError(file: file, field: "cgroupRoots[\(i)]", problem: "'\(root)' must start with / (a path inside the cgroup v2 hierarchy)")
+        }
+        guard config.metricsHostPort != nil else {
+            throw ProfileError(file: file, field: "metricsAddress", problem: "'\(config.metricsAddress)' is not host:port (e.g. 127.0.0.1:9464)")
+        }
+        guard config.eventsFileMaxBytes >= 4096 else {
+            throw ProfileError(file: file, field: "eventsFileMaxBytes", problem: "must be at least 4096")
         }
         let l = config.learning
         for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)] where value < 0 {

@@ -69,6 +69,17 @@ public final class NodeAgent: EventConsumer {
         return watched
     }
 
+    /// Anomaly lines emitted so far, by rule, over every workload.
+    public var anomaliesEmitted: [AnomalyRule: UInt64] {
+        var total: [AnomalyRule: UInt64] = [:]
+        for workload in workloads.values {
+            if case .monitoring(_, let reporter) = workload.mode {
+                for (rule, count) in reporter.emitted { total[rule, default: 0] += count }
+            }
+        }
+        return total
+    }
+
     public var workloadStates: [String: LearningState] {
         workloads.mapValues { if case .learning = $0.mode { .learning } else { .stable } }
     }

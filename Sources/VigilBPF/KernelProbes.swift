@@ -23,6 +23,7 @@ public final class KernelProbes {
 
     private let object: OpaquePointer
     private var links: [OpaquePointer] = []
+    private var statsFD: Int32 = -1
     private let watchedCgroupsFD: Int32
     private let dropsFD: Int32
     private let knownBehaviourFD: Int32
@@ -97,6 +98,7 @@ public final class KernelProbes {
     deinit {
         for link in links { bpf_link__destroy(link) }
         bpf_object__close(object)
+        if statsFD >= 0 { close(statsFD) }
     }
 
     /// Report the processes of this cgroup (by its cgroup v2 id) and of cgroups created below it.
@@ -175,6 +177,31 @@ public final class KernelProbes {
             }
             try check(bpf_map_update_elem(knownDestinationsFD, &key, &yes, UInt64(BPF_ANY)), "known destination")
         }
+    }
+
+    /// Turns on the kernel's per-program run-time accounting (kernel.bpf_stats_enabled) for as
+    /// long as these probes live. Returns false when the kernel refuses.
+    @discardableResult
+    public func enableRunTimeStats() -> Bool {
+        guard statsFD < 0 else { return true }
+        statsFD = bpf_enable_stats(BPF_STATS_RUN_TIME)
+        return statsFD >= 0
+    }
+
+    /// Per program: how many times it ran and the kernel time it took (zero until
+    /// `enableRunTimeStats`).
+    public func programStats() -> [(name: String, runs: UInt64, nanoseconds: UInt64)] {
+        var result: [(String, UInt64, UInt64)] = []
+        var program = bpf_object__next_program(object, nil)
+        while let current = program {
+            var info = bpf_prog_info()
+            var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+            if bpf_obj_get_info_by_fd(bpf_program__fd(current), &info, &length) == 0 {
+                result.append((String(cString: bpf_program__name(current)), info.run_cnt, info.run_time_ns))
+            }
+            program = bpf_object__next_program(object, current)
+        }
+        return result
     }
 
     private func check(_ rc: Int32, _ what: String) throws {

@@ -3,6 +3,7 @@ import Foundation
 import VigilAgent
 import VigilBPF
 import VigilCore
+import VigilOperations
 import VigilRuntime
 
 struct AgentCommand: ParsableCommand {
@@ -29,10 +30,23 @@ struct AgentCommand: ParsableCommand {
             stopSignals.block()
             let hierarchy = try CgroupHierarchy.system()
             let probes = try KernelProbes(options: .init(ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
-            let sink = FileDescriptorSink()
+            guard configuration.metricsHostPort != nil else { throw CommandFailure("metricsAddress is not host:port") }
+            var sinks: [EventSink] = [FileDescriptorSink()]
+            if let file = configuration.eventsFile {
+                sinks.append(try RotatingFileSink(path: file, maxBytes: configuration.eventsFileMaxBytes))
+            }
+            let sink = TeeSink(sinks)
+            let metrics = AgentMetrics()
+            let operations = OperationsServer(registry: metrics.registry)
+            let (host, port) = configuration.metricsHostPort!
+            let boundPort = try operations.start(host: host, port: port)
+            defer { operations.stop() }
+            probes.enableRunTimeStats()
             let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: node)
             let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
             let roots = try agent.start()
+            operations.setReady(true)
+            note("serving /metrics, /healthz, /readyz on \(host):\(boundPort)")
             note("agent on \(node): watching \(roots.isEmpty ? "no cgroup root yet (none of \(configuration.cgroupRoots) exists)" : roots.joined(separator: ", ")); "
                 + "profiles in \(configuration.profiles), seccomp profiles in \(configuration.seccompRoot)/vigil")
             var lastTick = BootClock.nowBootNanoseconds()
@@ -42,6 +56,7 @@ struct AgentCommand: ParsableCommand {
                 if now - lastTick >= 1_000_000_000 {
                     session.reportDrops()
                     try agent.tick()
+                    metrics.update(session: session, probes: probes, agent: agent)
                     lastTick = now
                 }
             }

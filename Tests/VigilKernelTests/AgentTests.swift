@@ -2,6 +2,7 @@ import Foundation
 import VigilAgent
 import VigilBPF
 import VigilCore
+import VigilOperations
 import VigilProfiles
 import VigilRuntime
 import XCTest
@@ -40,6 +41,7 @@ final class AgentTests: XCTestCase {
         configuration.learning.quietPeriod = 2
         configuration.namespaces.exclude = ["kube-system"]
         let probes = try KernelProbes()
+        XCTAssertTrue(probes.enableRunTimeStats())
         let sink = MemorySink()
         let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: "node-a")
         let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "node-a", sink: sink, consumer: agent)
@@ -95,6 +97,24 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(exec[path: "workload.image"] as? String, "registry/llm:1.4")
         XCTAssertEqual(exec[path: "event.process.args"] as? [String], ["/tmp/x", "ls", "/"])
         XCTAssertEqual(exec[path: "event.process.exe"] as? String, "/tmp/x")
+
+        // The operations endpoint: metrics from what happened above; read-only.
+        let metrics = AgentMetrics()
+        metrics.update(session: session, probes: probes, agent: agent)
+        let server = OperationsServer(registry: metrics.registry)
+        let port = try server.start(host: "127.0.0.1", port: 0)
+        defer { server.stop() }
+        XCTAssertTrue(try HTTP.request("GET", "/readyz", port: port).hasPrefix("HTTP/1.1 503"))
+        server.setReady(true)
+        XCTAssertTrue(try HTTP.request("GET", "/readyz", port: port).hasPrefix("HTTP/1.1 200"))
+        XCTAssertTrue(try HTTP.request("GET", "/healthz", port: port).hasPrefix("HTTP/1.1 200"))
+        XCTAssertTrue(try HTTP.request("POST", "/metrics", port: port).hasPrefix("HTTP/1.1 405"))
+        let text = try HTTP.request("GET", "/metrics", port: port)
+        for expected in [#"vigil_events_total{kind="process.exec"}"#, #"vigil_profiles{state="stable"} 1"#,
+                         #"vigil_anomalies_total{rule="unexpected-exec"} 1"#, #"vigil_bpf_program_runs_total{program="vigil_syscall_enter"}"#,
+                         #"vigil_bpf_program_run_seconds_total{program="vigil_process_exec"}"#] {
+            XCTAssertTrue(text.contains(expected), "\(expected) in\n\(text)")
+        }
     }
 
     func testConfigurationErrorsNameTheField() throws {
@@ -145,5 +165,48 @@ extension RuncContainer {
         try? output.fileHandleForWriting.close()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return Result(status: stopped ? 0 : 1, output: text)
+    }
+}
+
+/// A minimal HTTP/1.1 client over a loopback socket (no client library needed for one GET).
+enum HTTP {
+    static func request(_ method: String, _ path: String, port: Int) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw SinkError("connect to port \(port): \(errno)") }
+        let request = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            response.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: response, as: UTF8.self)
+    }
+}
+
+final class RotatingFileSinkTests: XCTestCase {
+    func testRotatesPastTheLimitKeepingOneOldFile() throws {
+        let path = NSTemporaryDirectory() + "vigil-events-\(getpid()).jsonl"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".1") }
+        let sink = try RotatingFileSink(path: path, maxBytes: 4096)
+        let line = Array(String(repeating: "x", count: 99).utf8) + [10]
+        for _ in 0..<100 { line.withUnsafeBytes { sink.write($0) } }
+        sink.flush()
+        let current = try Data(contentsOf: URL(fileURLWithPath: path)).count
+        let previous = try Data(contentsOf: URL(fileURLWithPath: path + ".1")).count
+        XCTAssertLessThanOrEqual(current, 4096)
+        XCTAssertLessThanOrEqual(previous, 4096)
+        XCTAssertEqual((current + previous) % 100, 0, "lines are never cut")
+        XCTAssertGreaterThan(previous, 0)
     }
 }
