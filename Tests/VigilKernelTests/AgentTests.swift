@@ -6,6 +6,7 @@ import VigilOperations
 import VigilProfiles
 import VigilRuntime
 import XCTest
+import Yams
 
 /// The node agent against real containers started the way containerd would start them:
 /// Kubernetes-style cgroup paths, CRI annotations in config.json, runc's state on disk.
@@ -138,6 +139,15 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(config.modelPaths(for: "ml/deployment/llm-server/server"), ["/models/**"])
         XCTAssertEqual(config.modelPaths(for: "ml/deployment/other/server"), [])
         XCTAssertEqual(config.profiles, "/var/lib/vigil/profiles", "defaults stay for what the file does not set")
+
+        // The DaemonSet's configuration loads as it is.
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let configMap = try XCTUnwrap(try Yams.load(yaml: String(contentsOfFile: repository + "/deploy/configmap.yaml", encoding: .utf8)) as? [String: Any])
+        let agentYAML = try XCTUnwrap((configMap["data"] as? [String: Any])?["agent.yaml"] as? String)
+        try agentYAML.write(toFile: file, atomically: true, encoding: .utf8)
+        let deployed = try AgentConfiguration.load(file: file)
+        XCTAssertEqual(deployed.namespaces.exclude, ["kube-system", "vigil-system"])
+        XCTAssertEqual(deployed.metricsHostPort?.port, 9464)
     }
 }
 
