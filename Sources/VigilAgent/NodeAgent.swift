@@ -200,7 +200,38 @@ public final class NodeAgent: EventConsumer {
         }
         if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
         sink.flush()
+        forgetStoppedContainers()
+        forgetRemovedCgroups(Array(bitmaps.keys))
     }
+
+    /// Pod and QoS cgroups are watched too (descendants are added in the kernel); when the kubelet
+    /// removes one, it leaves the watch list as well.
+    private func forgetRemovedCgroups(_ watched: [UInt64]) {
+        for id in watched where containers[id].map({ $0 == nil }) ?? true { // not a container of a watched workload
+            if let path = hierarchy.path(of: id), FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) { continue }
+            probes.unwatch(cgroupID: id)
+            hierarchy.forget(id: id)
+            containers[id] = nil
+        }
+    }
+
+    /// Containers whose cgroup is gone: their syscalls were folded in above; drop them from the
+    /// kernel's watch list and from memory, so both stay as large as the node's live containers.
+    private func forgetStoppedContainers() {
+        for workload in workloads.values {
+            for id in workload.cgroups {
+                guard let path = containers[id]??.identity.cgroup,
+                      !FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) else { continue }
+                workload.cgroups.remove(id)
+                containers[id] = nil
+                probes.unwatch(cgroupID: id)
+                hierarchy.forget(id: id)
+            }
+        }
+    }
+
+    /// Containers the agent knows, for tests and metrics.
+    public var knownContainers: Int { containers.values.compactMap { $0 }.count }
 
     private func promote(_ workload: Workload, _ profile: Profile) throws {
         try store.save(profile)

@@ -82,6 +82,13 @@ final class AgentTests: XCTestCase {
         let states = try sink.objects.filter { $0["kind"] as? String == "profile.state" }
         XCTAssertEqual(states.first?[path: "profile.id"] as? String, "ml/deployment/llm-server/server")
 
+        // Stopped containers (runc deleted their cgroups) are forgotten, in memory and in the kernel.
+        XCTAssertEqual(agent.knownContainers, 0)
+        for id in probes.syscallBitmaps().keys {
+            let path = try XCTUnwrap(hierarchy.path(of: id), "a removed cgroup is still watched")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: hierarchy.directory(of: path)), path)
+        }
+
         // Monitoring: a normal third replica is silent; one that spawns a new binary is reported with its pod.
         try start("ml", pod: "llm-server-7d9c8f6b5-z9y8x", normal)
         // A dropper: writes a binary of its own and runs it.
