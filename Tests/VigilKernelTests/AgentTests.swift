@@ -227,3 +227,72 @@ final class RotatingFileSinkTests: XCTestCase {
         XCTAssertGreaterThan(previous, 0)
     }
 }
+
+/// `vigil agent --config FILE` as the README starts it, with a sample configuration.
+final class AgentCommandTests: XCTestCase {
+    func testTheAgentBinaryLearnsRuncContainersInstallsSeccompAndServesMetrics() throws {
+        try KernelTestSupport.requireRoot()
+        try RuncContainer.available()
+        let hierarchy = try CgroupHierarchy.system()
+        let root = "/vigil-agent-cli-\(getpid())"
+        let kubepods = root + "/kubepods"
+        _ = try hierarchy.create(root)
+        _ = try hierarchy.create(kubepods)
+        addTeardownBlock { try? hierarchy.remove(root) }
+        let work = NSTemporaryDirectory() + "vigil-agent-cli-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        let port = 20000 + Int(getpid() % 20000)
+        let config = work + "/agent.yaml"
+        try """
+        node: cli-node
+        cgroupRoots: [\(kubepods)]
+        runtimeStateRoots: [\(work)/runc]
+        profiles: \(work)/profiles
+        seccompRoot: \(work)/seccomp
+        learning: {minDuration: 0, quietPeriod: 1, checkpointInterval: 1}
+        metricsAddress: 127.0.0.1:\(port)
+        eventsFile: \(work)/events.jsonl
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: VigilBinary.path)
+        agent.arguments = ["agent", "--config", config]
+        agent.standardOutput = FileHandle.nullDevice
+        try agent.run()
+        defer { if agent.isRunning { agent.terminate() } }
+        var ready = false
+        for _ in 0..<100 where !ready {
+            usleep(100_000)
+            ready = (try? HTTP.request("GET", "/readyz", port: port))?.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        XCTAssertTrue(ready, "the agent never became ready")
+
+        for pod in ["llm-server-7d9c8f6b5-x2k4p", "llm-server-7d9c8f6b5-q8w7e"] {
+            let id = (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
+            let container = try RuncContainer(self, args: ["sh", "-c", "cat /etc/hostname; sleep 0.5"],
+                                              cgroupsPath: "\(kubepods)/besteffort/pod\(UUID().uuidString.lowercased())/\(id)",
+                                              noNewPrivileges: true, seccomp: RuncContainer.recordingFilter,
+                                              annotations: ["io.kubernetes.cri.sandbox-namespace": "ml", "io.kubernetes.cri.sandbox-name": pod,
+                                                            "io.kubernetes.cri.container-name": "server"],
+                                              id: id, stateRoot: work + "/runc")
+            XCTAssertEqual(try container.run().status, 0)
+        }
+        var metrics = ""
+        for _ in 0..<50 where !metrics.contains(#"vigil_profiles{state="stable"} 1"#) {
+            usleep(200_000)
+            metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
+        }
+        XCTAssertTrue(metrics.contains(#"vigil_profiles{state="stable"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"vigil_events_total{kind="process.exec"}"#), metrics)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/seccomp/vigil/ml-deployment-llm-server-server.json"))
+        let profile = try XCTUnwrap(try DirectoryProfileStore(root: work + "/profiles").latest(workload: "ml/deployment/llm-server/server"))
+        XCTAssertEqual(profile.learning.containers, 2)
+        let events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
+        XCTAssertTrue(events.contains(#""kind":"profile.state""#), events)
+
+        agent.interrupt()
+        agent.waitUntilExit()
+        XCTAssertEqual(agent.terminationStatus, 0, "SIGINT/SIGTERM: checkpoint and exit cleanly")
+    }
+}
