@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
@@ -42,7 +43,11 @@ let package = Package(
         // cgroup v2: where it is mounted, id -> path, creating one, starting a process in it.
         .target(name: "VigilRuntime", dependencies: ["VigilCore", "CVigilSys"]),
         // The pipelines that connect a source of events to sinks.
-        .target(name: "VigilAgent", dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp"]),
+        .target(
+            name: "VigilAgent",
+            dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         // The agent's operations endpoint: Prometheus /metrics, /healthz, /readyz (read-only).
         .target(
             name: "VigilOperations",
@@ -60,6 +65,7 @@ let package = Package(
             dependencies: [
                 "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // A small C workload for tests and benchmarks: exact, repeatable syscalls.

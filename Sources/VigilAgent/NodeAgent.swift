@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VigilBPF
 import VigilCore
 import VigilProfiles
@@ -20,6 +21,7 @@ public final class NodeAgent: EventConsumer {
     private let node: String
     private let clock: BootClock
     private var line = JSONLineWriter()
+    private let logger = Logger(label: "vigil.agent")
 
     private enum Mode {
         case learning(Learner)
@@ -131,7 +133,7 @@ public final class NodeAgent: EventConsumer {
         let mode: Mode
         let existing: Profile?
         do { existing = try store.latest(workload: key) } catch {
-            writeLog("profile of \(key) is unusable, learning it anew: \(error)")
+            logger.warning("profile unusable, learning anew", metadata: ["workload": "\(key)", "error": "\(error)"])
             existing = nil
         }
         if let existing, existing.state == .stable {
@@ -145,6 +147,7 @@ public final class NodeAgent: EventConsumer {
         }
         let workload = Workload(key: key, mode: mode, profileID: id)
         workloads[key] = workload
+        logger.info("new workload", metadata: ["workload": "\(key)", "mode": "\(existing?.state == .stable ? "monitoring" : "learning")"])
         return workload
     }
 
@@ -154,7 +157,7 @@ public final class NodeAgent: EventConsumer {
             try probes.loadKnownBehaviour(profileID: profileID, execHashes: detector.knownExecHashes,
                                           files: detector.knownFiles, destinations: detector.knownDestinations)
         } catch {
-            writeLog("known behaviour of \(profile.workload) stays in userspace: \(error)")
+            logger.warning("known behaviour stays in userspace", metadata: ["workload": "\(profile.workload)", "error": "\(error)"])
         }
         return .monitoring(detector, AnomalyReporter(profile: profile, node: node, clock: clock))
     }
@@ -241,6 +244,10 @@ public final class NodeAgent: EventConsumer {
         workload.mode = monitoring(profile, profileID: workload.profileID)
         for id in workload.cgroups { try probes.watch(cgroupID: id, profileID: workload.profileID) }
         writeState(profile, seccompProfile: relative)
+        logger.info("profile stable", metadata: [
+            "workload": "\(profile.workload)", "version": "\(profile.version)", "containers": "\(profile.learning.containers)",
+            "seccomp": "\(relative)",
+        ])
     }
 
     /// Writes every learning profile now (SIGTERM): a restart continues from here.
@@ -265,9 +272,5 @@ public final class NodeAgent: EventConsumer {
         out.raw("}}")
         out.newline()
         out.bytes.withUnsafeBytes { sink.write($0) }
-    }
-
-    private func writeLog(_ message: String) {
-        FileHandle.standardError.write(Data("vigil agent: \(message)\n".utf8))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import VigilAgent
 import VigilBPF
 import VigilCore
@@ -23,6 +24,8 @@ struct AgentCommand: ParsableCommand {
     @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).") var ringBufferSize: UInt32 = 16 << 20
 
     func run() throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "vigil.agent")
         try reportingFailures {
             let configuration = try AgentConfiguration.load(file: config)
             let node = configuration.node ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
@@ -46,9 +49,11 @@ struct AgentCommand: ParsableCommand {
             let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
             let roots = try agent.start()
             operations.setReady(true)
-            note("serving /metrics, /healthz, /readyz on \(host):\(boundPort)")
-            note("agent on \(node): watching \(roots.isEmpty ? "no cgroup root yet (none of \(configuration.cgroupRoots) exists)" : roots.joined(separator: ", ")); "
-                + "profiles in \(configuration.profiles), seccomp profiles in \(configuration.seccompRoot)/vigil")
+            logger.info("agent started", metadata: [
+                "node": "\(node)", "operations": "\(host):\(boundPort)",
+                "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists" : roots.joined(separator: ","))",
+                "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
+            ])
             var lastTick = BootClock.nowBootNanoseconds()
             while stopSignals.takePending() == nil {
                 try session.poll(timeoutMilliseconds: 100)
@@ -63,7 +68,7 @@ struct AgentCommand: ParsableCommand {
             try session.drain()
             try agent.tick()
             try agent.checkpointAll()
-            note("stopped; learning profiles checkpointed")
+            logger.info("agent stopped; learning profiles checkpointed")
         }
     }
 }
