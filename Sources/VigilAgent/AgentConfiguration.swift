@@ -76,6 +76,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The top-level fields (for the published schema, deploy/agent-config.schema.json).
+    public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+
     public func modelPaths(for workload: String) -> [String] {
         modelPaths.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.paths)
     }

@@ -30,6 +30,7 @@ public final class KernelProbes {
     private let knownDestinationsFD: Int32
     let eventsFD: Int32
     public let programNames: [String]
+    public let ringBufferBytes: UInt32
 
     public init(options: Options = Options()) throws {
         try Preflight.check()
@@ -56,6 +57,7 @@ public final class KernelProbes {
                 throw BPFError("ring buffer size \(size) must be a power of two of at least 4096 bytes")
             }
             bpf_map__set_max_entries(events, size)
+            ringBufferBytes = size
 
             var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()))
             let rc = vigil_bpf_set_config(object, &config)
@@ -186,6 +188,18 @@ public final class KernelProbes {
         guard statsFD < 0 else { return true }
         statsFD = bpf_enable_stats(BPF_STATS_RUN_TIME)
         return statsFD >= 0
+    }
+
+    /// How full the ring buffer is (0...1): bytes the kernel produced that userspace has not
+    /// consumed yet, from the positions the ring buffer exposes in its first two pages.
+    public func ringBufferFill() -> Double {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let consumer = mmap(nil, page, PROT_READ, MAP_SHARED, eventsFD, 0), consumer != MAP_FAILED else { return 0 }
+        defer { munmap(consumer, page) }
+        guard let producer = mmap(nil, page, PROT_READ, MAP_SHARED, eventsFD, off_t(page)), producer != MAP_FAILED else { return 0 }
+        defer { munmap(producer, page) }
+        let used = producer.load(as: UInt64.self) &- consumer.load(as: UInt64.self)
+        return min(1, Double(used) / Double(ringBufferBytes))
     }
 
     /// Per program: how many times it ran and the kernel time it took (zero until

@@ -47,6 +47,8 @@ public final class AgentMetrics: @unchecked Sendable {
             registry.makeGauge(name: "vigil_profiles", labels: [("state", state.rawValue)], help: "Workload profiles, by state")
                 .set(Double(states.filter { $0 == state }.count))
         }
+        registry.makeGauge(name: "vigil_ring_buffer_fill_ratio", labels: [],
+                           help: "How full the kernel ring buffer is (0 to 1) when sampled").set(probes.ringBufferFill())
         for program in probes.programStats() {
             let last = lastPrograms[program.name] ?? (0, 0)
             if program.runs > last.runs {

@@ -120,7 +120,7 @@ final class AgentTests: XCTestCase {
         let text = try HTTP.request("GET", "/metrics", port: port)
         for expected in [#"vigil_events_total{kind="process.exec"}"#, #"vigil_profiles{state="stable"} 1"#,
                          #"vigil_anomalies_total{rule="unexpected-exec"} 1"#, #"vigil_bpf_program_runs_total{program="vigil_syscall_enter"}"#,
-                         #"vigil_bpf_program_run_seconds_total{program="vigil_process_exec"}"#] {
+                         #"vigil_bpf_program_run_seconds_total{program="vigil_process_exec"}"#, "vigil_ring_buffer_fill_ratio 0"] {
             XCTAssertTrue(text.contains(expected), "\(expected) in\n\(text)")
         }
     }
@@ -155,6 +155,12 @@ final class AgentTests: XCTestCase {
         let deployed = try AgentConfiguration.load(file: file)
         XCTAssertEqual(deployed.namespaces.exclude, ["kube-system", "vigil-system"])
         XCTAssertEqual(deployed.metricsHostPort?.port, 9464)
+
+        // The published schema names exactly the fields the agent reads.
+        let schema = try XCTUnwrap(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: repository + "/deploy/agent-config.schema.json"))) as? [String: Any])
+        let fields = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
+        XCTAssertEqual(fields, Set(AgentConfiguration.fieldNames))
     }
 }
 

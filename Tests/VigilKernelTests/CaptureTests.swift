@@ -149,7 +149,9 @@ final class CaptureTests: XCTestCase {
         let writes = 2000
         // Nothing reads the ring buffer until the workload has finished.
         try traced.run(["writes:\(writes):\(directory)/f"])
+        XCTAssertGreaterThan(probes.ringBufferFill(), 0.5, "the ring buffer is full before it is read")
         try session.drain()
+        XCTAssertEqual(probes.ringBufferFill(), 0, "and empty after")
         let drops = session.reportDrops()
 
         let generated: [EventKind: UInt64] = [.exec: 1, .file: UInt64(writes), .exit: 1]
