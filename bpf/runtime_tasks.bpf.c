@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Finds the container runtime's init in watched cgroups without trusting process names: it is
  * the process a runtime moves into the cgroup (runc writes its init's pid into cgroup.procs),
- * with the processes it forks, until they exec the entrypoint (process_exec.bpf.c). */
+ * with the processes it forks, until they exec the entrypoint (process_exec.bpf.c).
+ * Only a move made from outside the watched cgroups counts: a process that moves itself, or is
+ * moved by the workload, is the workload — otherwise it could hide its file writes this way. */
 #include "vigil.bpf.h"
 
 SEC("tp_btf/cgroup_attach_task")
@@ -15,6 +17,11 @@ int vigil_cgroup_attach_task(unsigned long long *ctx)
     if (!bpf_map_lookup_elem(&watched_cgroups, &id))
         return 0;
     __u32 tgid = BPF_CORE_READ(task, tgid);
+    if (tgid == (bpf_get_current_pid_tgid() >> 32))
+        return 0; /* moved itself */
+    __u64 mover_cgroup = bpf_get_current_cgroup_id();
+    if (bpf_map_lookup_elem(&watched_cgroups, &mover_cgroup))
+        return 0; /* moved by a watched process */
     __u32 phase = VIGIL_RUNTIME_BEFORE_FILTER;
     bpf_map_update_elem(&runtime_tasks, &tgid, &phase, BPF_NOEXIST);
     return 0;

@@ -161,6 +161,7 @@ final class AgentTests: XCTestCase {
             with: Data(contentsOf: URL(fileURLWithPath: repository + "/deploy/agent-config.schema.json"))) as? [String: Any])
         let fields = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
         XCTAssertEqual(fields, Set(AgentConfiguration.fieldNames))
+        XCTAssertNoThrow(try AgentConfiguration.load(file: repository + "/deploy/examples/agent-local.yaml"))
     }
 }
 
