@@ -6,6 +6,9 @@ SEC("tp/sched/sched_process_exit")
 int vigil_process_exit(void *ctx)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
+    /* A thread killed inside a syscall never reaches its exit tracepoint: forget what its enter
+     * remembered, so the pending table cannot fill up over time. */
+    bpf_map_delete_elem(&pending, &pid_tgid);
     if ((__u32)pid_tgid != (pid_tgid >> 32))
         return 0; /* a thread, not the process */
     if (!watched_state())
