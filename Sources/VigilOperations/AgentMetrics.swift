@@ -17,45 +17,50 @@ public final class AgentMetrics: @unchecked Sendable {
 
     public init() {}
 
+    /// `vigil_<name>_<unit>`, with its help text.
+    private func counter(_ name: String, unit: String = "total", _ labels: [(String, String)], help: String) -> Counter {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "vigil", metricName: name, unitName: unit, helpText: help),
+                             labels: labels)
+    }
+
+    private func gauge(_ name: String, unit: String = "", _ labels: [(String, String)], help: String) -> Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "vigil", metricName: name, unitName: unit, helpText: help),
+                           labels: labels)
+    }
+
     public func update(session: CaptureSession, probes: KernelProbes, agent: NodeAgent) {
         for (kind, total) in session.received {
             let delta = total - (lastEvents[kind] ?? 0)
             if delta > 0 {
-                registry.makeCounter(name: "vigil_events_total", labels: [("kind", kind.contractName)],
-                                     help: "Events received from the kernel, by kind").increment(by: Int64(delta))
+                counter("events", [("kind", kind.contractName)], help: "Events received from the kernel, by kind").increment(by: Int64(delta))
             }
             lastEvents[kind] = total
         }
         let drops = probes.dropCounts()
         for (stage, kind, total) in drops.nonZero where total > lastDrops[stage, kind] {
-            registry.makeCounter(name: "vigil_drops_total", labels: [("stage", stage.name), ("kind", kind.contractName)],
-                                 help: "Events lost, by where and what").increment(by: Int64(total - lastDrops[stage, kind]))
+            counter("drops", [("stage", stage.name), ("kind", kind.contractName)], help: "Events lost, by where and what").increment(by: Int64(total - lastDrops[stage, kind]))
         }
         lastDrops = drops
         for (kind, total) in probes.suppressedCounts() where total > (lastSuppressed[kind] ?? 0) {
-            registry.makeCounter(name: "vigil_suppressed_total", labels: [("kind", kind.contractName)],
-                                 help: "Known behaviour dropped in the kernel, by kind").increment(by: Int64(total - (lastSuppressed[kind] ?? 0)))
+            counter("suppressed", [("kind", kind.contractName)], help: "Known behaviour dropped in the kernel, by kind").increment(by: Int64(total - (lastSuppressed[kind] ?? 0)))
             lastSuppressed[kind] = total
         }
         for (rule, total) in agent.anomaliesEmitted where total > (lastAnomalies[rule] ?? 0) {
-            registry.makeCounter(name: "vigil_anomalies_total", labels: [("rule", rule.rawValue)],
-                                 help: "Anomaly lines emitted, by rule").increment(by: Int64(total - (lastAnomalies[rule] ?? 0)))
+            counter("anomalies", [("rule", rule.rawValue)], help: "Anomaly lines emitted, by rule").increment(by: Int64(total - (lastAnomalies[rule] ?? 0)))
             lastAnomalies[rule] = total
         }
         let states = agent.workloadStates.values
         for state in [LearningState.learning, .stable] {
-            registry.makeGauge(name: "vigil_profiles", labels: [("state", state.rawValue)], help: "Workload profiles, by state")
+            gauge("profiles", [("state", state.rawValue)], help: "Workload profiles, by state")
                 .set(Double(states.filter { $0 == state }.count))
         }
-        registry.makeGauge(name: "vigil_ring_buffer_fill_ratio", labels: [],
-                           help: "How full the kernel ring buffer is (0 to 1) when sampled").set(probes.ringBufferFill())
+        gauge("ring_buffer_fill", unit: "ratio", [], help: "How full the kernel ring buffer is (0 to 1) when sampled").set(probes.ringBufferFill())
         for program in probes.programStats() {
             let last = lastPrograms[program.name] ?? (0, 0)
             if program.runs > last.runs {
-                registry.makeCounter(name: "vigil_bpf_program_runs_total", labels: [("program", program.name)],
-                                     help: "Times each kernel program ran").increment(by: Int64(program.runs - last.runs))
-                registry.makeCounter(name: "vigil_bpf_program_run_seconds_total", labels: [("program", program.name)],
-                                     help: "Kernel time spent in each program (BPF run-time stats)")
+                counter("bpf_program_runs", [("program", program.name)], help: "Times each kernel program ran").increment(by: Int64(program.runs - last.runs))
+                counter("bpf_program_run_seconds", [("program", program.name)],
+                        help: "Kernel time spent in each program (BPF run-time stats)")
                     .increment(by: Double(program.nanoseconds - last.nanoseconds) / 1e9)
             }
             lastPrograms[program.name] = (program.runs, program.nanoseconds)

@@ -24,7 +24,7 @@ struct AgentCommand: ParsableCommand {
     @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).") var ringBufferSize: UInt32 = 16 << 20
 
     func run() throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
         let logger = Logger(label: "vigil.agent")
         try reportingFailures {
             let configuration = try AgentConfiguration.load(file: config)
