@@ -23,22 +23,22 @@ public final class NodeAgent: EventConsumer {
     private var line = JSONLineWriter()
     private let logger = Logger(label: "vigil.agent")
 
-    private enum Mode {
-        case learning(Learner)
-        case monitoring(Detector, AnomalyReporter)
-    }
-
+    /// Learning (a learner) or monitoring (a detector and its reporter). Stored apart, not in an
+    /// enum, so that the per-event mutation happens in place: taking a value out of an enum case
+    /// and putting it back would copy the learner's sets on every event.
     private final class Workload {
         let key: String
-        var mode: Mode
+        var learner: Learner?
+        var detector: Detector?
+        var reporter: AnomalyReporter?
         let profileID: UInt32
         var cgroups: Set<UInt64> = []
         var lastCheckpoint = Date()
-        init(key: String, mode: Mode, profileID: UInt32) {
+        init(key: String, profileID: UInt32) {
             self.key = key
-            self.mode = mode
             self.profileID = profileID
         }
+        var isMonitoring: Bool { detector != nil }
     }
 
     /// cgroup id → (its identity, its workload key); nil: not a pod's container, or filtered out.
@@ -75,32 +75,25 @@ public final class NodeAgent: EventConsumer {
     public var anomaliesEmitted: [AnomalyRule: UInt64] {
         var total: [AnomalyRule: UInt64] = [:]
         for workload in workloads.values {
-            if case .monitoring(_, let reporter) = workload.mode {
-                for (rule, count) in reporter.emitted { total[rule, default: 0] += count }
-            }
+            for (rule, count) in workload.reporter?.emitted ?? [:] { total[rule, default: 0] += count }
         }
         return total
     }
 
     public var workloadStates: [String: LearningState] {
-        workloads.mapValues { if case .learning = $0.mode { .learning } else { .stable } }
+        workloads.mapValues { $0.isMonitoring ? .stable : .learning }
     }
 
     // MARK: events
 
     public func consume(_ event: RawEvent, workload _: WorkloadIdentity, processes: ProcessTable) {
         guard let (identity, key) = container(event.cgroupID), let workload = workloads[key] else { return }
-        switch workload.mode {
-        case .learning(var learner):
-            learner.observe(event, now: Date())
-            workload.mode = .learning(learner)
-        case .monitoring(var detector, var reporter):
-            if let finding = detector.check(event) {
-                line.removeAll()
-                reporter.report(finding, event: event, workload: identity, processes: processes, into: &line)
-                if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
-            }
-            workload.mode = .monitoring(detector, reporter)
+        if workload.learner != nil {
+            workload.learner!.observe(event, now: Date())
+        } else if let finding = workload.detector?.check(event) {
+            line.removeAll()
+            workload.reporter?.report(finding, event: event, workload: identity, processes: processes, into: &line)
+            if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
         }
     }
 
@@ -123,43 +116,44 @@ public final class NodeAgent: EventConsumer {
         containers[cgroupID] = (identity, key)
         let workload = workloads[key] ?? makeWorkload(key)
         workload.cgroups.insert(cgroupID)
-        if case .monitoring = workload.mode { try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID) }
+        if workload.isMonitoring { try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID) }
         return (identity, key)
     }
 
     private func makeWorkload(_ key: String) -> Workload {
         let id = nextProfileID
         nextProfileID += 1
-        let mode: Mode
+        let workload = Workload(key: key, profileID: id)
         let existing: Profile?
         do { existing = try store.latest(workload: key) } catch {
             logger.warning("profile unusable, learning anew", metadata: ["workload": "\(key)", "error": "\(error)"])
             existing = nil
         }
         if let existing, existing.state == .stable {
-            mode = monitoring(existing, profileID: id)
+            startMonitoring(workload, existing)
         } else if let existing {
-            mode = .learning(Learner(profile: existing, resolver: resolver, runtimeExes: runtimeExes))
+            workload.learner = Learner(profile: existing, resolver: resolver, runtimeExes: runtimeExes)
         } else {
             let learning = configuration.learning
-            mode = .learning(.start(workload: key, modelPaths: configuration.modelPaths(for: key), minDuration: learning.minDuration,
-                                    quietPeriod: learning.quietPeriod, now: Date(), resolver: resolver, runtimeExes: runtimeExes))
+            workload.learner = .start(workload: key, modelPaths: configuration.modelPaths(for: key), minDuration: learning.minDuration,
+                                      quietPeriod: learning.quietPeriod, now: Date(), resolver: resolver, runtimeExes: runtimeExes)
         }
-        let workload = Workload(key: key, mode: mode, profileID: id)
         workloads[key] = workload
         logger.info("new workload", metadata: ["workload": "\(key)", "mode": "\(existing?.state == .stable ? "monitoring" : "learning")"])
         return workload
     }
 
-    private func monitoring(_ profile: Profile, profileID: UInt32) -> Mode {
+    private func startMonitoring(_ workload: Workload, _ profile: Profile) {
         let detector = Detector(profile: profile, resolver: resolver, runtimeExes: runtimeExes)
         do {
-            try probes.loadKnownBehaviour(profileID: profileID, execHashes: detector.knownExecHashes,
+            try probes.loadKnownBehaviour(profileID: workload.profileID, execHashes: detector.knownExecHashes,
                                           files: detector.knownFiles, destinations: detector.knownDestinations)
         } catch {
             logger.warning("known behaviour stays in userspace", metadata: ["workload": "\(profile.workload)", "error": "\(error)"])
         }
-        return .monitoring(detector, AnomalyReporter(profile: profile, node: node, clock: clock))
+        workload.learner = nil
+        workload.detector = detector
+        workload.reporter = AnomalyReporter(profile: profile, node: node, clock: clock)
     }
 
     // MARK: periodic work
@@ -178,27 +172,22 @@ public final class NodeAgent: EventConsumer {
                 seen.runtimeBeforeFilter.formUnion(syscalls.runtimeBeforeFilter)
                 seen.runtimeAfterFilter.formUnion(syscalls.runtimeAfterFilter)
             }
-            switch workload.mode {
-            case .learning(var learner):
-                learner.observeSyscalls(seen.underFilter(resolver: resolver), now: now)
-                if learner.evaluate(now: now) == .stable {
-                    try promote(workload, learner.profile)
-                } else {
-                    workload.mode = .learning(learner)
-                    if now.timeIntervalSince(workload.lastCheckpoint) >= configuration.learning.checkpointInterval {
-                        try store.save(learner.snapshot())
-                        workload.lastCheckpoint = now
-                    }
+            if workload.learner != nil {
+                workload.learner!.observeSyscalls(seen.underFilter(resolver: resolver), now: now)
+                if workload.learner!.evaluate(now: now) == .stable {
+                    try promote(workload, workload.learner!.profile)
+                } else if now.timeIntervalSince(workload.lastCheckpoint) >= configuration.learning.checkpointInterval {
+                    try store.save(workload.learner!.snapshot())
+                    workload.lastCheckpoint = now
                 }
-            case .monitoring(let detector, var reporter):
+            } else if let detector = workload.detector {
                 let unexpected = detector.unexpectedSyscalls(seen.workload).map {
                     (abi: $0.abi, number: $0.number, name: resolver.name(of: $0.number, abi: $0.abi) ?? "syscall_\($0.number)")
                 }
                 let identity = workload.cgroups.lazy.compactMap { self.containers[$0] ?? nil }.first?.identity
                 let bootNow = BootClock.nowBootNanoseconds()
-                if !unexpected.isEmpty { reporter.reportSyscalls(unexpected, workload: identity, now: bootNow, into: &line) }
-                reporter.flush(now: bootNow, into: &line)
-                workload.mode = .monitoring(detector, reporter)
+                if !unexpected.isEmpty { workload.reporter?.reportSyscalls(unexpected, workload: identity, now: bootNow, into: &line) }
+                workload.reporter?.flush(now: bootNow, into: &line)
             }
         }
         if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
@@ -241,7 +230,7 @@ public final class NodeAgent: EventConsumer {
         let relative = SeccompExport.localhostProfile(workload: profile.workload)
         try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce) + Data("\n".utf8),
                              to: (configuration.seccompRoot as NSString).appendingPathComponent(relative))
-        workload.mode = monitoring(profile, profileID: workload.profileID)
+        startMonitoring(workload, profile)
         for id in workload.cgroups { try probes.watch(cgroupID: id, profileID: workload.profileID) }
         writeState(profile, seccompProfile: relative)
         logger.info("profile stable", metadata: [
@@ -253,7 +242,7 @@ public final class NodeAgent: EventConsumer {
     /// Writes every learning profile now (SIGTERM): a restart continues from here.
     public func checkpointAll() throws {
         for workload in workloads.values {
-            if case .learning(let learner) = workload.mode { try store.save(learner.snapshot()) }
+            if let learner = workload.learner { try store.save(learner.snapshot()) }
         }
     }
 
