@@ -1,6 +1,7 @@
 import Foundation
 import VigilCore
 import VigilProfiles
+import VigilRuntime
 import Yams
 
 /// `vigil agent --config FILE`: YAML, every field optional but the defaults below.
@@ -11,7 +12,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     /// with everything created below them. The host's own processes are never under them.
     public var cgroupRoots: [String] = ["/kubepods", "/kubepods.slice"]
     /// Where the OCI runtime keeps container state (for the CRI annotations).
-    public var runtimeStateRoots: [String] = RuntimeStateRootsDefault.value
+    public var runtimeStateRoots: [String] = RuntimeStateReader.defaultRoots
     public var profiles: String = "/var/lib/vigil/profiles"
     /// The kubelet's seccomp root: stable profiles are installed under `vigil/`.
     public var seccompRoot: String = "/var/lib/kubelet/seccomp"
@@ -140,7 +141,3 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
 }
 
 extension AgentConfiguration.CodingKeys: CaseIterable {}
-
-public enum RuntimeStateRootsDefault {
-    public static let value = ["/run/containerd/runc/k8s.io", "/run/runc"]
-}

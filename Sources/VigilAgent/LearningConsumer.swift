@@ -41,7 +41,7 @@ public final class LearningConsumer: EventConsumer {
         return state
     }
 
-    /// Ends learning now (`--stable-on-exit`, or `vigil profile promote`) and saves.
+    /// Ends learning now, whatever the rule says, and saves.
     public func stabilize(now: Date = Date()) throws {
         learner.stabilize(now: now)
         try store.save(learner.snapshot())

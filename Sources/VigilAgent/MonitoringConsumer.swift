@@ -50,9 +50,7 @@ public final class MonitoringConsumer: EventConsumer {
         line.removeAll()
         var seen = SyscallBitmap()
         for syscalls in probes.syscallBitmaps().values { seen.formUnion(syscalls.workload) }
-        let unexpected = detector.unexpectedSyscalls(seen).map { syscall in
-            (abi: syscall.abi, number: syscall.number, name: resolver.name(of: syscall.number, abi: syscall.abi) ?? "syscall_\(syscall.number)")
-        }
+        let unexpected = detector.unexpectedSyscalls(seen, namedBy: resolver)
         if !unexpected.isEmpty {
             findings[.unexpectedSyscall] = UInt64(unexpected.count)
             reporter.reportSyscalls(unexpected, workload: lastWorkload, now: now, into: &line)

@@ -166,12 +166,7 @@ public final class NodeAgent: EventConsumer {
         line.removeAll()
         for workload in workloads.values {
             var seen = CgroupSyscalls(workload: SyscallBitmap())
-            for id in workload.cgroups {
-                guard let syscalls = bitmaps[id] else { continue }
-                seen.workload.formUnion(syscalls.workload)
-                seen.runtimeBeforeFilter.formUnion(syscalls.runtimeBeforeFilter)
-                seen.runtimeAfterFilter.formUnion(syscalls.runtimeAfterFilter)
-            }
+            for id in workload.cgroups { if let syscalls = bitmaps[id] { seen.formUnion(syscalls) } }
             if workload.learner != nil {
                 workload.learner!.observeSyscalls(seen.underFilter(resolver: resolver), now: now)
                 if workload.learner!.evaluate(now: now) == .stable {
@@ -181,9 +176,7 @@ public final class NodeAgent: EventConsumer {
                     workload.lastCheckpoint = now
                 }
             } else if let detector = workload.detector {
-                let unexpected = detector.unexpectedSyscalls(seen.workload).map {
-                    (abi: $0.abi, number: $0.number, name: resolver.name(of: $0.number, abi: $0.abi) ?? "syscall_\($0.number)")
-                }
+                let unexpected = detector.unexpectedSyscalls(seen.workload, namedBy: resolver)
                 let identity = workload.cgroups.lazy.compactMap { self.containers[$0] ?? nil }.first?.identity
                 let bootNow = BootClock.nowBootNanoseconds()
                 if !unexpected.isEmpty { workload.reporter?.reportSyscalls(unexpected, workload: identity, now: bootNow, into: &line) }
@@ -192,33 +185,19 @@ public final class NodeAgent: EventConsumer {
         }
         if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
         sink.flush()
-        forgetStoppedContainers()
         forgetRemovedCgroups(Array(bitmaps.keys))
     }
 
-    /// Pod and QoS cgroups are watched too (descendants are added in the kernel); when the kubelet
-    /// removes one, it leaves the watch list as well.
+    /// Cgroups the kubelet or the runtime removed — stopped containers, deleted pods — leave the
+    /// kernel's watch list and the agent's memory, so both stay as large as the node's live
+    /// containers. (A container's syscalls were folded into its workload above, in this tick.)
     private func forgetRemovedCgroups(_ watched: [UInt64]) {
-        for id in watched where containers[id].map({ $0 == nil }) ?? true { // not a container of a watched workload
+        for id in watched {
             if let path = hierarchy.path(of: id), FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) { continue }
+            if let key = containers[id]??.key { workloads[key]?.cgroups.remove(id) }
+            containers[id] = nil
             probes.unwatch(cgroupID: id)
             hierarchy.forget(id: id)
-            containers[id] = nil
-        }
-    }
-
-    /// Containers whose cgroup is gone: their syscalls were folded in above; drop them from the
-    /// kernel's watch list and from memory, so both stay as large as the node's live containers.
-    private func forgetStoppedContainers() {
-        for workload in workloads.values {
-            for id in workload.cgroups {
-                guard let path = containers[id]??.identity.cgroup,
-                      !FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) else { continue }
-                workload.cgroups.remove(id)
-                containers[id] = nil
-                probes.unwatch(cgroupID: id)
-                hierarchy.forget(id: id)
-            }
         }
     }
 

@@ -29,7 +29,6 @@ public final class KernelProbes {
     private let knownBehaviourFD: Int32
     private let knownDestinationsFD: Int32
     let eventsFD: Int32
-    public let programNames: [String]
     public let ringBufferBytes: UInt32
 
     public init(options: Options = Options()) throws {
@@ -70,7 +69,6 @@ public final class KernelProbes {
                 throw Self.loadError(errno: err)
             }
 
-            var names: [String] = []
             var program = bpf_object__next_program(object, nil)
             while let current = program {
                 let name = String(cString: bpf_program__name(current))
@@ -81,10 +79,8 @@ public final class KernelProbes {
                         + "The kernel may lack this tracepoint; \(Self.takeLog())")
                 }
                 links.append(link)
-                names.append(name)
                 program = bpf_object__next_program(object, current)
             }
-            programNames = names
             watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
             dropsFD = try Self.mapFD(object, "drops")
             knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
@@ -245,13 +241,6 @@ public final class KernelProbes {
         var key = cgroupID
         var state = vigil_cgroup_state()
         return bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0
-    }
-
-    /// The profile id the kernel holds for a watched cgroup (0: none), nil if not watched.
-    public func profileID(cgroupID: UInt64) -> UInt32? {
-        var key = cgroupID
-        var state = vigil_cgroup_state()
-        return bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0 ? state.profile_id : nil
     }
 
     /// The kernel's drop counters, summed over CPUs; they only grow.

@@ -142,6 +142,12 @@ public struct Detector: Sendable {
     public func unexpectedSyscalls(_ bitmap: SyscallBitmap) -> [(abi: SyscallABI, number: Int)] {
         bitmap.subtracting(syscalls)
     }
+
+    /// The same, with their names (what an anomaly line carries).
+    public func unexpectedSyscalls(_ bitmap: SyscallBitmap, namedBy resolver: SyscallResolver)
+        -> [(abi: SyscallABI, number: Int, name: String)] {
+        unexpectedSyscalls(bitmap).map { ($0.abi, $0.number, resolver.name(of: $0.number, abi: $0.abi) ?? "syscall_\($0.number)") }
+    }
 }
 
 extension FileOperation {

@@ -35,14 +35,4 @@ public struct DropCounts: Equatable, Sendable {
             }
         }
     }
-
-    public static func - (lhs: DropCounts, rhs: DropCounts) -> DropCounts {
-        var result = DropCounts()
-        for stage in DropStage.allCases {
-            for kind in EventKind.allCases {
-                result[stage, kind] = lhs[stage, kind] &- rhs[stage, kind]
-            }
-        }
-        return result
-    }
 }

@@ -221,6 +221,13 @@ public struct CgroupSyscalls: Equatable, Sendable {
         self.runtimeAfterFilter = runtimeAfterFilter
     }
 
+    /// Adds what another cgroup of the same workload recorded.
+    public mutating func formUnion(_ other: CgroupSyscalls) {
+        workload.formUnion(other.workload)
+        runtimeBeforeFilter.formUnion(other.runtimeBeforeFilter)
+        runtimeAfterFilter.formUnion(other.runtimeAfterFilter)
+    }
+
     /// Calls a runtime written in Go (runc) may make on any of its threads at any moment — the Go
     /// scheduler, garbage collector and timers — so whether one falls after the filter went in is
     /// a matter of timing. Those the runtime was seen to make at all are allowed.
