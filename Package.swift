@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
     ],
     targets: [
         // The event layout, shared with bpf/ (the header lives there); no libbpf here.
@@ -42,6 +44,17 @@ let package = Package(
         .target(name: "VigilProfiles", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
         // cgroup v2: where it is mounted, id -> path, creating one, starting a process in it.
         .target(name: "VigilRuntime", dependencies: ["VigilCore", "CVigilSys"]),
+        // The Kubernetes API (a pod's labels and owner), over TLS with the service account.
+        .target(
+            name: "VigilKubernetes",
+            dependencies: [
+                "VigilRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The pipelines that connect a source of events to sinks.
         .target(
             name: "VigilAgent",
@@ -64,6 +77,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations",
+                "VigilKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -80,13 +94,16 @@ let package = Package(
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp"]),
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
+        // Test helpers shared by test targets: a stand-in API server with real TLS.
+        .target(name: "VigilTestSupport", path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py"]),
+        .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilTestSupport"]),
         .testTarget(
             name: "VigilProfilesTests",
             dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "VigilKernelTests",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations", "vigil-workload", "vigil",
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations", "VigilKubernetes", "VigilTestSupport", "vigil-workload", "vigil",
                            .product(name: "Yams", package: "Yams")]
         ),
     ],

@@ -18,6 +18,10 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     public var seccompRoot: String = "/var/lib/kubelet/seccomp"
     public var learning: Learning = Learning()
     public var namespaces: Namespaces = Namespaces()
+    /// Which pods to watch by their labels (a Kubernetes label selector); empty: every pod. Labels
+    /// come from the API server, so a selector needs `kubernetes.enabled`.
+    public var podSelector: LabelSelector = LabelSelector()
+    public var kubernetes: Kubernetes = Kubernetes()
     /// Model-artifact globs per workload (the workload key may be a glob: `ml/*/llm-*/*`).
     public var modelPaths: [ModelPaths] = []
     /// The read-only operations listener (/metrics, /healthz, /readyz): `host:port`; loopback by
@@ -66,6 +70,37 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
     }
 
+    /// The optional Kubernetes API lookup: a pod's labels (for `podSelector`) and its owner (for
+    /// the workload key) from the API server, with the pod's service account. Off: the owner is
+    /// read from the pod name's shape.
+    public struct Kubernetes: Codable, Equatable, Sendable {
+        public var enabled: Bool = false
+        /// Default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT (in a pod).
+        public var apiServer: String?
+        public var tokenFile: String = KubernetesDefaults.serviceAccount + "/token"
+        public var caFile: String = KubernetesDefaults.serviceAccount + "/ca.crt"
+        /// Seconds one lookup may take (it holds the event loop while a new pod is named).
+        public var timeout: Double = 5
+        /// Seconds before asking again about a pod the API server did not answer for; its
+        /// container's events are dropped, and counted, meanwhile.
+        public var retryInterval: Double = 10
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
+            apiServer = try c.decodeIfPresent(String.self, forKey: .apiServer)
+            tokenFile = try c.decodeIfPresent(String.self, forKey: .tokenFile) ?? tokenFile
+            caFile = try c.decodeIfPresent(String.self, forKey: .caFile) ?? caFile
+            timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
+            retryInterval = try c.decodeIfPresent(Double.self, forKey: .retryInterval) ?? retryInterval
+        }
+    }
+
+    public enum KubernetesDefaults {
+        public static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
+    }
+
     public struct ModelPaths: Codable, Equatable, Sendable {
         public var workload: String
         public var paths: [String]
@@ -80,12 +115,22 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     /// The top-level fields (for the published schema, deploy/agent-config.schema.json).
     public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
 
+    /// The fields of each section, so that a misspelt one is an error, not a default: a
+    /// `podSelector` with `matchLabel` would otherwise watch every pod.
+    public static let sectionFields: [String: [String]] = [
+        "learning": ["minDuration", "quietPeriod", "checkpointInterval"],
+        "namespaces": ["include", "exclude"],
+        "podSelector": ["matchLabels", "matchExpressions"],
+        "kubernetes": ["enabled", "apiServer", "tokenFile", "caFile", "timeout", "retryInterval"],
+    ]
+
     public func modelPaths(for workload: String) -> [String] {
         modelPaths.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.paths)
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, modelPaths, metricsAddress
+        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, modelPaths
+        case metricsAddress
         case eventsFile, eventsFileMaxBytes
     }
 
@@ -98,6 +143,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         seccompRoot = try c.decodeIfPresent(String.self, forKey: .seccompRoot) ?? seccompRoot
         learning = try c.decodeIfPresent(Learning.self, forKey: .learning) ?? learning
         namespaces = try c.decodeIfPresent(Namespaces.self, forKey: .namespaces) ?? namespaces
+        podSelector = try c.decodeIfPresent(LabelSelector.self, forKey: .podSelector) ?? podSelector
+        kubernetes = try c.decodeIfPresent(Kubernetes.self, forKey: .kubernetes) ?? kubernetes
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
         metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
         eventsFile = try c.decodeIfPresent(String.self, forKey: .eventsFile)
@@ -115,6 +162,12 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             for key in top.keys where CodingKeys(rawValue: key).map({ !known.contains($0) }) ?? true {
                 throw ProfileError(file: file, field: key, problem: "is not a configuration field (\(known.map(\.rawValue).sorted().joined(separator: ", ")))")
             }
+            for (section, fields) in sectionFields {
+                guard let values = top[section] as? [String: Any] else { continue }
+                for key in values.keys where !fields.contains(key) {
+                    throw ProfileError(file: file, field: "\(section).\(key)", problem: "is not a field of \(section) (\(fields.joined(separator: ", ")))")
+                }
+            }
         }
         let config: AgentConfiguration
         do {
@@ -131,6 +184,21 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
         guard config.eventsFileMaxBytes >= 4096 else {
             throw ProfileError(file: file, field: "eventsFileMaxBytes", problem: "must be at least 4096")
+        }
+        if !config.podSelector.isEmpty && !config.kubernetes.enabled {
+            throw ProfileError(file: file, field: "podSelector", problem: "needs kubernetes.enabled: true (pods' labels come from the API server)")
+        }
+        for (i, requirement) in config.podSelector.matchExpressions.enumerated() {
+            if let problem = requirement.problem {
+                throw ProfileError(file: file, field: "podSelector.matchExpressions[\(i)]", problem: problem)
+            }
+        }
+        let k = config.kubernetes
+        for (name, value) in [("timeout", k.timeout), ("retryInterval", k.retryInterval)] where value <= 0 {
+            throw ProfileError(file: file, field: "kubernetes.\(name)", problem: "must be more than 0 seconds, is \(value)")
+        }
+        if let server = k.apiServer, !server.hasPrefix("https://") {
+            throw ProfileError(file: file, field: "kubernetes.apiServer", problem: "'\(server)' must be an https:// URL")
         }
         let l = config.learning
         for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)] where value < 0 {

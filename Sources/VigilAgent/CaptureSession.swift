@@ -7,6 +7,12 @@ import VigilRuntime
 /// view of the ring buffer, valid only during the call.
 public protocol EventConsumer: AnyObject {
     func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable)
+    /// Events the consumer received but could not use, counted (the agent's unnamed containers).
+    var drops: DropCounts { get }
+}
+
+extension EventConsumer {
+    public var drops: DropCounts { DropCounts() }
 }
 
 /// The capture pipeline: ring buffer → decode → attribute to a cgroup → consumer, all on the
@@ -82,11 +88,16 @@ public final class CaptureSession {
         recordSink?.flush()
     }
 
+    /// Events lost so far: in the kernel and by the consumer.
+    public func dropCounts() -> DropCounts {
+        probes.dropCounts().adding(consumer.drops)
+    }
+
     /// Prints an `agent.drops` line for each counter that grew since the last call; returns
     /// the totals.
     @discardableResult
     public func reportDrops() -> DropCounts {
-        let current = probes.dropCounts()
+        let current = dropCounts()
         let now = BootClock.nowBootNanoseconds()
         for (stage, kind, total) in current.nonZero where total > reportedDrops[stage, kind] {
             line.removeAll()

@@ -41,13 +41,30 @@ public final class NodeAgent: EventConsumer {
         var isMonitoring: Bool { detector != nil }
     }
 
-    /// cgroup id → (its identity, its workload key); nil: not a pod's container, or filtered out.
-    private var containers: [UInt64: (identity: WorkloadIdentity, key: String)?] = [:]
+    /// What the agent decided about a cgroup, once: a container of a watched workload, or not one
+    /// to watch (not a container, a filtered namespace or label, a pod that no longer exists).
+    private enum Resolution {
+        case watched(identity: WorkloadIdentity, key: String)
+        case ignored
+    }
+
+    private var containers: [UInt64: Resolution] = [:]
+    /// Containers whose pod the API server could not be asked about, and when to ask again.
+    private var retryLookup: [UInt64: Date] = [:]
+    /// Ignored containers, no longer in the kernel's watch list: swept like the watched ones.
+    private var unwatchedContainers: Set<UInt64> = []
+    private let podMetadata: PodMetadataSource?
+    /// Events of containers not yet named (their runtime state or their pod's metadata still
+    /// missing), by kind: counted as drops at stage `unidentified`.
+    public private(set) var drops = DropCounts()
+    /// Lookups the API server did not answer, for the metrics.
+    public private(set) var podLookupFailures: UInt64 = 0
     private var workloads: [String: Workload] = [:]
     private var nextProfileID: UInt32 = 1
 
     public init(configuration: AgentConfiguration, probes: KernelProbes, hierarchy: CgroupHierarchy, sink: EventSink,
-                node: String, clock: BootClock = .system(), runtimeExes: [String] = RuntimeExecutables.onThisHost()) {
+                node: String, podMetadata: PodMetadataSource? = nil, clock: BootClock = .system(),
+                runtimeExes: [String] = RuntimeExecutables.onThisHost()) {
         self.configuration = configuration
         self.probes = probes
         self.hierarchy = hierarchy
@@ -57,6 +74,7 @@ public final class NodeAgent: EventConsumer {
         self.node = node
         self.clock = clock
         self.runtimeExes = runtimeExes
+        self.podMetadata = podMetadata
     }
 
     /// Watches the configured cgroup roots (those that exist) and everything below them. Returns
@@ -87,7 +105,11 @@ public final class NodeAgent: EventConsumer {
     // MARK: events
 
     public func consume(_ event: RawEvent, workload _: WorkloadIdentity, processes: ProcessTable) {
-        guard let (identity, key) = container(event.cgroupID), let workload = workloads[key] else { return }
+        guard let resolution = container(event.cgroupID) else {
+            drops[.unidentified, event.kind] += 1
+            return
+        }
+        guard case let .watched(identity, key) = resolution, let workload = workloads[key] else { return }
         if workload.learner != nil {
             workload.learner!.observe(event, now: Date())
         } else if let finding = workload.detector?.check(event) {
@@ -98,26 +120,56 @@ public final class NodeAgent: EventConsumer {
     }
 
     /// The container in a cgroup, resolved once: its path's layout gives the container id, the
-    /// runtime's state gives the pod. New containers join their workload here.
-    private func container(_ cgroupID: UInt64) -> (WorkloadIdentity, String)? {
+    /// runtime's state gives the pod, the API server (if configured) its labels and owner. New
+    /// containers join their workload here. Nil: not known yet, ask again at the next event.
+    private func container(_ cgroupID: UInt64) -> Resolution? {
         if let known = containers[cgroupID] { return known }
-        guard let path = hierarchy.path(of: cgroupID), let cgroup = ContainerCgroup.parse(path),
-              let annotations = stateReader.annotations(containerID: cgroup.containerID),
-              let pod = PodIdentity(annotations: annotations) else {
-            return nil // maybe not yet: the runtime's state may appear a moment later; ask again
+        guard let path = hierarchy.path(of: cgroupID) else { return nil }
+        guard let cgroup = ContainerCgroup.parse(path) else { return remember(cgroupID, .ignored) }
+        // The runtime writes its state before it starts the entrypoint; until then, ask again.
+        guard let annotations = stateReader.annotations(containerID: cgroup.containerID) else { return nil }
+        guard var pod = PodIdentity(annotations: annotations), configuration.namespaces.admits(pod.namespace) else {
+            return ignore(container: cgroupID)
         }
-        guard configuration.namespaces.admits(pod.namespace) else {
-            containers[cgroupID] = .some(nil)
-            return nil
+        if let podMetadata {
+            if let retry = retryLookup[cgroupID], retry > Date() { return nil }
+            let metadata: PodMetadata?
+            do {
+                metadata = try podMetadata.pod(namespace: pod.namespace, name: pod.pod, uid: cgroup.podUID)
+            } catch {
+                podLookupFailures += 1
+                retryLookup[cgroupID] = Date().addingTimeInterval(configuration.kubernetes.retryInterval)
+                logger.warning("pod metadata unavailable; its events are dropped until it is", metadata: [
+                    "pod": "\(pod.namespace)/\(pod.pod)", "error": "\(error)",
+                    "retry": "\(configuration.kubernetes.retryInterval)s",
+                ])
+                return nil
+            }
+            retryLookup[cgroupID] = nil
+            guard let metadata, configuration.podSelector.matches(metadata.labels) else { return ignore(container: cgroupID) }
+            pod.owner = metadata.owner
         }
         let key = pod.workloadKey
         let identity = WorkloadIdentity(id: key, namespace: pod.namespace, pod: pod.pod, container: pod.container,
                                         containerID: cgroup.containerID, image: pod.image, cgroup: path)
-        containers[cgroupID] = (identity, key)
         let workload = workloads[key] ?? makeWorkload(key)
         workload.cgroups.insert(cgroupID)
         if workload.isMonitoring { try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID) }
-        return (identity, key)
+        return remember(cgroupID, .watched(identity: identity, key: key))
+    }
+
+    private func remember(_ cgroupID: UInt64, _ resolution: Resolution) -> Resolution {
+        containers[cgroupID] = resolution
+        return resolution
+    }
+
+    /// A container not to watch leaves the kernel's watch list: its events cost nothing from now
+    /// on. (Other cgroups that are not containers stay: the kernel watches what is created below
+    /// a watched cgroup, and pods' containers are created below their pod's cgroup.)
+    private func ignore(container cgroupID: UInt64) -> Resolution {
+        probes.unwatch(cgroupID: cgroupID)
+        unwatchedContainers.insert(cgroupID)
+        return remember(cgroupID, .ignored)
     }
 
     private func makeWorkload(_ key: String) -> Workload {
@@ -177,7 +229,10 @@ public final class NodeAgent: EventConsumer {
                 }
             } else if let detector = workload.detector {
                 let unexpected = detector.unexpectedSyscalls(seen.workload, namedBy: resolver)
-                let identity = workload.cgroups.lazy.compactMap { self.containers[$0] ?? nil }.first?.identity
+                let identity = workload.cgroups.lazy.compactMap { id -> WorkloadIdentity? in
+                    if case let .watched(identity, _) = self.containers[id] { return identity }
+                    return nil
+                }.first
                 let bootNow = BootClock.nowBootNanoseconds()
                 if !unexpected.isEmpty { workload.reporter?.reportSyscalls(unexpected, workload: identity, now: bootNow, into: &line) }
                 workload.reporter?.flush(now: bootNow, into: &line)
@@ -185,7 +240,7 @@ public final class NodeAgent: EventConsumer {
         }
         if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
         sink.flush()
-        forgetRemovedCgroups(Array(bitmaps.keys))
+        forgetRemovedCgroups(Array(bitmaps.keys) + unwatchedContainers)
     }
 
     /// Cgroups the kubelet or the runtime removed — stopped containers, deleted pods — leave the
@@ -194,15 +249,19 @@ public final class NodeAgent: EventConsumer {
     private func forgetRemovedCgroups(_ watched: [UInt64]) {
         for id in watched {
             if let path = hierarchy.path(of: id), FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) { continue }
-            if let key = containers[id]??.key { workloads[key]?.cgroups.remove(id) }
+            if case let .watched(_, key) = containers[id] { workloads[key]?.cgroups.remove(id) }
             containers[id] = nil
+            retryLookup[id] = nil
+            unwatchedContainers.remove(id)
             probes.unwatch(cgroupID: id)
             hierarchy.forget(id: id)
         }
     }
 
     /// Containers the agent knows, for tests and metrics.
-    public var knownContainers: Int { containers.values.compactMap { $0 }.count }
+    public var knownContainers: Int {
+        containers.values.filter { if case .watched = $0 { return true } else { return false } }.count
+    }
 
     private func promote(_ workload: Workload, _ profile: Profile) throws {
         try store.save(profile)

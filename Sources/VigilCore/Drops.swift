@@ -3,12 +3,16 @@ public enum DropStage: UInt32, CaseIterable, Sendable {
     case pendingFull = 1
     /// Decoded by the agent but not understood (a record from a mismatched object).
     case decode = 3
+    /// Received from a pod's container the agent could not name yet (its runtime state or its
+    /// pod's metadata missing), so not learned from or checked.
+    case unidentified = 4
 
     public var name: String {
         switch self {
         case .ringBufferFull: "ring_buffer_full"
         case .pendingFull: "pending_full"
         case .decode: "decode"
+        case .unidentified: "unidentified"
         }
     }
 }
@@ -25,6 +29,13 @@ public struct DropCounts: Equatable, Sendable {
     }
 
     public var total: UInt64 { counts.values.reduce(0, +) }
+
+    /// Both counts added, stage by stage and kind by kind.
+    public func adding(_ other: DropCounts) -> DropCounts {
+        var sum = self
+        sum.counts.merge(other.counts, uniquingKeysWith: +)
+        return sum
+    }
 
     /// Entries that are not zero, in a stable order.
     public var nonZero: [(stage: DropStage, kind: EventKind, count: UInt64)] {

@@ -13,6 +13,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastDrops = DropCounts()
     private var lastSuppressed: [EventKind: UInt64] = [:]
     private var lastAnomalies: [AnomalyRule: UInt64] = [:]
+    private var lastPodLookupFailures: UInt64 = 0
     private var lastPrograms: [String: (runs: UInt64, nanoseconds: UInt64)] = [:]
 
     public init() {}
@@ -36,7 +37,7 @@ public final class AgentMetrics: @unchecked Sendable {
             }
             lastEvents[kind] = total
         }
-        let drops = probes.dropCounts()
+        let drops = session.dropCounts()
         for (stage, kind, total) in drops.nonZero where total > lastDrops[stage, kind] {
             counter("drops", [("stage", stage.name), ("kind", kind.contractName)], help: "Events lost, by where and what").increment(by: Int64(total - lastDrops[stage, kind]))
         }
@@ -48,6 +49,11 @@ public final class AgentMetrics: @unchecked Sendable {
         for (rule, total) in agent.anomaliesEmitted where total > (lastAnomalies[rule] ?? 0) {
             counter("anomalies", [("rule", rule.rawValue)], help: "Anomaly lines emitted, by rule").increment(by: Int64(total - (lastAnomalies[rule] ?? 0)))
             lastAnomalies[rule] = total
+        }
+        if agent.podLookupFailures > lastPodLookupFailures {
+            counter("pod_lookup_failures", [], help: "Pod lookups the Kubernetes API server did not answer (retried)")
+                .increment(by: Int64(agent.podLookupFailures - lastPodLookupFailures))
+            lastPodLookupFailures = agent.podLookupFailures
         }
         let states = agent.workloadStates.values
         for state in [LearningState.learning, .stable] {

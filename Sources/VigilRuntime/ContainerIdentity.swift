@@ -76,6 +76,9 @@ public struct PodIdentity: Equatable, Sendable {
     public var pod: String
     public var container: String
     public var image: String?
+    /// The owning workload as the Kubernetes API names it (see PodMetadata); nil: read from the
+    /// pod name's shape.
+    public var owner: PodMetadata.Owner?
 
     /// containerd's `io.kubernetes.cri.*` or CRI-O's `io.kubernetes.pod.*` annotations.
     public init?(annotations: [String: String]) {
@@ -92,20 +95,21 @@ public struct PodIdentity: Equatable, Sendable {
         }
     }
 
-    public init(namespace: String, pod: String, container: String, image: String?) {
+    public init(namespace: String, pod: String, container: String, image: String?, owner: PodMetadata.Owner? = nil) {
         self.namespace = namespace
         self.pod = pod
         self.container = container
         self.image = image
+        self.owner = owner
     }
 
     /// `namespace/kind/owner/container`, the same for every replica: a Deployment's pods are
     /// `<name>-<replicaset hash>-<5 chars>`, a StatefulSet's `<name>-<ordinal>`, a DaemonSet's or
-    /// Job's `<name>-<5 chars>`. (Without the Kubernetes API the kind is read from the name's
-    /// shape; a bare pod is its own owner.)
+    /// Job's `<name>-<5 chars>`. With the Kubernetes API the owner comes from the pod's controller;
+    /// without it the kind is read from the name's shape. A bare pod is its own owner.
     public var workloadKey: String {
-        let (kind, owner) = Self.owner(ofPod: pod)
-        return "\(namespace)/\(kind)/\(owner)/\(container)"
+        let (kind, name) = owner.map { ($0.kind, $0.name) } ?? Self.owner(ofPod: pod)
+        return "\(namespace)/\(kind)/\(name)/\(container)"
     }
 
     static func owner(ofPod pod: String) -> (kind: String, name: String) {

@@ -4,6 +4,7 @@ import Logging
 import VigilAgent
 import VigilBPF
 import VigilCore
+import VigilKubernetes
 import VigilOperations
 import VigilRuntime
 
@@ -45,7 +46,8 @@ struct AgentCommand: ParsableCommand {
             let boundPort = try operations.start(host: host, port: port)
             defer { operations.stop() }
             probes.enableRunTimeStats()
-            let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: node)
+            let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: node,
+                                  podMetadata: try podMetadataSource(configuration.kubernetes))
             let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
             let roots = try agent.start()
             operations.setReady(true)
@@ -53,6 +55,7 @@ struct AgentCommand: ParsableCommand {
                 "node": "\(node)", "operations": "\(host):\(boundPort)",
                 "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists" : roots.joined(separator: ","))",
                 "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
+                "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",
             ])
             var lastTick = BootClock.nowBootNanoseconds()
             while stopSignals.takePending() == nil {
@@ -70,5 +73,16 @@ struct AgentCommand: ParsableCommand {
             try agent.checkpointAll()
             logger.info("agent stopped; learning profiles checkpointed")
         }
+    }
+
+    /// The API server client when `kubernetes.enabled`; its CA and token are checked now.
+    private func podMetadataSource(_ kubernetes: AgentConfiguration.Kubernetes) throws -> PodMetadataSource? {
+        guard kubernetes.enabled else { return nil }
+        guard let server = kubernetes.apiServer ?? KubernetesPodClient.Endpoint.apiServerFromEnvironment() else {
+            throw CommandFailure("kubernetes.enabled, but KUBERNETES_SERVICE_HOST is not set (not in a pod?): set kubernetes.apiServer")
+        }
+        let client = try KubernetesPodClient(endpoint: .init(apiServer: server, tokenFile: kubernetes.tokenFile, caFile: kubernetes.caFile,
+                                                            timeout: kubernetes.timeout))
+        return CachedPodMetadataSource(client)
     }
 }

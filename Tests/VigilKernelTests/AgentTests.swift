@@ -5,6 +5,7 @@ import VigilCore
 import VigilOperations
 import VigilProfiles
 import VigilRuntime
+import VigilTestSupport
 import XCTest
 import Yams
 
@@ -66,6 +67,7 @@ final class AgentTests: XCTestCase {
         try start("kube-system", pod: "coredns-5d78c9869d-abcde", normal) // excluded
         try agent.tick()
         XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .learning])
+        XCTAssertEqual(agent.drops.total, 0, "every event of a started container was attributed: \(agent.drops.nonZero)")
         sleep(3) // the quiet period
         try agent.tick()
         XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .stable])
@@ -133,6 +135,14 @@ final class AgentTests: XCTestCase {
             ("cgroupRoots: [kubepods]\n", "field 'cgroupRoots[0]'"),
             ("profile: /x\n", "field 'profile': is not a configuration field"),
             ("learning:\n  quietPeriod: -5\n", "field 'learning.quietPeriod': must be 0 or more"),
+            ("podSelector:\n  matchLabels: {app: llm}\n", "field 'podSelector': needs kubernetes.enabled: true"),
+            ("podSelector:\n  matchLabel: {app: llm}\n", "field 'podSelector.matchLabel': is not a field of podSelector"),
+            ("kubernetes: {enabled: true}\npodSelector:\n  matchExpressions: [{key: app, operator: In}]\n",
+             "field 'podSelector.matchExpressions[0]': In needs at least one value"),
+            ("kubernetes: {enabled: true}\npodSelector:\n  matchExpressions: [{key: app, operator: Has}]\n",
+             "podSelector.matchExpressions[0].operator"),
+            ("kubernetes: {enabled: true, apiServer: 'http://10.0.0.1'}\n", "field 'kubernetes.apiServer': 'http://10.0.0.1' must be an https:// URL"),
+            ("kubernetes: {enabled: true, timeout: 0}\n", "field 'kubernetes.timeout': must be more than 0"),
         ] {
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             XCTAssertThrowsError(try AgentConfiguration.load(file: file)) { error in
@@ -155,12 +165,17 @@ final class AgentTests: XCTestCase {
         let deployed = try AgentConfiguration.load(file: file)
         XCTAssertEqual(deployed.namespaces.exclude, ["kube-system", "vigil-system"])
         XCTAssertEqual(deployed.metricsHostPort?.port, 9464)
+        XCTAssertTrue(deployed.kubernetes.enabled)
 
         // The published schema names exactly the fields the agent reads.
         let schema = try XCTUnwrap(try JSONSerialization.jsonObject(
             with: Data(contentsOf: URL(fileURLWithPath: repository + "/deploy/agent-config.schema.json"))) as? [String: Any])
-        let fields = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
-        XCTAssertEqual(fields, Set(AgentConfiguration.fieldNames))
+        let properties = schema["properties"] as? [String: Any] ?? [:]
+        XCTAssertEqual(Set(properties.keys), Set(AgentConfiguration.fieldNames))
+        for (section, fields) in AgentConfiguration.sectionFields {
+            let sectionSchema = properties[section] as? [String: Any]
+            XCTAssertEqual(Set((sectionSchema?["properties"] as? [String: Any] ?? [:]).keys), Set(fields), section)
+        }
         XCTAssertNoThrow(try AgentConfiguration.load(file: repository + "/deploy/examples/agent-local.yaml"))
     }
 }
@@ -235,7 +250,8 @@ final class RotatingFileSinkTests: XCTestCase {
     }
 }
 
-/// `vigil agent --config FILE` as the README starts it, with a sample configuration.
+/// `vigil agent --config FILE` as the README starts it, with a sample configuration, and with the
+/// Kubernetes API lookup on (a stand-in API server with real TLS and a token).
 final class AgentCommandTests: XCTestCase {
     func testTheAgentBinaryLearnsRuncContainersInstallsSeccompAndServesMetrics() throws {
         try KernelTestSupport.requireRoot()
@@ -249,6 +265,8 @@ final class AgentCommandTests: XCTestCase {
         let work = NSTemporaryDirectory() + "vigil-agent-cli-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        let apiServer = try FakeAPIServer()
+        defer { apiServer.stop() }
         let port = 20000 + Int(getpid() % 20000)
         let config = work + "/agent.yaml"
         try """
@@ -258,6 +276,13 @@ final class AgentCommandTests: XCTestCase {
         profiles: \(work)/profiles
         seccompRoot: \(work)/seccomp
         learning: {minDuration: 0, quietPeriod: 1, checkpointInterval: 1}
+        podSelector:
+          matchLabels: {app: llm}
+        kubernetes:
+          enabled: true
+          tokenFile: \(apiServer.tokenFile)
+          caFile: \(apiServer.caFile)
+          retryInterval: 60
         metricsAddress: 127.0.0.1:\(port)
         eventsFile: \(work)/events.jsonl
         """.write(toFile: config, atomically: true, encoding: .utf8)
@@ -265,6 +290,9 @@ final class AgentCommandTests: XCTestCase {
         let agent = Process()
         agent.executableURL = URL(fileURLWithPath: VigilBinary.path)
         agent.arguments = ["agent", "--config", config]
+        // As in a pod: the API server's address comes from the kubelet's environment.
+        agent.environment = ProcessInfo.processInfo.environment.merging(
+            ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "\(apiServer.port)"]) { $1 }
         agent.standardOutput = FileHandle.nullDevice
         try agent.run()
         defer { if agent.isRunning { agent.terminate() } }
@@ -275,28 +303,51 @@ final class AgentCommandTests: XCTestCase {
         }
         XCTAssertTrue(ready, "the agent never became ready")
 
-        for pod in ["llm-server-7d9c8f6b5-x2k4p", "llm-server-7d9c8f6b5-q8w7e"] {
+        func run(pod: String, labels: [String: String], controller: (kind: String, name: String),
+                 uid: String = UUID().uuidString.lowercased()) throws {
             let id = (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
+            try apiServer.addPod(namespace: "ml", name: pod, uid: uid, labels: labels, controller: controller)
             let container = try RuncContainer(self, args: ["sh", "-c", "cat /etc/hostname; sleep 0.5"],
-                                              cgroupsPath: "\(kubepods)/besteffort/pod\(UUID().uuidString.lowercased())/\(id)",
+                                              cgroupsPath: "\(kubepods)/besteffort/pod\(uid)/\(id)",
                                               noNewPrivileges: true, seccomp: RuncContainer.recordingFilter,
                                               annotations: ["io.kubernetes.cri.sandbox-namespace": "ml", "io.kubernetes.cri.sandbox-name": pod,
                                                             "io.kubernetes.cri.container-name": "server"],
                                               id: id, stateRoot: work + "/runc")
             XCTAssertEqual(try container.run().status, 0)
         }
+        // Two replicas of a DaemonSet (their names alone would not say so), and a pod the selector leaves out.
+        let firstPod = UUID().uuidString.lowercased()
+        try run(pod: "llm-server-x7k2p", labels: ["app": "llm"], controller: ("DaemonSet", "llm-server"), uid: firstPod)
+        try run(pod: "llm-server-x7k2p", labels: ["app": "llm"], controller: ("DaemonSet", "llm-server"), uid: firstPod) // restarted
+        try run(pod: "llm-server-q8w7e", labels: ["app": "llm"], controller: ("DaemonSet", "llm-server"))
+        try run(pod: "vector-db-0", labels: ["app": "db"], controller: ("StatefulSet", "vector-db"))
         var metrics = ""
         for _ in 0..<50 where !metrics.contains(#"vigil_profiles{state="stable"} 1"#) {
             usleep(200_000)
             metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
         }
         XCTAssertTrue(metrics.contains(#"vigil_profiles{state="stable"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"vigil_profiles{state="learning"} 0"#), "the unselected pod is not learned: \(metrics)")
         XCTAssertTrue(metrics.contains(#"vigil_events_total{kind="process.exec"}"#), metrics)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/seccomp/vigil/ml-deployment-llm-server-server.json"))
-        let profile = try XCTUnwrap(try DirectoryProfileStore(root: work + "/profiles").latest(workload: "ml/deployment/llm-server/server"))
-        XCTAssertEqual(profile.learning.containers, 2)
-        let events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/seccomp/vigil/ml-daemonset-llm-server-server.json"))
+        let profile = try XCTUnwrap(try DirectoryProfileStore(root: work + "/profiles").latest(workload: "ml/daemonset/llm-server/server"))
+        XCTAssertEqual(profile.learning.containers, 3)
+        XCTAssertEqual(apiServer.requests.filter { $0.hasPrefix("GET /api/v1/namespaces/ml/pods/") }.count, 3,
+                       "one lookup per pod, not per container: \(apiServer.requests)")
+        var events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
         XCTAssertTrue(events.contains(#""kind":"profile.state""#), events)
+
+        // The API server refuses (RBAC): the new pod's events are dropped, and counted, not lost silently.
+        apiServer.forbid()
+        try run(pod: "llm-server-z9y8x", labels: ["app": "llm"], controller: ("DaemonSet", "llm-server"))
+        for _ in 0..<50 where !metrics.contains("vigil_pod_lookup_failures_total 1") {
+            usleep(200_000)
+            metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
+        }
+        XCTAssertTrue(metrics.contains("vigil_pod_lookup_failures_total 1"), "retried only after retryInterval: \(metrics)")
+        XCTAssertTrue(metrics.contains(#"vigil_drops_total{stage="unidentified",kind="process.exec"}"#), metrics)
+        events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
+        XCTAssertTrue(events.contains(#""stage":"unidentified""#), events)
 
         agent.interrupt()
         agent.waitUntilExit()
