@@ -45,7 +45,10 @@ struct AgentCommand: ParsableCommand {
             let (host, port) = configuration.metricsHostPort!
             let boundPort = try operations.start(host: host, port: port)
             defer { operations.stop() }
-            probes.enableRunTimeStats()
+            let sysctl = (try? String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8))?.hasPrefix("1") ?? false
+            if !probes.enableRunTimeStats() && !sysctl {
+                logger.notice("no per-program run-time metrics: enabling BPF stats needs CAP_SYS_ADMIN; `sysctl kernel.bpf_stats_enabled=1` on the node turns them on for every program")
+            }
             let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: node,
                                   podMetadata: try podMetadataSource(configuration.kubernetes))
             let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
