@@ -79,11 +79,13 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         public var apiServer: String?
         public var tokenFile: String = KubernetesDefaults.serviceAccount + "/token"
         public var caFile: String = KubernetesDefaults.serviceAccount + "/ca.crt"
-        /// Seconds one lookup may take (it holds the event loop while a new pod is named).
-        public var timeout: Double = 5
-        /// Seconds before asking again about a pod the API server did not answer for; its
-        /// container's events are dropped, and counted, meanwhile.
-        public var retryInterval: Double = 10
+        /// Seconds one lookup may take (it holds the agent's loop while a new pod is named; the
+        /// API server answers a GET of one pod in milliseconds).
+        public var timeout: Double = 2
+        /// Seconds without lookups after a failed one; events of pods not yet named are dropped,
+        /// and counted, meanwhile. An unreachable API server holds the loop `timeout` seconds per
+        /// `retryInterval`.
+        public var retryInterval: Double = 30
         public init() {}
 
         public init(from decoder: Decoder) throws {
@@ -194,11 +196,18 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             }
         }
         let k = config.kubernetes
-        for (name, value) in [("timeout", k.timeout), ("retryInterval", k.retryInterval)] where value <= 0 {
-            throw ProfileError(file: file, field: "kubernetes.\(name)", problem: "must be more than 0 seconds, is \(value)")
+        // A lookup holds the agent's loop: a long one would let the ring buffer fill.
+        guard k.timeout > 0, k.timeout <= 30 else {
+            throw ProfileError(file: file, field: "kubernetes.timeout", problem: "must be more than 0 and at most 30 seconds, is \(k.timeout)")
         }
-        if let server = k.apiServer, !server.hasPrefix("https://") {
-            throw ProfileError(file: file, field: "kubernetes.apiServer", problem: "'\(server)' must be an https:// URL")
+        guard k.retryInterval > 0, k.retryInterval.isFinite else {
+            throw ProfileError(file: file, field: "kubernetes.retryInterval", problem: "must be more than 0 seconds, is \(k.retryInterval)")
+        }
+        if let server = k.apiServer {
+            let url = URL(string: server)
+            guard url?.scheme == "https", url?.host != nil, url?.path.isEmpty ?? false || url?.path == "/", url?.query == nil else {
+                throw ProfileError(file: file, field: "kubernetes.apiServer", problem: "'\(server)' is not https://HOST[:PORT] (no path)")
+            }
         }
         let l = config.learning
         for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)] where value < 0 {

@@ -49,8 +49,17 @@ public final class NodeAgent: EventConsumer {
     }
 
     private var containers: [UInt64: Resolution] = [:]
-    /// Containers whose pod the API server could not be asked about, and when to ask again.
-    private var retryLookup: [UInt64: Date] = [:]
+    /// A container as its cgroup and its runtime name it, before the API server's word.
+    private struct NamedContainer {
+        var pod: PodIdentity
+        let cgroup: ContainerCgroup
+        let path: String
+    }
+
+    /// Containers waiting for their pod's metadata (the API server did not answer).
+    private var awaitingMetadata: [UInt64: NamedContainer] = [:]
+    /// No lookup before then: the last one failed.
+    private var lookupsPausedUntil = Date.distantPast
     /// Ignored containers, no longer in the kernel's watch list: swept like the watched ones.
     private var unwatchedContainers: Set<UInt64> = []
     private let podMetadata: PodMetadataSource?
@@ -124,34 +133,51 @@ public final class NodeAgent: EventConsumer {
     /// containers join their workload here. Nil: not known yet, ask again at the next event.
     private func container(_ cgroupID: UInt64) -> Resolution? {
         if let known = containers[cgroupID] { return known }
+        if let waiting = awaitingMetadata[cgroupID] { return lookUp(cgroupID, waiting) }
         guard let path = hierarchy.path(of: cgroupID) else { return nil }
         guard let cgroup = ContainerCgroup.parse(path) else { return remember(cgroupID, .ignored) }
         // The runtime writes its state before it starts the entrypoint; until then, ask again.
         guard let annotations = stateReader.annotations(containerID: cgroup.containerID) else { return nil }
-        guard var pod = PodIdentity(annotations: annotations), configuration.namespaces.admits(pod.namespace) else {
+        guard let pod = PodIdentity(annotations: annotations), configuration.namespaces.admits(pod.namespace) else {
             return ignore(container: cgroupID)
         }
-        if let podMetadata {
-            if let retry = retryLookup[cgroupID], retry > Date() { return nil }
-            let metadata: PodMetadata?
-            do {
-                metadata = try podMetadata.pod(namespace: pod.namespace, name: pod.pod, uid: cgroup.podUID)
-            } catch {
-                podLookupFailures += 1
-                retryLookup[cgroupID] = Date().addingTimeInterval(configuration.kubernetes.retryInterval)
-                logger.warning("pod metadata unavailable; its events are dropped until it is", metadata: [
-                    "pod": "\(pod.namespace)/\(pod.pod)", "error": "\(error)",
-                    "retry": "\(configuration.kubernetes.retryInterval)s",
-                ])
-                return nil
-            }
-            retryLookup[cgroupID] = nil
-            guard let metadata, configuration.podSelector.matches(metadata.labels) else { return ignore(container: cgroupID) }
-            pod.owner = metadata.owner
+        let named = NamedContainer(pod: pod, cgroup: cgroup, path: path)
+        return podMetadata == nil ? join(cgroupID, named) : lookUp(cgroupID, named)
+    }
+
+    /// Asks the API server for the container's pod: its labels decide whether it is watched, its
+    /// controller names the workload. After a failure no lookup is tried for `retryInterval`, so
+    /// an unreachable API server holds the loop one timeout per interval, not one per container.
+    private func lookUp(_ cgroupID: UInt64, _ container: NamedContainer) -> Resolution? {
+        guard let podMetadata, Date() >= lookupsPausedUntil else {
+            awaitingMetadata[cgroupID] = container
+            return nil
         }
+        let metadata: PodMetadata?
+        do {
+            metadata = try podMetadata.pod(namespace: container.pod.namespace, name: container.pod.pod, uid: container.cgroup.podUID)
+        } catch {
+            podLookupFailures += 1
+            lookupsPausedUntil = Date().addingTimeInterval(configuration.kubernetes.retryInterval)
+            awaitingMetadata[cgroupID] = container
+            logger.warning("pod metadata unavailable; events of pods not yet named are dropped (and counted) until it is", metadata: [
+                "pod": "\(container.pod.namespace)/\(container.pod.pod)", "error": "\(error)",
+                "retry": "\(configuration.kubernetes.retryInterval)s",
+            ])
+            return nil
+        }
+        awaitingMetadata[cgroupID] = nil
+        guard let metadata, configuration.podSelector.matches(metadata.labels) else { return ignore(container: cgroupID) }
+        var named = container
+        named.pod.owner = metadata.owner
+        return join(cgroupID, named)
+    }
+
+    private func join(_ cgroupID: UInt64, _ container: NamedContainer) -> Resolution {
+        let pod = container.pod
         let key = pod.workloadKey
         let identity = WorkloadIdentity(id: key, namespace: pod.namespace, pod: pod.pod, container: pod.container,
-                                        containerID: cgroup.containerID, image: pod.image, cgroup: path)
+                                        containerID: container.cgroup.containerID, image: pod.image, cgroup: container.path)
         let workload = workloads[key] ?? makeWorkload(key)
         workload.cgroups.insert(cgroupID)
         if workload.isMonitoring { try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID) }
@@ -251,7 +277,7 @@ public final class NodeAgent: EventConsumer {
             if let path = hierarchy.path(of: id), FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) { continue }
             if case let .watched(_, key) = containers[id] { workloads[key]?.cgroups.remove(id) }
             containers[id] = nil
-            retryLookup[id] = nil
+            awaitingMetadata[id] = nil
             unwatchedContainers.remove(id)
             probes.unwatch(cgroupID: id)
             hierarchy.forget(id: id)
@@ -262,6 +288,10 @@ public final class NodeAgent: EventConsumer {
     public var knownContainers: Int {
         containers.values.filter { if case .watched = $0 { return true } else { return false } }.count
     }
+
+    /// Every cgroup the agent holds state for (watched, ignored or awaiting a name): what it must
+    /// forget when the cgroups go.
+    public var rememberedCgroups: Int { containers.count + awaitingMetadata.count }
 
     private func promote(_ workload: Workload, _ profile: Profile) throws {
         try store.save(profile)

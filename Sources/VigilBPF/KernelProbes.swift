@@ -248,7 +248,8 @@ public final class KernelProbes {
         let cpus = Int(libbpf_num_possible_cpus())
         var counts = DropCounts()
         var perCPU = [UInt64](repeating: 0, count: max(cpus, 1))
-        for stage in DropStage.allCases where stage != .decode {
+        // The kernel counts the first stages; decode and unidentified are the agent's own.
+        for stage in [DropStage.ringBufferFull, .pendingFull] {
             for kind in EventKind.allCases {
                 var slot = stage.rawValue * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
                 guard bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 else { continue }

@@ -20,7 +20,7 @@ public final class KubernetesPodClient: PodMetadataSource {
         /// Seconds a lookup may take, connection included.
         public var timeout: Double
 
-        public init(apiServer: String, tokenFile: String, caFile: String, timeout: Double = 5) {
+        public init(apiServer: String, tokenFile: String, caFile: String, timeout: Double = 2) {
             self.apiServer = apiServer
             self.tokenFile = tokenFile
             self.caFile = caFile
@@ -40,8 +40,12 @@ public final class KubernetesPodClient: PodMetadataSource {
 
     /// Reads the CA now, so that a missing or broken mount fails at start, not at the first pod.
     public init(endpoint: Endpoint) throws {
-        guard let url = URL(string: endpoint.apiServer), url.scheme == "https", url.host != nil else {
-            throw KubernetesError.configuration("apiServer '\(endpoint.apiServer)' is not an https:// URL")
+        guard let url = URL(string: endpoint.apiServer), url.scheme == "https", url.host != nil,
+              url.path.isEmpty || url.path == "/", url.query == nil else {
+            throw KubernetesError.configuration("apiServer '\(endpoint.apiServer)' is not https://HOST[:PORT] (no path)")
+        }
+        guard endpoint.timeout > 0, endpoint.timeout <= 30 else {
+            throw KubernetesError.configuration("timeout \(endpoint.timeout) is not between 0 and 30 seconds")
         }
         let roots: [NIOSSLCertificate]
         do {
@@ -60,6 +64,8 @@ public final class KubernetesPodClient: PodMetadataSource {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow,
                                                      timeout: .init(connect: timeout, read: timeout))
         configuration.httpVersion = .http1Only
+        var endpoint = endpoint
+        if endpoint.apiServer.hasSuffix("/") { endpoint.apiServer.removeLast() }
         self.endpoint = endpoint
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
@@ -86,7 +92,7 @@ public final class KubernetesPodClient: PodMetadataSource {
         let response: HTTPClient.Response
         do {
             response = try client.execute(request: request, deadline: .now() + .milliseconds(Int64(endpoint.timeout * 1000))).wait()
-        } catch let error as NIOSSLError {
+        } catch let error where error is NIOSSLError || error is NIOSSLExtraError {
             throw KubernetesError.unavailable("GET \(endpoint.apiServer)\(path): TLS failed (\(error)): does the API server's certificate chain to '\(endpoint.caFile)' and name the host in apiServer?")
         } catch {
             throw KubernetesError.unavailable("GET \(endpoint.apiServer)\(path) failed: \(error)")
@@ -97,7 +103,7 @@ public final class KubernetesPodClient: PodMetadataSource {
             let pod = try PodMetadata(podJSON: body)
             // A pod re-created under the same name is another pod; the one asked about is gone.
             return pod.uid == uid ? pod : nil
-        case 404:
+        case 404 where Self.isPodNotFound(body):
             return nil
         case 401:
             throw KubernetesError.refused("the API server rejected the token in '\(endpoint.tokenFile)' (401 Unauthorized): is it the service account's current token?")
@@ -107,6 +113,14 @@ public final class KubernetesPodClient: PodMetadataSource {
             let text = String(decoding: body.prefix(200), as: UTF8.self)
             throw KubernetesError.unavailable("GET \(path): HTTP \(response.status.code) \(text)")
         }
+    }
+
+    /// The API server's own "no such pod" (a Status about pods), not a 404 from whatever else
+    /// answers at that address (a proxy, a wrong port): that must not make the agent ignore pods.
+    static func isPodNotFound(_ body: Data) -> Bool {
+        guard let status = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+              status["kind"] as? String == "Status", status["reason"] as? String == "NotFound" else { return false }
+        return (status["details"] as? [String: Any])?["kind"] as? String == "pods"
     }
 
     /// RFC 1123 names, which namespaces and pods are: nothing that could change the request path.

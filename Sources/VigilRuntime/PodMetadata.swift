@@ -8,8 +8,8 @@ public struct PodMetadata: Equatable, Sendable {
     public var name: String
     public var labels: [String: String]
     /// The workload that owns the pod, resolved through its controller: a ReplicaSet carrying the
-    /// `pod-template-hash` label is its Deployment's, a Job named `<cronjob>-<minutes>` is its
-    /// CronJob's. A pod without a controller is its own owner (kind `pod`).
+    /// `pod-template-hash` label is its Deployment's (`rollouts-pod-template-hash`: its Argo
+    /// Rollout's), a Job named `<cronjob>-<minutes>` (8 digits or more) is its CronJob's. A pod without a controller is its own owner (kind `pod`).
     public var owner: Owner
 
     public struct Owner: Equatable, Sendable {
@@ -55,6 +55,10 @@ public struct PodMetadata: Equatable, Sendable {
     static func workloadOwner(kind: String, name: String, labels: [String: String]) -> Owner {
         if kind == "ReplicaSet", let hash = labels["pod-template-hash"], name.hasSuffix("-" + hash) {
             return Owner(kind: "deployment", name: String(name.dropLast(hash.count + 1)))
+        }
+        // Argo Rollouts' ReplicaSets, named like a Deployment's with their own hash label.
+        if kind == "ReplicaSet", let hash = labels["rollouts-pod-template-hash"], name.hasSuffix("-" + hash) {
+            return Owner(kind: "rollout", name: String(name.dropLast(hash.count + 1)))
         }
         if kind == "Job", let dash = name.lastIndex(of: "-") {
             let suffix = name[name.index(after: dash)...]

@@ -50,21 +50,27 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(try agent.start(), [kubepods])
 
         // Containers are started after the agent: their cgroups do not exist yet.
-        func start(_ namespace: String, pod: String, _ script: String) throws {
+        func start(_ namespace: String, pod: String, _ script: String, whileRunning: ((_ cgroup: String) throws -> Void)? = nil) throws {
             let id = containerID()
             let podUID = UUID().uuidString.lowercased()
+            let cgroup = "\(kubepods)/besteffort/pod\(podUID)/\(id)"
             let container = try RuncContainer(self, args: ["sh", "-c", script],
-                                              cgroupsPath: "\(kubepods)/besteffort/pod\(podUID)/\(id)", noNewPrivileges: true,
+                                              cgroupsPath: cgroup, noNewPrivileges: true,
                                               seccomp: RuncContainer.recordingFilter,
                                               annotations: annotations(namespace: namespace, pod: pod), id: id,
                                               stateRoot: stateRoot, writableRoot: true)
-            let result = try container.runDetachedAndWait(session: session)
+            let result = try container.runDetachedAndWait(session: session, whileRunning: whileRunning.map { hook in { try hook(cgroup) } })
             XCTAssertEqual(result.status, 0, result.output)
         }
         let normal = "echo hi > /tmp/cache.json; cat /etc/hostname; true"
         try start("ml", pod: "llm-server-7d9c8f6b5-x2k4p", normal)
         try start("ml", pod: "llm-server-7d9c8f6b5-q8w7e", normal)     // a second replica
-        try start("kube-system", pod: "coredns-5d78c9869d-abcde", normal) // excluded
+        // Excluded: once seen, its cgroup leaves the kernel's watch list (no more ring traffic).
+        try start("kube-system", pod: "coredns-5d78c9869d-abcde", normal + "; sleep 1") { cgroup in
+            let id = try hierarchy.id(of: cgroup)
+            for _ in 0..<40 where probes.isWatched(cgroupID: id) { try session.poll(timeoutMilliseconds: 25) }
+            XCTAssertFalse(probes.isWatched(cgroupID: id), "an excluded container is still watched in the kernel")
+        }
         try agent.tick()
         XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .learning])
         XCTAssertEqual(agent.drops.total, 0, "every event of a started container was attributed: \(agent.drops.nonZero)")
@@ -86,6 +92,7 @@ final class AgentTests: XCTestCase {
 
         // Stopped containers (runc deleted their cgroups) are forgotten, in memory and in the kernel.
         XCTAssertEqual(agent.knownContainers, 0)
+        XCTAssertEqual(agent.rememberedCgroups, 0, "the excluded container is forgotten too")
         for id in probes.syscallBitmaps().keys {
             let path = try XCTUnwrap(hierarchy.path(of: id), "a removed cgroup is still watched")
             XCTAssertTrue(FileManager.default.fileExists(atPath: hierarchy.directory(of: path)), path)
@@ -120,8 +127,8 @@ final class AgentTests: XCTestCase {
         XCTAssertTrue(try HTTP.request("GET", "/healthz", port: port).hasPrefix("HTTP/1.1 200"))
         XCTAssertTrue(try HTTP.request("POST", "/metrics", port: port).hasPrefix("HTTP/1.1 405"))
         let text = try HTTP.request("GET", "/metrics", port: port)
-        for expected in [#"vigil_events_total{kind="process.exec"}"#, #"vigil_profiles{state="stable"} 1"#,
-                         #"vigil_anomalies_total{rule="unexpected-exec"} 1"#, #"vigil_bpf_program_runs_total{program="vigil_syscall_enter"}"#,
+        for expected in [#"vigil_events_total{kind="process.exec"}"#, "vigil_profiles{state=\"stable\"} 1.0\n",
+                         "vigil_anomalies_total{rule=\"unexpected-exec\"} 1\n", #"vigil_bpf_program_runs_total{program="vigil_syscall_enter"}"#,
                          #"vigil_bpf_program_run_seconds_total{program="vigil_process_exec"}"#, "vigil_ring_buffer_fill_ratio 0"] {
             XCTAssertTrue(text.contains(expected), "\(expected) in\n\(text)")
         }
@@ -141,8 +148,11 @@ final class AgentTests: XCTestCase {
              "field 'podSelector.matchExpressions[0]': In needs at least one value"),
             ("kubernetes: {enabled: true}\npodSelector:\n  matchExpressions: [{key: app, operator: Has}]\n",
              "podSelector.matchExpressions[0].operator"),
-            ("kubernetes: {enabled: true, apiServer: 'http://10.0.0.1'}\n", "field 'kubernetes.apiServer': 'http://10.0.0.1' must be an https:// URL"),
-            ("kubernetes: {enabled: true, timeout: 0}\n", "field 'kubernetes.timeout': must be more than 0"),
+            ("kubernetes: {enabled: true, apiServer: 'http://10.0.0.1'}\n", "field 'kubernetes.apiServer': 'http://10.0.0.1' is not https://HOST[:PORT]"),
+            ("kubernetes: {enabled: true, apiServer: 'https://10.0.0.1/k8s'}\n", "field 'kubernetes.apiServer'"),
+            ("kubernetes: {enabled: true, timeout: 0}\n", "field 'kubernetes.timeout': must be more than 0 and at most 30"),
+            ("kubernetes: {enabled: true, timeout: 120}\n", "field 'kubernetes.timeout'"),
+            ("kubernetes: {enabled: yes please}\n", "field 'kubernetes.enabled'"),
         ] {
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             XCTAssertThrowsError(try AgentConfiguration.load(file: file)) { error in
@@ -183,7 +193,7 @@ final class AgentTests: XCTestCase {
 extension RuncContainer {
     /// `runc create` + `runc start`, polling the capture session while the container runs (as the
     /// agent's loop does, with the container's state and cgroup still there), then `runc delete`.
-    func runDetachedAndWait(session: CaptureSession) throws -> Result {
+    func runDetachedAndWait(session: CaptureSession, whileRunning: (() throws -> Void)? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") ? "/usr/sbin/runc" : "/usr/bin/runc")
         process.arguments = ["--root", stateRoot, "create", "--bundle", bundle, id]
@@ -193,6 +203,7 @@ extension RuncContainer {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { return Result(status: process.terminationStatus, output: "runc create failed") }
         try Self.runc(["--root", stateRoot, "start", id])
+        try whileRunning?()
         var stopped = false
         for _ in 0..<200 where !stopped {
             try session.poll(timeoutMilliseconds: 50)
@@ -326,8 +337,8 @@ final class AgentCommandTests: XCTestCase {
             usleep(200_000)
             metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
         }
-        XCTAssertTrue(metrics.contains(#"vigil_profiles{state="stable"} 1"#), metrics)
-        XCTAssertTrue(metrics.contains(#"vigil_profiles{state="learning"} 0"#), "the unselected pod is not learned: \(metrics)")
+        XCTAssertTrue(metrics.contains("vigil_profiles{state=\"stable\"} 1.0\n"), metrics)
+        XCTAssertTrue(metrics.contains("vigil_profiles{state=\"learning\"} 0.0\n"), "the unselected pod is not learned: \(metrics)")
         XCTAssertTrue(metrics.contains(#"vigil_events_total{kind="process.exec"}"#), metrics)
         XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/seccomp/vigil/ml-daemonset-llm-server-server.json"))
         let profile = try XCTUnwrap(try DirectoryProfileStore(root: work + "/profiles").latest(workload: "ml/daemonset/llm-server/server"))
@@ -340,11 +351,11 @@ final class AgentCommandTests: XCTestCase {
         // The API server refuses (RBAC): the new pod's events are dropped, and counted, not lost silently.
         apiServer.forbid()
         try run(pod: "llm-server-z9y8x", labels: ["app": "llm"], controller: ("DaemonSet", "llm-server"))
-        for _ in 0..<50 where !metrics.contains("vigil_pod_lookup_failures_total 1") {
+        for _ in 0..<50 where !metrics.contains("vigil_pod_lookup_failures_total 1\n") {
             usleep(200_000)
             metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
         }
-        XCTAssertTrue(metrics.contains("vigil_pod_lookup_failures_total 1"), "retried only after retryInterval: \(metrics)")
+        XCTAssertTrue(metrics.contains("vigil_pod_lookup_failures_total 1\n"), "no lookup within retryInterval: \(metrics)")
         XCTAssertTrue(metrics.contains(#"vigil_drops_total{stage="unidentified",kind="process.exec"}"#), metrics)
         events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
         XCTAssertTrue(events.contains(#""stage":"unidentified""#), events)

@@ -69,6 +69,50 @@ final class KubernetesPodClientTests: XCTestCase {
         }
     }
 
+    func testA404FromSomethingElseIsAnErrorNotAMissingPod() throws {
+        let uid = UUID().uuidString.lowercased()
+        try server.addPod(namespace: "ml", name: "solo", uid: uid)
+        server.answerLikeAProxy()
+        XCTAssertThrowsError(try client().pod(namespace: "ml", name: "solo", uid: uid)) { error in
+            XCTAssertTrue("\(error)".contains("HTTP 404 404 page not found"), "\(error)")
+        }
+    }
+
+    func testACertificateForAnotherHostIsRefused() throws {
+        let elsewhere = try FakeAPIServer(certificateNames: "IP:10.9.9.9,DNS:elsewhere")
+        defer { elsewhere.stop() }
+        let uid = UUID().uuidString.lowercased()
+        try elsewhere.addPod(namespace: "ml", name: "solo", uid: uid)
+        let client = try KubernetesPodClient(endpoint: .init(apiServer: elsewhere.url, tokenFile: elsewhere.tokenFile,
+                                                             caFile: elsewhere.caFile, timeout: 1))
+        XCTAssertThrowsError(try client.pod(namespace: "ml", name: "solo", uid: uid)) { error in
+            XCTAssertTrue("\(error)".contains("TLS failed"), "\(error)")
+        }
+        XCTAssertEqual(elsewhere.requests, [], "the token never left")
+    }
+
+    func testAServerThatNeverAnswersCostsTheTimeoutOnly() throws {
+        // Accepts connections (the kernel's backlog) and says nothing: a blackholed API server.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                _ = bind(listener, $0, length)
+                _ = getsockname(listener, $0, &length)
+            }
+        }
+        XCTAssertEqual(listen(listener, 16), 0)
+        let client = try KubernetesPodClient(endpoint: .init(apiServer: "https://127.0.0.1:\(UInt16(bigEndian: address.sin_port))",
+                                                             tokenFile: server.tokenFile, caFile: server.caFile, timeout: 1))
+        let start = Date()
+        XCTAssertThrowsError(try client.pod(namespace: "ml", name: "solo", uid: "u"))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 3, "bounded by the timeout")
+    }
+
     func testMissingMountsFailAtStart() throws {
         XCTAssertThrowsError(try client(ca: "/nonexistent/ca.crt")) { error in
             XCTAssertTrue("\(error)".contains("automountServiceAccountToken"), "\(error)")
@@ -80,6 +124,12 @@ final class KubernetesPodClientTests: XCTestCase {
                                                                       caFile: server.caFile))) { error in
             XCTAssertTrue("\(error)".contains("https://"), "\(error)")
         }
+        XCTAssertThrowsError(try KubernetesPodClient(endpoint: .init(apiServer: server.url + "/api", tokenFile: server.tokenFile,
+                                                                      caFile: server.caFile))) { error in
+            XCTAssertTrue("\(error)".contains("no path"), "\(error)")
+        }
+        XCTAssertEqual(try KubernetesPodClient(endpoint: .init(apiServer: server.url + "/", tokenFile: server.tokenFile,
+                                                               caFile: server.caFile)).endpoint.apiServer, server.url)
         XCTAssertEqual(KubernetesPodClient.Endpoint.apiServerFromEnvironment(["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"]),
                        "https://10.96.0.1:443")
         XCTAssertEqual(KubernetesPodClient.Endpoint.apiServerFromEnvironment(["KUBERNETES_SERVICE_HOST": "fd00::1"]), "https://[fd00::1]:443")

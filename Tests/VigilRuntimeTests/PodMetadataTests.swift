@@ -34,6 +34,8 @@ final class PodMetadataTests: XCTestCase {
         XCTAssertEqual(try owner(#"[{"kind":"DaemonSet","name":"gpu-exporter","controller":true}]"#), .init(kind: "daemonset", name: "gpu-exporter"))
         XCTAssertEqual(try owner(#"[{"kind":"Job","name":"reindex-29412345","controller":true}]"#), .init(kind: "cronjob", name: "reindex"))
         XCTAssertEqual(try owner(#"[{"kind":"Job","name":"finetune-v2","controller":true}]"#), .init(kind: "job", name: "finetune-v2"))
+        XCTAssertEqual(try owner(#"[{"kind":"ReplicaSet","name":"canary-llm-6b7f9c4d8","controller":true}]"#,
+                                 labels: #"{"rollouts-pod-template-hash":"6b7f9c4d8"}"#), .init(kind: "rollout", name: "canary-llm"))
         // A ReplicaSet without the Deployment's hash label is its own workload.
         XCTAssertEqual(try owner(#"[{"kind":"ReplicaSet","name":"batch-abc12","controller":true}]"#), .init(kind: "replicaset", name: "batch-abc12"))
         // Only the controller counts; a pod without one is its own owner.

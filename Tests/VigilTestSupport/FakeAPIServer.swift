@@ -17,7 +17,8 @@ public final class FakeAPIServer {
         public let description: String
     }
 
-    public init() throws {
+    /// `certificateNames`: the server certificate's subjectAltName (the client connects to 127.0.0.1).
+    public init(certificateNames: String = "IP:127.0.0.1,DNS:localhost") throws {
         directory = NSTemporaryDirectory() + "vigil-apiserver-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory + "/pods", withIntermediateDirectories: true)
         for ca in ["ca", "other-ca"] {
@@ -26,7 +27,7 @@ public final class FakeAPIServer {
                               "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
                              in: directory)
         }
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+        try "subjectAltName=\(certificateNames)\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
             .write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
         try Self.openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key",
                           "-out", "server.csr", "-subj", "/CN=kubernetes"], in: directory)
@@ -80,6 +81,11 @@ public final class FakeAPIServer {
 
     public func setToken(_ token: String) throws {
         try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+    }
+
+    /// From now on every request gets a plain 404, as from a proxy or another server on the port.
+    public func answerLikeAProxy() {
+        FileManager.default.createFile(atPath: directory + "/pods/proxy", contents: Data())
     }
 
     /// From now on every pod request is refused with 403 (an RBAC rule missing).

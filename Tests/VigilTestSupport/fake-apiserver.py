@@ -2,7 +2,8 @@
 """A stand-in Kubernetes API server for the tests: HTTPS with a test CA, serves
 GET /api/v1/namespaces/NS/pods/NAME from DIR/NS/NAME.json, checks the bearer token
 against the token file at each request (so a test can rotate it), answers 403 for
-every pod when DIR/forbidden exists, and appends each request line to DIR/requests.log."""
+every pod when DIR/forbidden exists, answers like a proxy (a plain 404 for everything) when
+DIR/proxy exists, and appends each request line to DIR/requests.log."""
 import http.server
 import os
 import re
@@ -29,6 +30,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             expected = "Bearer " + f.read().strip()
         if self.headers.get("Authorization") != expected:
             return self.reply(401, '{"kind":"Status","code":401,"reason":"Unauthorized"}')
+        if os.path.exists(os.path.join(pods, "proxy")):
+            return self.reply(404, "404 page not found")
         if os.path.exists(os.path.join(pods, "forbidden")):
             return self.reply(403, '{"kind":"Status","code":403,"reason":"Forbidden"}')
         match = PATH.match(self.path)
@@ -36,7 +39,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(404, '{"kind":"Status","code":404}')
         file = os.path.join(pods, match.group(1), match.group(2) + ".json")
         if not os.path.exists(file):
-            return self.reply(404, '{"kind":"Status","code":404,"reason":"NotFound"}')
+            return self.reply(404, '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                              f'"message":"pods \\"{match.group(2)}\\" not found","reason":"NotFound",'
+                              f'"details":{{"name":"{match.group(2)}","kind":"pods"}},"code":404}}')
         with open(file) as f:
             self.reply(200, f.read())
 
