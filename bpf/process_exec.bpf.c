@@ -12,13 +12,15 @@ int vigil_process_exec(void *ctx)
         return 0;
     __u32 profile_id = state->profile_id;
 
-    struct task_struct *current = (struct task_struct *)bpf_get_current_task();
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct mm_struct *mm = BPF_CORE_READ(task, mm);
+    struct file *exe = BPF_CORE_READ(mm, exe_file);
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
     bool entrypoint = false;
     if (bpf_map_lookup_elem(&runtime_tasks, &tgid)) {
         /* runc re-executes itself from an unlinked in-memory copy (memfd) before it sets the
          * container up: still the runtime. The exec of a real file is the workload's entrypoint. */
-        if (BPF_CORE_READ(current, mm, exe_file, f_inode, __i_nlink) == 0)
+        if (BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
             return 0;
         bpf_map_delete_elem(&runtime_tasks, &tgid);
         entrypoint = true;
@@ -30,9 +32,6 @@ int vigil_process_exec(void *ctx)
     if (entrypoint)
         event->hdr.flags |= VIGIL_FLAG_ENTRYPOINT;
 
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct mm_struct *mm = BPF_CORE_READ(task, mm);
-    struct file *exe = BPF_CORE_READ(mm, exe_file);
     event->exe_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
                                   event->exe, &event->hdr.flags);
     event->parent_exe_len = 0;

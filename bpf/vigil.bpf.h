@@ -169,10 +169,9 @@ static __always_inline void send_event(void *event, __u64 size, __u32 kind)
         count_drop(VIGIL_DROP_RINGBUF_FULL, kind);
 }
 
+/* Callers check profile_id first, to skip hashing for cgroups without a stable profile. */
 static __always_inline bool is_known(__u32 profile_id, __u32 kind, __u64 hash)
 {
-    if (!profile_id)
-        return false;
     struct vigil_known_key key = { .profile_id = profile_id, .kind = kind, .hash = hash };
     return bpf_map_lookup_elem(&known_behaviour, &key) != NULL;
 }

@@ -12,6 +12,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* no_new_privs if asked, then the seccomp filter if any: 0 or an errno. Async-signal-safe (two
+ * syscalls), so the forked child may call it. */
+static int confine(const void *filter, size_t filter_size, int no_new_privs)
+{
+    if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return errno;
+    if (!filter)
+        return 0;
+    struct sock_fprog program = {
+        .len = (unsigned short)(filter_size / sizeof(struct sock_filter)),
+        .filter = (struct sock_filter *)filter,
+    };
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0 ? errno : 0;
+}
+
 /* Between fork and exec only async-signal-safe calls: the child of a multi-threaded process
  * may not touch anything the other threads held (malloc, locks). The filter is compiled before
  * the fork for that reason. */
@@ -45,16 +60,8 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
             if (fd >= 0)
                 close(fd);
         }
-        if (!err && options->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-            err = errno;
-        if (!err && options->filter) {
-            struct sock_fprog program = {
-                .len = (unsigned short)(options->filter_size / sizeof(struct sock_filter)),
-                .filter = (struct sock_filter *)options->filter,
-            };
-            if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0)
-                err = errno;
-        }
+        if (!err)
+            err = confine(options->filter, options->filter_size, options->no_new_privs);
         if (!err) {
             execvp(argv[0], argv);
             err = errno;
@@ -78,14 +85,9 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
 
 int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv[])
 {
-    struct sock_fprog program = {
-        .len = (unsigned short)(filter_size / sizeof(struct sock_filter)),
-        .filter = (struct sock_filter *)filter,
-    };
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return -errno;
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0)
-        return -errno;
+    int err = confine(filter, filter_size, 1);
+    if (err)
+        return -err;
     execvp(argv[0], argv);
     return -errno;
 }

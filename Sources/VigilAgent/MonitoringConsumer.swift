@@ -31,8 +31,7 @@ public final class MonitoringConsumer: EventConsumer {
     /// Loads the profile's exact behaviour into the kernel under `profileID`, so known events of
     /// cgroups watched with that id never reach userspace.
     public func loadIntoKernel(_ probes: KernelProbes, profileID: UInt32) throws {
-        try probes.loadKnownBehaviour(profileID: profileID, execHashes: detector.knownExecHashes,
-                                      files: detector.knownFiles, destinations: detector.knownDestinations)
+        try probes.loadKnownBehaviour(of: detector, profileID: profileID)
     }
 
     public func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable) {

@@ -27,15 +27,13 @@ public final class NodeAgent: EventConsumer {
     /// enum, so that the per-event mutation happens in place: taking a value out of an enum case
     /// and putting it back would copy the learner's sets on every event.
     private final class Workload {
-        let key: String
         var learner: Learner?
         var detector: Detector?
         var reporter: AnomalyReporter?
         let profileID: UInt32
         var cgroups: Set<UInt64> = []
         var lastCheckpoint = Date()
-        init(key: String, profileID: UInt32) {
-            self.key = key
+        init(profileID: UInt32) {
             self.profileID = profileID
         }
         var isMonitoring: Bool { detector != nil }
@@ -48,7 +46,6 @@ public final class NodeAgent: EventConsumer {
         case ignored
     }
 
-    private var containers: [UInt64: Resolution] = [:]
     /// A container as its cgroup and its runtime name it, before the API server's word.
     private struct NamedContainer {
         var pod: PodIdentity
@@ -56,6 +53,7 @@ public final class NodeAgent: EventConsumer {
         let path: String
     }
 
+    private var containers: [UInt64: Resolution] = [:]
     /// Containers waiting for their pod's metadata (the API server did not answer).
     private var awaitingMetadata: [UInt64: NamedContainer] = [:]
     /// No lookup before then: the last one failed.
@@ -201,7 +199,7 @@ public final class NodeAgent: EventConsumer {
     private func makeWorkload(_ key: String) -> Workload {
         let id = nextProfileID
         nextProfileID += 1
-        let workload = Workload(key: key, profileID: id)
+        let workload = Workload(profileID: id)
         let existing: Profile?
         do { existing = try store.latest(workload: key) } catch {
             logger.warning("profile unusable, learning anew", metadata: ["workload": "\(key)", "error": "\(error)"])
@@ -224,8 +222,7 @@ public final class NodeAgent: EventConsumer {
     private func startMonitoring(_ workload: Workload, _ profile: Profile) {
         let detector = Detector(profile: profile, resolver: resolver, runtimeExes: runtimeExes)
         do {
-            try probes.loadKnownBehaviour(profileID: workload.profileID, execHashes: detector.knownExecHashes,
-                                          files: detector.knownFiles, destinations: detector.knownDestinations)
+            try probes.loadKnownBehaviour(of: detector, profileID: workload.profileID)
         } catch {
             logger.warning("known behaviour stays in userspace", metadata: ["workload": "\(profile.workload)", "error": "\(error)"])
         }
@@ -295,9 +292,7 @@ public final class NodeAgent: EventConsumer {
 
     private func promote(_ workload: Workload, _ profile: Profile) throws {
         try store.save(profile)
-        let relative = SeccompExport.localhostProfile(workload: profile.workload)
-        try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce) + Data("\n".utf8),
-                             to: (configuration.seccompRoot as NSString).appendingPathComponent(relative))
+        let relative = try SeccompExport.install(profile, mode: .enforce, seccompRoot: configuration.seccompRoot).localhostProfile
         startMonitoring(workload, profile)
         for id in workload.cgroups { try probes.watch(cgroupID: id, profileID: workload.profileID) }
         writeState(profile, seccompProfile: relative)

@@ -177,6 +177,12 @@ public final class KernelProbes {
         }
     }
 
+    /// The exact behaviour of the profile a detector checks against.
+    public func loadKnownBehaviour(of detector: Detector, profileID: UInt32) throws {
+        try loadKnownBehaviour(profileID: profileID, execHashes: detector.knownExecHashes, files: detector.knownFiles,
+                               destinations: detector.knownDestinations)
+    }
+
     /// Turns on the kernel's per-program run-time accounting (kernel.bpf_stats_enabled) for as
     /// long as these probes live. Returns false when the kernel refuses.
     @discardableResult
@@ -224,12 +230,18 @@ public final class KernelProbes {
     /// Events the kernel dropped because the profile already had them, by kind.
     public func suppressedCounts() -> [EventKind: UInt64] {
         var result: [EventKind: UInt64] = [:]
-        var perCPU = [UInt64](repeating: 0, count: max(Int(libbpf_num_possible_cpus()), 1))
         for kind in EventKind.allCases {
-            var slot = UInt32(VIGIL_SUPPRESSED_KNOWN.rawValue) * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
-            if bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 { result[kind] = perCPU.reduce(0, &+) }
+            result[kind] = dropCounter(stage: UInt32(VIGIL_SUPPRESSED_KNOWN.rawValue), kind: kind)
         }
         return result
+    }
+
+    /// One (stage, kind) counter of the `drops` map, summed over CPUs.
+    private func dropCounter(stage: UInt32, kind: EventKind) -> UInt64? {
+        var perCPU = [UInt64](repeating: 0, count: max(Int(libbpf_num_possible_cpus()), 1))
+        var slot = stage * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
+        guard bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 else { return nil }
+        return perCPU.reduce(0, &+)
     }
 
     public func unwatch(cgroupID: UInt64) {
@@ -245,15 +257,11 @@ public final class KernelProbes {
 
     /// The kernel's drop counters, summed over CPUs; they only grow.
     public func dropCounts() -> DropCounts {
-        let cpus = Int(libbpf_num_possible_cpus())
         var counts = DropCounts()
-        var perCPU = [UInt64](repeating: 0, count: max(cpus, 1))
         // The kernel counts the first stages; decode and unidentified are the agent's own.
         for stage in [DropStage.ringBufferFull, .pendingFull] {
             for kind in EventKind.allCases {
-                var slot = stage.rawValue * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
-                guard bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 else { continue }
-                counts[stage, kind] = perCPU.reduce(0, &+)
+                if let count = dropCounter(stage: stage.rawValue, kind: kind) { counts[stage, kind] = count }
             }
         }
         return counts

@@ -31,6 +31,11 @@ public enum BehaviourHash {
         exec(exe: fnv1a(exe), parent: fnv1a(parent))
     }
 
+    /// One write operation on one path, as the learner and the detector key it in userspace.
+    public static func fileWrite(path: UInt64, op: FileOperation) -> UInt64 {
+        path ^ UInt64(fileKind(op))
+    }
+
     /// The `kind` of a known-behaviour key (vigil_known_key.kind).
     public static func fileKind(_ op: FileOperation) -> UInt32 {
         UInt32(VIGIL_KIND_FILE.rawValue) * 16 + op.rawValue

@@ -58,7 +58,7 @@ public struct Detector: Sendable {
             let ops = Set(rule.ops.compactMap(FileOperation.init(contractName:)))
             let pattern = PathPattern(rule.path)
             if pattern.isExact {
-                for op in ops { fileHashes.insert(BehaviourHash.fnv1a(rule.path) ^ UInt64(BehaviourHash.fileKind(op))) }
+                for op in ops { fileHashes.insert(BehaviourHash.fileWrite(path: BehaviourHash.fnv1a(rule.path), op: op)) }
             } else {
                 filePatterns.append((pattern, ops))
             }
@@ -75,12 +75,6 @@ public struct Detector: Sendable {
                 networks.append((network, UInt16(rule.port), proto))
             }
         }
-        var syscalls = SyscallBitmap()
-        for abi in SyscallABI.allCases {
-            for name in profile.syscalls[abi] {
-                if let number = resolver.number(of: name, abi: abi) { syscalls.insert(number, abi: abi) }
-            }
-        }
         self.execHashes = execHashes
         self.execPatterns = execPatterns
         self.fileHashes = fileHashes
@@ -88,7 +82,7 @@ public struct Detector: Sendable {
         self.destinations = destinations
         self.networks = networks
         self.modelPaths = profile.modelPaths.map(PathPattern.init)
-        self.syscalls = syscalls
+        self.syscalls = SyscallBitmap(profile.syscalls, resolver: resolver)
     }
 
     /// Exact behaviour, for the kernel's known-behaviour maps.
@@ -117,7 +111,7 @@ public struct Detector: Sendable {
             guard let op = event.fileOperation else { return nil }
             let path = keys.filePath(event)
             return path.withUnsafeBytes { bytes in
-                let hash = BehaviourHash.fnv1a(bytes) ^ UInt64(BehaviourHash.fileKind(op))
+                let hash = BehaviourHash.fileWrite(path: BehaviourHash.fnv1a(bytes), op: op)
                 if fileHashes.contains(hash) { return nil }
                 if modelPaths.contains(where: { $0.matches(bytes) }) {
                     return Finding(rule: .modelArtifactWrite, key: hash)

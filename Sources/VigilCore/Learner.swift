@@ -25,18 +25,13 @@ public struct Learner: Sendable {
         execs = Set(profile.execs)
         fileOps = Dictionary(profile.fileWrites.map { ($0.path, Set($0.ops)) }, uniquingKeysWith: { $0.union($1) })
         destinations = Set(profile.egress)
-        syscalls = SyscallBitmap()
-        for abi in SyscallABI.allCases {
-            for name in profile.syscalls[abi] {
-                if let number = resolver.number(of: name, abi: abi) { syscalls.insert(number, abi: abi) }
-            }
-        }
+        syscalls = SyscallBitmap(profile.syscalls, resolver: resolver)
     }
 
-    /// A new profile for a workload that has none.
     /// Syscalls every profile allows once its ABI is used at all.
     public static let alwaysAllowed: Set<String> = ["execve", "exit", "exit_group"]
 
+    /// A new profile for a workload that has none.
     public static func start(workload: String, modelPaths: [String], minDuration: Double, quietPeriod: Double,
                              version: Int = 1, now: Date, resolver: SyscallResolver, runtimeExes: [String] = []) -> Learner {
         let evidence = LearningEvidence(started: now, lastNew: now, minDuration: minDuration, quietPeriod: quietPeriod)
@@ -64,7 +59,7 @@ public struct Learner: Sendable {
         case .file:
             guard let op = event.fileOperation else { return false }
             let path = keys.filePath(event)
-            let hash = path.withUnsafeBytes { BehaviourHash.fnv1a($0) } ^ UInt64(BehaviourHash.fileKind(op))
+            let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.fnv1a($0) }, op: op)
             guard seen.insert(hash).inserted else { return false }
             let pattern = generalizer.generalize(String(decoding: path, as: UTF8.self))
             isNew = fileOps[pattern, default: []].insert(op.contractName).inserted

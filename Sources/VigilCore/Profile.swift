@@ -172,6 +172,15 @@ public struct SyscallBitmap: Equatable, Sendable {
         self.words = words
     }
 
+    /// A profile's syscall names as numbers; names the resolver does not know are left out.
+    public init(_ lists: SyscallLists, resolver: SyscallResolver) {
+        for abi in SyscallABI.allCases {
+            for name in lists[abi] {
+                if let number = resolver.number(of: name, abi: abi) { insert(number, abi: abi) }
+            }
+        }
+    }
+
     public func contains(_ number: Int, abi: SyscallABI) -> Bool {
         guard number >= 0 && number < Self.slots else { return false }
         return words[abi.rawValue][number / 64] & (1 << UInt64(number % 64)) != 0

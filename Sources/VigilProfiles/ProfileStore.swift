@@ -51,7 +51,11 @@ public struct DirectoryProfileStore: ProfileStore {
     }
 
     public func versions(workload: String) -> [Int] {
-        let directory = "\(root)/\(Self.directoryName(workload: workload))"
+        Self.versions(inDirectory: "\(root)/\(Self.directoryName(workload: workload))")
+    }
+
+    /// The versions whose `v<N>.yaml` files a workload's directory holds, oldest first.
+    private static func versions(inDirectory directory: String) -> [Int] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.compactMap { name in
             guard name.hasPrefix("v"), name.hasSuffix(".yaml") else { return nil }
@@ -81,17 +85,15 @@ public struct DirectoryProfileStore: ProfileStore {
         var errors: [ProfileError] = []
         let directories = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
         for directory in directories {
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(directory)")) ?? [])
-                .filter { $0.hasPrefix("v") && $0.hasSuffix(".yaml") }
             // The newest version of each workload is the one in force.
-            guard let newest = names.max(by: { (Int($0.dropFirst().dropLast(5)) ?? 0) < (Int($1.dropFirst().dropLast(5)) ?? 0) })
-            else { continue }
+            guard let newest = Self.versions(inDirectory: "\(root)/\(directory)").last else { continue }
+            let file = "\(root)/\(directory)/v\(newest).yaml"
             do {
-                profiles.append(try Self.load(file: "\(root)/\(directory)/\(newest)"))
+                profiles.append(try Self.load(file: file))
             } catch let error as ProfileError {
                 errors.append(error)
             } catch {
-                errors.append(ProfileError(file: "\(root)/\(directory)/\(newest)", problem: "\(error)"))
+                errors.append(ProfileError(file: file, problem: "\(error)"))
             }
         }
         return (profiles, errors)

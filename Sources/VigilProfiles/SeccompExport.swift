@@ -4,9 +4,20 @@ import Yams
 
 /// A profile's seccomp filter in the forms Kubernetes users deploy.
 public enum SeccompExport {
-    /// The OCI JSON the kubelet reads from `<seccomp root>/<localhostProfile>`.
+    /// The OCI JSON the kubelet reads from `<seccomp root>/<localhostProfile>`, as a text file.
     public static func ociJSON(_ profile: Profile, mode: SeccompPolicy.Mode) throws -> Data {
-        try SeccompPolicy.oci(profile, mode: mode).json()
+        try SeccompPolicy.oci(profile, mode: mode).json() + Data("\n".utf8)
+    }
+
+    /// Writes the profile's OCI JSON, atomically, where the kubelet finds it as
+    /// `localhostProfile` (under `vigil/` in its seccomp root). Returns that name and the file.
+    @discardableResult
+    public static func install(_ profile: Profile, mode: SeccompPolicy.Mode, seccompRoot: String) throws
+        -> (localhostProfile: String, file: String) {
+        let relative = localhostProfile(workload: profile.workload)
+        let file = (seccompRoot as NSString).appendingPathComponent(relative)
+        try AtomicFile.write(try ociJSON(profile, mode: mode), to: file)
+        return (relative, file)
     }
 
     /// A security-profiles-operator `SeccompProfile` resource (its API is v1beta1).

@@ -9,7 +9,8 @@ public struct PodMetadata: Equatable, Sendable {
     public var labels: [String: String]
     /// The workload that owns the pod, resolved through its controller: a ReplicaSet carrying the
     /// `pod-template-hash` label is its Deployment's (`rollouts-pod-template-hash`: its Argo
-    /// Rollout's), a Job named `<cronjob>-<minutes>` (8 digits or more) is its CronJob's. A pod without a controller is its own owner (kind `pod`).
+    /// Rollout's), a Job named `<cronjob>-<minutes>` (8 digits or more) is its CronJob's. A pod
+    /// without a controller is its own owner (kind `pod`).
     public var owner: Owner
 
     public struct Owner: Equatable, Sendable {

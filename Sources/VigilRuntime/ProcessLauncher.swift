@@ -12,22 +12,29 @@ public struct LaunchedProcess: Sendable {
     public static func start(_ arguments: [String], cgroupDirectory: String?, seccompFilter: [UInt8]? = nil,
                              noNewPrivileges: Bool = false, stdout: Int32 = -1, stderr: Int32 = -1) throws -> LaunchedProcess {
         guard !arguments.isEmpty else { throw CgroupError("no command to run") }
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
-        argv.append(nil)
-        defer { for arg in argv { free(arg) } }
         let procs = cgroupDirectory.map { $0 + "/cgroup.procs" }
-        let pid: pid_t = withOptionalCString(procs) { procsPath in
-            (seccompFilter ?? []).withUnsafeBytes { filter in
-                var options = vigil_spawn_options(
-                    procs_path: procsPath, filter: seccompFilter == nil ? nil : filter.baseAddress,
-                    filter_size: filter.count, no_new_privs: noNewPrivileges ? 1 : 0, stdout_fd: stdout, stderr_fd: stderr)
-                return vigil_spawn(&options, &argv)
+        let pid: pid_t = withArgv(arguments) { argv in
+            withOptionalCString(procs) { procsPath in
+                (seccompFilter ?? []).withUnsafeBytes { filter in
+                    var options = vigil_spawn_options(
+                        procs_path: procsPath, filter: seccompFilter == nil ? nil : filter.baseAddress,
+                        filter_size: filter.count, no_new_privs: noNewPrivileges ? 1 : 0, stdout_fd: stdout, stderr_fd: stderr)
+                    return vigil_spawn(&options, argv)
+                }
             }
         }
         guard pid > 0 else {
             throw CgroupError("cannot start \(arguments[0]): \(String(cString: strerror(-pid)))")
         }
         return LaunchedProcess(pid: pid)
+    }
+
+    /// A NUL-terminated C argv of copies of `arguments`, valid during `body`.
+    fileprivate static func withArgv<R>(_ arguments: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        defer { for arg in argv { free(arg) } }
+        return argv.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     private static func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
@@ -66,9 +73,8 @@ public struct LaunchedProcess: Sendable {
 /// Replaces this process with `arguments` under a seccomp filter (no_new_privs first). Returns
 /// only on failure.
 public func execConfined(_ arguments: [String], seccompFilter: [UInt8]) -> CgroupError {
-    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
-    argv.append(nil)
-    let rc = seccompFilter.withUnsafeBytes { vigil_exec_confined($0.baseAddress, $0.count, &argv) }
-    for arg in argv { free(arg) }
+    let rc = LaunchedProcess.withArgv(arguments) { argv in
+        seccompFilter.withUnsafeBytes { vigil_exec_confined($0.baseAddress, $0.count, argv) }
+    }
     return CgroupError("cannot run \(arguments.first ?? "") under the filter: \(String(cString: strerror(-rc)))")
 }

@@ -34,7 +34,6 @@ struct AgentCommand: ParsableCommand {
             stopSignals.block()
             let hierarchy = try CgroupHierarchy.system()
             let probes = try KernelProbes(options: .init(ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
-            guard configuration.metricsHostPort != nil else { throw CommandFailure("metricsAddress is not host:port") }
             var sinks: [EventSink] = [FileDescriptorSink()]
             if let file = configuration.eventsFile {
                 sinks.append(try RotatingFileSink(path: file, maxBytes: configuration.eventsFileMaxBytes))
@@ -42,7 +41,10 @@ struct AgentCommand: ParsableCommand {
             let sink = TeeSink(sinks)
             let metrics = AgentMetrics()
             let operations = OperationsServer(registry: metrics.registry)
-            let (host, port) = configuration.metricsHostPort!
+            // AgentConfiguration.load has checked metricsAddress.
+            guard case let (host, port)? = configuration.metricsHostPort else {
+                throw CommandFailure("metricsAddress is not host:port")
+            }
             let boundPort = try operations.start(host: host, port: port)
             defer { operations.stop() }
             let sysctl = (try? String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8))?.hasPrefix("1") ?? false

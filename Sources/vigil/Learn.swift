@@ -94,7 +94,7 @@ struct Learn: ParsableCommand {
             let file = profileStore.path(workload: workload, version: profile.version)
             // The seccomp profile beside it (OCI JSON, enforce): `vigil seccomp install` puts it where the kubelet reads it.
             let seccompFile = String(file.dropLast(".yaml".count)) + ".seccomp.json"
-            try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce) + Data("\n".utf8), to: seccompFile)
+            try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce), to: seccompFile)
             note("\(workload) v\(profile.version): \(state.rawValue); \(profile.learning.events) events, "
                 + "\(profile.execs.count) execs, \(profile.fileWrites.count) file-write rules, \(profile.egress.count) destinations, "
                 + "\(profile.syscalls.x86_64.count + profile.syscalls.i386.count + profile.syscalls.x32.count) syscalls -> \(file), \(seccompFile)")

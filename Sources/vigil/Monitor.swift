@@ -42,10 +42,7 @@ struct Monitor: ParsableCommand {
 
     func run() throws {
         let status = try reportingFailures { () throws -> Int32 in
-            guard let profile = try store.store.latest(workload: workload) else {
-                throw CommandFailure("no profile for \(workload) in \(store.profiles): learn one first with "
-                    + "`vigil learn --workload \(workload) -- COMMAND`")
-            }
+            let profile = try store.store.requireLatest(workload)
             if profile.state == .learning {
                 note("the profile of \(workload) (v\(profile.version)) is still learning: checking against what it has so far")
             }

@@ -24,10 +24,7 @@ struct ProfileCommand: ParsableCommand {
             }
             return try store.load(workload: workload, version: version)
         }
-        guard let profile = try store.latest(workload: workload) else {
-            throw CommandFailure("no profile for \(workload) in \(store.root)")
-        }
-        return profile
+        return try store.requireLatest(workload)
     }
 
     struct Show: ParsableCommand {
@@ -64,9 +61,7 @@ struct ProfileCommand: ParsableCommand {
 
         func run() throws {
             try reportingFailures {
-                guard let profile = try store.store.latest(workload: workload) else {
-                    throw CommandFailure("no profile for \(workload) in \(store.profiles)")
-                }
+                let profile = try store.store.requireLatest(workload)
                 guard profile.state == .learning else {
                     note("\(workload) v\(profile.version) is already stable")
                     return

@@ -34,7 +34,7 @@ struct SeccompCommand: ParsableCommand {
             try reportingFailures {
                 let profile = try ProfileCommand.load(workload, store: store.store)
                 let data: Data = switch format {
-                case .oci: try SeccompExport.ociJSON(profile, mode: mode) + Data("\n".utf8)
+                case .oci: try SeccompExport.ociJSON(profile, mode: mode)
                 case .spo: Data(try SeccompExport.spoYAML(profile, mode: mode, namespace: namespace).utf8)
                 }
                 if let out {
@@ -105,11 +105,9 @@ struct SeccompCommand: ParsableCommand {
         func run() throws {
             try reportingFailures {
                 let profile = try ProfileCommand.load(workload, store: store.store)
-                let relative = SeccompExport.localhostProfile(workload: profile.workload)
-                let path = (seccompRoot as NSString).appendingPathComponent(relative)
-                try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: mode) + Data("\n".utf8), to: path)
-                note("installed \(path); use it from a pod with:")
-                print(SeccompExport.podSnippet(localhostProfile: relative), terminator: "")
+                let installed = try SeccompExport.install(profile, mode: mode, seccompRoot: seccompRoot)
+                note("installed \(installed.file); use it from a pod with:")
+                print(SeccompExport.podSnippet(localhostProfile: installed.localhostProfile), terminator: "")
             }
         }
     }
@@ -129,9 +127,7 @@ struct SeccompCommand: ParsableCommand {
 
         func run() throws {
             try reportingFailures {
-                guard var profile = try store.store.latest(workload: workload) else {
-                    throw CommandFailure("no profile for \(workload) in \(store.profiles)")
-                }
+                var profile = try store.store.requireLatest(workload)
                 let text: String
                 if let log {
                     text = try String(contentsOfFile: log, encoding: .utf8)

@@ -3,6 +3,7 @@ import VigilAgent
 import VigilBPF
 import VigilCore
 import VigilRuntime
+import VigilTestSupport
 import XCTest
 
 final class CaptureTests: XCTestCase {

@@ -100,48 +100,6 @@ final class MemorySink: EventSink {
     }
 }
 
-/// A loopback listener the workload connects to (TCP) or sends to (UDP), on an ephemeral port.
-final class LoopbackSocket {
-    let fd: Int32
-    let port: UInt16
-
-    init(family: Int32, type: Int32) throws {
-        let fd = socket(family, type, 0)
-        guard fd >= 0 else { throw CgroupError("socket: \(errno)") }
-        var storage = sockaddr_storage()
-        var length: socklen_t
-        if family == AF_INET {
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            withUnsafeMutableBytes(of: &storage) { raw in
-                let sin = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
-                sin.pointee.sin_family = sa_family_t(AF_INET)
-                sin.pointee.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            }
-        } else {
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            withUnsafeMutableBytes(of: &storage) { raw in
-                let sin6 = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
-                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
-                sin6.pointee.sin6_addr = in6addr_loopback
-            }
-        }
-        let bound = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0 else { throw CgroupError("bind: \(errno)") }
-        if type == Int32(SOCK_STREAM.rawValue) { listen(fd, 16) }
-        _ = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        self.fd = fd
-        port = withUnsafeBytes(of: &storage) { raw in
-            UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
-        }
-    }
-
-    deinit { close(fd) }
-}
-
 extension Dictionary where Key == String, Value == Any {
     subscript(path path: String) -> Any? {
         var current: Any? = self

@@ -5,6 +5,7 @@ import VigilCore
 import VigilProfiles
 import VigilRuntime
 import VigilSeccomp
+import VigilTestSupport
 import XCTest
 
 /// Learning and monitoring against the real kernel: syscall bitmaps, in-kernel suppression of

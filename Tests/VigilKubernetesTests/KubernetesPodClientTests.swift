@@ -92,21 +92,8 @@ final class KubernetesPodClientTests: XCTestCase {
     }
 
     func testAServerThatNeverAnswersCostsTheTimeoutOnly() throws {
-        // Accepts connections (the kernel's backlog) and says nothing: a blackholed API server.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                _ = bind(listener, $0, length)
-                _ = getsockname(listener, $0, &length)
-            }
-        }
-        XCTAssertEqual(listen(listener, 16), 0)
-        let client = try KubernetesPodClient(endpoint: .init(apiServer: "https://127.0.0.1:\(UInt16(bigEndian: address.sin_port))",
+        let silent = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let client = try KubernetesPodClient(endpoint: .init(apiServer: "https://127.0.0.1:\(silent.port)",
                                                              tokenFile: server.tokenFile, caFile: server.caFile, timeout: 1))
         let start = Date()
         XCTAssertThrowsError(try client.pod(namespace: "ml", name: "solo", uid: "u"))

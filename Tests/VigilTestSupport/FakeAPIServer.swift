@@ -13,10 +13,6 @@ public final class FakeAPIServer {
     public var tokenFile: String { directory + "/token" }
     private let process: Process
 
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     /// `certificateNames`: the server certificate's subjectAltName (the client connects to 127.0.0.1).
     public init(certificateNames: String = "IP:127.0.0.1,DNS:localhost") throws {
         directory = NSTemporaryDirectory() + "vigil-apiserver-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -47,7 +43,7 @@ public final class FakeAPIServer {
         }
         guard let port else {
             process.terminate()
-            throw Failure(description: "fake-apiserver.py did not start (python3 with ssl needed)")
+            throw TestSupportError(description: "fake-apiserver.py did not start (python3 with ssl needed)")
         }
         self.port = port
     }
@@ -110,7 +106,12 @@ public final class FakeAPIServer {
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw Failure(description: "openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
+            throw TestSupportError(description: "openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
         }
     }
+}
+
+/// A test fixture that could not be set up, and why.
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
 }

@@ -1,0 +1,45 @@
+import Foundation
+
+/// A loopback listener the workload connects to (TCP) or sends to (UDP), on an ephemeral port.
+/// A TCP one listens but never accepts: connections complete in the kernel's backlog and then
+/// hear nothing, as from a blackholed server.
+public final class LoopbackSocket {
+    public let fd: Int32
+    public let port: UInt16
+
+    public init(family: Int32, type: Int32) throws {
+        let fd = socket(family, type, 0)
+        guard fd >= 0 else { throw TestSupportError(description: "socket: \(errno)") }
+        var storage = sockaddr_storage()
+        var length: socklen_t
+        if family == AF_INET {
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutableBytes(of: &storage) { raw in
+                let sin = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+                sin.pointee.sin_family = sa_family_t(AF_INET)
+                sin.pointee.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            }
+        } else {
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            withUnsafeMutableBytes(of: &storage) { raw in
+                let sin6 = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
+                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
+                sin6.pointee.sin6_addr = in6addr_loopback
+            }
+        }
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else { throw TestSupportError(description: "bind: \(errno)") }
+        if type == Int32(SOCK_STREAM.rawValue) { listen(fd, 16) }
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        port = withUnsafeBytes(of: &storage) { raw in
+            UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
+        }
+    }
+
+    deinit { close(fd) }
+}
