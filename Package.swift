@@ -58,7 +58,7 @@ let package = Package(
         // The pipelines that connect a source of events to sinks.
         .target(
             name: "VigilAgent",
-            dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp",
+            dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp", "CVigilSys",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // The agent's operations endpoint: Prometheus /metrics, /healthz, /readyz (read-only).
@@ -94,8 +94,9 @@ let package = Package(
 
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp"]),
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
-        // Test helpers shared by test targets: a stand-in API server with real TLS.
-        .target(name: "VigilTestSupport", path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py"]),
+        // Test helpers shared by test targets: a stand-in API server with real TLS, a containerd
+        // driven over CRI.
+        .target(name: "VigilTestSupport", path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py", "cri"]),
         .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilTestSupport"]),
         .testTarget(
             name: "VigilProfilesTests",

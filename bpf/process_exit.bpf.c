@@ -14,7 +14,10 @@ int vigil_process_exit(void *ctx)
     if (!watched_state())
         return 0;
     __u32 tgid = pid_tgid >> 32;
-    bpf_map_delete_elem(&runtime_tasks, &tgid);
+    /* The runtime's own helpers (runc's nsexec stages) end before the container has a name:
+     * not the workload, so nothing to report or to count. */
+    if (bpf_map_delete_elem(&runtime_tasks, &tgid) == 0)
+        return 0;
     struct vigil_exit_event *event = reserve_event(sizeof(*event), VIGIL_KIND_EXIT);
     if (!event)
         return 0;

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,4 +93,19 @@ int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv
         return -err;
     execvp(argv[0], argv);
     return -errno;
+}
+
+int vigil_audit_multicast_socket(int receive_buffer)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+    struct sockaddr_nl address = { .nl_family = AF_NETLINK, .nl_groups = AUDIT_NLGRP_READLOG };
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
 }

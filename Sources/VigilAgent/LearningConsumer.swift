@@ -9,14 +9,11 @@ import VigilSeccomp
 public final class LearningConsumer: EventConsumer {
     public private(set) var learner: Learner
     private let store: ProfileStore
-    private let resolver: SyscallResolver
     private let checkpointInterval: TimeInterval
     private var lastCheckpoint = Date()
 
-    public init(learner: Learner, store: ProfileStore, checkpointInterval: TimeInterval,
-                resolver: SyscallResolver = SeccompSyscallResolver()) {
+    public init(learner: Learner, store: ProfileStore, checkpointInterval: TimeInterval) {
         self.learner = learner
-        self.resolver = resolver
         self.store = store
         self.checkpointInterval = checkpointInterval
     }
@@ -30,7 +27,7 @@ public final class LearningConsumer: EventConsumer {
     @discardableResult
     public func tick(probes: KernelProbes, now: Date = Date(), force: Bool = false) throws -> LearningState {
         for syscalls in probes.syscallBitmaps().values {
-            learner.observeSyscalls(syscalls.underFilter(resolver: resolver), now: now)
+            learner.observeSyscalls(syscalls, now: now)
         }
         let wasStable = learner.isStable
         let state = learner.evaluate(now: now)
@@ -39,6 +36,11 @@ public final class LearningConsumer: EventConsumer {
             lastCheckpoint = now
         }
         return state
+    }
+
+    /// The learned command ended (its shutdown is in the profile).
+    public func commandEnded() {
+        learner.observeContainerStop()
     }
 
     /// Ends learning now, whatever the rule says, and saves.

@@ -33,6 +33,11 @@ public final class NodeAgent: EventConsumer {
         let profileID: UInt32
         var cgroups: Set<UInt64> = []
         var lastCheckpoint = Date()
+        /// How its containers were started: what its seccomp profile must let run. A nil member:
+        /// a container whose runtime Vigil could not tell.
+        var runtimes: Set<ObservedRuntime?> = []
+        /// The runtimes its installed seccomp profile was checked against.
+        var seccompCheckedFor: Set<ObservedRuntime?> = []
         init(profileID: UInt32) {
             self.profileID = profileID
         }
@@ -51,6 +56,7 @@ public final class NodeAgent: EventConsumer {
         var pod: PodIdentity
         let cgroup: ContainerCgroup
         let path: String
+        let runtime: ObservedRuntime?
     }
 
     private var containers: [UInt64: Resolution] = [:]
@@ -84,16 +90,34 @@ public final class NodeAgent: EventConsumer {
         self.podMetadata = podMetadata
     }
 
-    /// Watches the configured cgroup roots (those that exist) and everything below them. Returns
-    /// the roots watched.
+    /// The configured cgroup roots watched so far, and those that do not exist yet (a node
+    /// whose kubelet has not created them): checked again at every tick.
+    public private(set) var watchedRoots: [String] = []
+    public private(set) var awaitedRoots: [String] = []
+
+    /// Ready once a root is watched: before, no pod can be seen.
+    public var isReady: Bool { !watchedRoots.isEmpty }
+
+    /// Watches the configured cgroup roots that exist, and everything below them; the others
+    /// are watched as soon as they appear. Returns the roots watched.
     @discardableResult
     public func start() throws -> [String] {
-        var watched: [String] = []
-        for root in configuration.cgroupRoots where FileManager.default.fileExists(atPath: hierarchy.directory(of: root)) {
-            for (_, id) in try hierarchy.subtree(of: root) { try probes.watch(cgroupID: id) }
-            watched.append(root)
+        awaitedRoots = configuration.cgroupRoots
+        try watchAppearedRoots()
+        return watchedRoots
+    }
+
+    /// Returns the roots that appeared and are now watched.
+    @discardableResult
+    private func watchAppearedRoots() throws -> [String] {
+        var appeared: [String] = []
+        for root in awaitedRoots where FileManager.default.fileExists(atPath: hierarchy.directory(of: root)) {
+            try hierarchy.forEachInSubtree(of: root) { _, id in try probes.watch(cgroupID: id) }
+            appeared.append(root)
         }
-        return watched
+        awaitedRoots.removeAll { appeared.contains($0) }
+        watchedRoots += appeared
+        return appeared
     }
 
     /// Anomaly lines emitted so far, by rule, over every workload.
@@ -135,11 +159,11 @@ public final class NodeAgent: EventConsumer {
         guard let path = hierarchy.path(of: cgroupID) else { return nil }
         guard let cgroup = ContainerCgroup.parse(path) else { return remember(cgroupID, .ignored) }
         // The runtime writes its state before it starts the entrypoint; until then, ask again.
-        guard let annotations = stateReader.annotations(containerID: cgroup.containerID) else { return nil }
-        guard let pod = PodIdentity(annotations: annotations), configuration.namespaces.admits(pod.namespace) else {
+        guard let state = stateReader.state(containerID: cgroup.containerID) else { return nil }
+        guard let pod = PodIdentity(annotations: state.annotations), configuration.namespaces.admits(pod.namespace) else {
             return ignore(container: cgroupID)
         }
-        let named = NamedContainer(pod: pod, cgroup: cgroup, path: path)
+        let named = NamedContainer(pod: pod, cgroup: cgroup, path: path, runtime: state.runtime)
         return podMetadata == nil ? join(cgroupID, named) : lookUp(cgroupID, named)
     }
 
@@ -178,7 +202,14 @@ public final class NodeAgent: EventConsumer {
                                         containerID: container.cgroup.containerID, image: pod.image, cgroup: container.path)
         let workload = workloads[key] ?? makeWorkload(key)
         workload.cgroups.insert(cgroupID)
-        if workload.isMonitoring { try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID) }
+        workload.runtimes.insert(container.runtime)
+        if let runtime = container.runtime { workload.learner?.observeRuntime(runtime) }
+        if let detector = workload.detector {
+            try? probes.watch(cgroupID: cgroupID, profileID: workload.profileID)
+            // A stable profile from the store, or a container started differently from those it
+            // learned from (allowPrivilegeEscalation changed): its filter must let it start.
+            if !workload.seccompCheckedFor.contains(container.runtime) { installSeccomp(workload, detector.profile) }
+        }
         return remember(cgroupID, .watched(identity: identity, key: key))
     }
 
@@ -237,13 +268,22 @@ public final class NodeAgent: EventConsumer {
     /// anomalies. A workload that becomes stable is saved, its seccomp profile installed, its
     /// known behaviour loaded into the kernel, and it is monitored from then on.
     public func tick(now: Date = Date()) throws {
+        for root in try watchAppearedRoots() {
+            logger.info("cgroup root appeared: watching it", metadata: ["root": "\(root)", "still awaited": "\(awaitedRoots)"])
+        }
         let bitmaps = probes.syscallBitmaps()
+        // Containers that ran before they were watched (the agent restarted, their root appeared
+        // later) or have sent no event yet are named here, so an idle one is learned too. (Only
+        // cgroups where something ran: the pod and QoS levels above them never hold a process.)
+        for (id, syscalls) in bitmaps where containers[id] == nil && awaitingMetadata[id] == nil && !syscalls.workload.isEmpty {
+            _ = container(id)
+        }
         line.removeAll()
         for workload in workloads.values {
             var seen = CgroupSyscalls(workload: SyscallBitmap())
             for id in workload.cgroups { if let syscalls = bitmaps[id] { seen.formUnion(syscalls) } }
             if workload.learner != nil {
-                workload.learner!.observeSyscalls(seen.underFilter(resolver: resolver), now: now)
+                workload.learner!.observeSyscalls(seen, now: now)
                 if workload.learner!.evaluate(now: now) == .stable {
                     try promote(workload, workload.learner!.profile)
                 } else if now.timeIntervalSince(workload.lastCheckpoint) >= configuration.learning.checkpointInterval {
@@ -272,7 +312,10 @@ public final class NodeAgent: EventConsumer {
     private func forgetRemovedCgroups(_ watched: [UInt64]) {
         for id in watched {
             if let path = hierarchy.path(of: id), FileManager.default.fileExists(atPath: hierarchy.directory(of: path)) { continue }
-            if case let .watched(_, key) = containers[id] { workloads[key]?.cgroups.remove(id) }
+            if case let .watched(_, key) = containers[id], let workload = workloads[key] {
+                workload.cgroups.remove(id)
+                workload.learner?.observeContainerStop()
+            }
             containers[id] = nil
             awaitingMetadata[id] = nil
             unwatchedContainers.remove(id)
@@ -292,14 +335,55 @@ public final class NodeAgent: EventConsumer {
 
     private func promote(_ workload: Workload, _ profile: Profile) throws {
         try store.save(profile)
-        let relative = try SeccompExport.install(profile, mode: .enforce, seccompRoot: configuration.seccompRoot).localhostProfile
+        if let beyond = workload.learner?.runtimeCallsBeyondAllowance, !beyond.isEmpty {
+            logger.warning("the container runtime made calls after installing the seccomp filter that no measured allowance lists; they are allowed in this profile", metadata: [
+                "workload": "\(profile.workload)", "calls": "\(beyond.joined(separator: ","))",
+            ])
+        }
         startMonitoring(workload, profile)
         for id in workload.cgroups { try probes.watch(cgroupID: id, profileID: workload.profileID) }
-        writeState(profile, seccompProfile: relative)
         logger.info("profile stable", metadata: [
             "workload": "\(profile.workload)", "version": "\(profile.version)", "containers": "\(profile.learning.containers)",
-            "seccomp": "\(relative)",
+            "stopped": "\(profile.learning.stoppedContainers ?? 0)",
         ])
+        installSeccomp(workload, profile)
+    }
+
+    /// Installs the profile's seccomp filter for the kubelet — only once it is sure to start the
+    /// workload's containers under the runtimes (and no_new_privs modes) they were seen with: a
+    /// filter that lacks what the runtime calls after installing it makes every new pod fail.
+    /// A refusal is a `profile.state` line and a log line saying why; monitoring goes on.
+    private func installSeccomp(_ workload: Workload, _ profile: Profile) {
+        let runtimes = workload.runtimes.union((profile.learning.runtimes ?? []).map(Optional.some))
+        workload.seccompCheckedFor.formUnion(runtimes)
+        var problems: [String] = []
+        for runtime in runtimes.sorted(by: { ($0?.description ?? "") < ($1?.description ?? "") }) {
+            guard let runtime else {
+                problems.append("a container's runtime could not be told from its state (only runc's state.json is read)")
+                continue
+            }
+            switch SeccompPolicy.missingRuntimeCalls(profile, for: runtime) {
+            case nil: problems.append("no allowance was measured for \(runtime)")
+            case let missing? where !missing.isEmpty:
+                problems.append("\(runtime) needs \(missing.joined(separator: ", ")) after installing the filter and the profile lacks them")
+            default: break
+            }
+        }
+        guard problems.isEmpty else {
+            let reason = problems.joined(separator: "; ") + ": not installed, since the filter would keep the pods from starting "
+                + "(relearn the workload with this vigil to get today's allowance)"
+            writeState(profile, seccomp: .refused(reason))
+            logger.error("seccomp profile refused", metadata: ["workload": "\(profile.workload)", "version": "\(profile.version)", "reason": "\(reason)"])
+            return
+        }
+        do {
+            let relative = try SeccompExport.install(profile, mode: .enforce, seccompRoot: configuration.seccompRoot).localhostProfile
+            writeState(profile, seccomp: .installed(relative))
+            logger.info("seccomp profile installed", metadata: ["workload": "\(profile.workload)", "localhostProfile": "\(relative)"])
+        } catch {
+            writeState(profile, seccomp: .refused("could not be written: \(error)"))
+            logger.error("seccomp profile not written", metadata: ["workload": "\(profile.workload)", "error": "\(error)"])
+        }
     }
 
     /// Writes every learning profile now (SIGTERM): a restart continues from here.
@@ -309,7 +393,12 @@ public final class NodeAgent: EventConsumer {
         }
     }
 
-    private func writeState(_ profile: Profile, seccompProfile: String) {
+    private enum SeccompOutcome {
+        case installed(String)
+        case refused(String)
+    }
+
+    private func writeState(_ profile: Profile, seccomp: SeccompOutcome) {
         var out = JSONLineWriter()
         out.raw("{"); out.key("time"); clock.writeTimestamp(boot: BootClock.nowBootNanoseconds(), to: &out)
         out.raw(","); out.key("node"); out.string(node)
@@ -320,7 +409,15 @@ public final class NodeAgent: EventConsumer {
         out.raw(","); out.key("state"); out.string(profile.state.rawValue)
         out.raw(","); out.key("containers"); out.unsigned(UInt64(profile.learning.containers))
         out.raw(","); out.key("events"); out.unsigned(UInt64(profile.learning.events))
-        out.raw(","); out.key("seccomp_profile"); out.string(seccompProfile)
+        out.raw(","); out.key("stopped_containers"); out.unsigned(UInt64(profile.learning.stoppedContainers ?? 0))
+        switch seccomp {
+        case .installed(let relative):
+            out.raw(","); out.key("seccomp"); out.string("installed")
+            out.raw(","); out.key("seccomp_profile"); out.string(relative)
+        case .refused(let reason):
+            out.raw(","); out.key("seccomp"); out.string("refused")
+            out.raw(","); out.key("reason"); out.string(reason)
+        }
         out.raw("}}")
         out.newline()
         out.bytes.withUnsafeBytes { sink.write($0) }

@@ -82,7 +82,19 @@ public struct Detector: Sendable {
         self.destinations = destinations
         self.networks = networks
         self.modelPaths = profile.modelPaths.map(PathPattern.init)
-        self.syscalls = SyscallBitmap(profile.syscalls, resolver: resolver)
+        self.syscalls = Self.expectedSyscalls(profile, resolver: resolver)
+    }
+
+    /// The profile's syscalls, and for each ABI the workload uses the asynchronous baseline: a
+    /// sleep restarted after a signal (restart_syscall) is no more an anomaly than it is a
+    /// reason to deny.
+    static func expectedSyscalls(_ profile: Profile, resolver: SyscallResolver) -> SyscallBitmap {
+        var lists = profile.syscalls
+        let baseline = profile.seccomp?.baseline ?? Array(SeccompAllowances.asynchronousBaseline)
+        for abi in SyscallABI.allCases {
+            lists[abi] += abi == .i386 ? Array(SeccompAllowances.i386Baseline.union(baseline)) : baseline
+        }
+        return SyscallBitmap(lists, resolver: resolver)
     }
 
     /// Exact behaviour, for the kernel's known-behaviour maps.

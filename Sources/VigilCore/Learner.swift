@@ -15,6 +15,11 @@ public struct Learner: Sendable {
     private var fileOps: [String: Set<String>]
     private var destinations: Set<EgressRule>
     private var syscalls: SyscallBitmap
+    /// What a container runtime was seen to call after it installed the filter (x86_64).
+    private var runtimeAfterFilter = SyscallBitmap()
+    /// Those not in any measured allowance, by name (kept from a resumed profile too).
+    private var unmeasuredRuntimeCalls: Set<String>
+    private var runtimes: Set<ObservedRuntime>
     private var containers: Set<UInt64> = []
 
     public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = []) {
@@ -26,10 +31,9 @@ public struct Learner: Sendable {
         fileOps = Dictionary(profile.fileWrites.map { ($0.path, Set($0.ops)) }, uniquingKeysWith: { $0.union($1) })
         destinations = Set(profile.egress)
         syscalls = SyscallBitmap(profile.syscalls, resolver: resolver)
+        unmeasuredRuntimeCalls = Set(profile.seccomp?.runtime ?? []).subtracting(SeccompAllowances.allRuntimeSyscalls)
+        runtimes = Set(profile.learning.runtimes ?? [])
     }
-
-    /// Syscalls every profile allows once its ABI is used at all.
-    public static let alwaysAllowed: Set<String> = ["execve", "exit", "exit_group"]
 
     /// A new profile for a workload that has none.
     public static func start(workload: String, modelPaths: [String], minDuration: Double, quietPeriod: Double,
@@ -75,16 +79,41 @@ public struct Learner: Sendable {
         return isNew
     }
 
-    /// Folds the kernel's syscall bitmap of one of the workload's cgroups into the profile.
+    /// Folds what the kernel recorded for the workload's cgroups into the profile: the
+    /// workload's syscalls, and what its container runtime called after installing the filter
+    /// (new only when no measured allowance has it). Returns true when something was new.
     @discardableResult
-    public mutating func observeSyscalls(_ bitmap: SyscallBitmap, now: Date) -> Bool {
+    public mutating func observeSyscalls(_ seen: CgroupSyscalls, now: Date) -> Bool {
         guard !isStable else { return false }
-        let added = bitmap.subtracting(syscalls)
-        guard !added.isEmpty else { return false }
-        syscalls.formUnion(bitmap)
-        profile.learning.lastNew = now
-        return true
+        var isNew = false
+        if !seen.workload.subtracting(syscalls).isEmpty {
+            syscalls.formUnion(seen.workload)
+            isNew = true
+        }
+        for (abi, number) in seen.runtimeAfterFilter.subtracting(runtimeAfterFilter) {
+            runtimeAfterFilter.insert(number, abi: abi)
+            let name = resolver.name(of: number, abi: abi) ?? "syscall_\(number)"
+            if !SeccompAllowances.allRuntimeSyscalls.contains(name), unmeasuredRuntimeCalls.insert(name).inserted { isNew = true }
+        }
+        if isNew { profile.learning.lastNew = now }
+        return isNew
     }
+
+    /// A container of the workload ran under this runtime, in this no_new_privs mode.
+    public mutating func observeRuntime(_ runtime: ObservedRuntime) {
+        guard !isStable, runtimes.insert(runtime).inserted else { return }
+        profile.learning.runtimes = runtimes.sorted()
+    }
+
+    /// A container of the workload ended while it learned: its shutdown is in the profile.
+    public mutating func observeContainerStop() {
+        guard !isStable else { return }
+        profile.learning.stoppedContainers = (profile.learning.stoppedContainers ?? 0) + 1
+    }
+
+    /// Runtime calls seen after the filter that no measured allowance lists: the allowance
+    /// table (`SeccompAllowances`) is behind the runtime on this node.
+    public var runtimeCallsBeyondAllowance: [String] { unmeasuredRuntimeCalls.sorted() }
 
     /// Applies the end-of-learning rule; returns the state after it.
     @discardableResult
@@ -112,13 +141,12 @@ public struct Learner: Sendable {
         result.fileWrites = generalizer.collapse(fileOps.map { FileWriteRule(path: $0.key, ops: $0.value.sorted()) })
         result.egress = Self.collapse(destinations).sorted()
         for abi in SyscallABI.allCases {
-            var names = Set((0..<SyscallBitmap.slots)
+            result.syscalls[abi] = (0..<SyscallBitmap.slots)
                 .filter { syscalls.contains($0, abi: abi) }
-                .map { resolver.name(of: $0, abi: abi) ?? "syscall_\($0)" })
-            // A process that ends by a signal never calls these; every process may.
-            if !names.isEmpty { names.formUnion(Self.alwaysAllowed) }
-            result.syscalls[abi] = names.sorted()
+                .map { resolver.name(of: $0, abi: abi) ?? "syscall_\($0)" }
+                .sorted()
         }
+        result.seccomp = .current(observedRuntimeCalls: unmeasuredRuntimeCalls, i386: !result.syscalls.i386.isEmpty)
         return result
     }
 

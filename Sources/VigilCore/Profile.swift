@@ -20,11 +20,15 @@ public struct Profile: Codable, Equatable, Sendable {
     public var execs: [ExecRule]
     public var fileWrites: [FileWriteRule]
     public var egress: [EgressRule]
+    /// The syscalls the workload itself made (its container runtime's are not among them).
     public var syscalls: SyscallLists
+    /// What the exported seccomp filter allows besides `syscalls`, and why. Filled from
+    /// `SeccompAllowances` whenever the profile is learned; nil in a profile written by hand.
+    public var seccomp: SeccompAdditions?
 
     public init(workload: String, version: Int = 1, state: LearningState = .learning, learning: LearningEvidence,
                 modelPaths: [String] = [], execs: [ExecRule] = [], fileWrites: [FileWriteRule] = [],
-                egress: [EgressRule] = [], syscalls: SyscallLists = SyscallLists()) {
+                egress: [EgressRule] = [], syscalls: SyscallLists = SyscallLists(), seccomp: SeccompAdditions? = nil) {
         self.workload = workload
         self.version = version
         self.state = state
@@ -34,6 +38,33 @@ public struct Profile: Codable, Equatable, Sendable {
         self.fileWrites = fileWrites
         self.egress = egress
         self.syscalls = syscalls
+        self.seccomp = seccomp
+    }
+}
+
+/// The part of a seccomp filter that is not the workload's own behaviour.
+public struct SeccompAdditions: Codable, Equatable, Sendable {
+    /// The runtimes whose allowance `runtime` carries, each in both no_new_privs modes.
+    public var runtimes: [String]
+    /// Calls the container runtime makes after it installed the filter, before the entrypoint
+    /// runs: measured per runtime (`SeccompAllowances.runtimes`), plus any the kernel saw a
+    /// runtime make after the filter while this profile learned.
+    public var runtime: [String]
+    /// Calls any process may need asynchronously (`SeccompAllowances.asynchronousBaseline`).
+    public var baseline: [String]
+
+    public init(runtimes: [String], runtime: [String], baseline: [String]) {
+        self.runtimes = runtimes
+        self.runtime = runtime
+        self.baseline = baseline
+    }
+
+    /// Today's allowances, plus runtime calls observed beyond them; `i386`: the workload makes
+    /// 32-bit calls too.
+    public static func current(observedRuntimeCalls: Set<String> = [], i386: Bool = false) -> SeccompAdditions {
+        SeccompAdditions(runtimes: SeccompAllowances.runtimeNames,
+                         runtime: SeccompAllowances.allRuntimeSyscalls.union(observedRuntimeCalls).sorted(),
+                         baseline: (i386 ? SeccompAllowances.i386Baseline : SeccompAllowances.asynchronousBaseline).sorted())
     }
 }
 
@@ -53,9 +84,15 @@ public struct LearningEvidence: Codable, Equatable, Sendable {
     /// Seconds: how long to learn at least, and how long nothing new must be seen after that.
     public var minDuration: Double
     public var quietPeriod: Double
+    /// The container runtimes (and no_new_privs modes) the workload's containers ran with, as the
+    /// agent saw them; nil or empty when learned outside a container runtime (`vigil learn -- CMD`).
+    public var runtimes: [ObservedRuntime]?
+    /// Containers of the workload that ended while it learned: their shutdown (what a SIGTERM
+    /// handler does) is in the profile only if at least one did.
+    public var stoppedContainers: Int?
 
     public init(started: Date, lastNew: Date, stableSince: Date? = nil, events: Int = 0, containers: Int = 0,
-                minDuration: Double, quietPeriod: Double) {
+                minDuration: Double, quietPeriod: Double, runtimes: [ObservedRuntime]? = nil, stoppedContainers: Int? = nil) {
         self.started = started
         self.lastNew = lastNew
         self.stableSince = stableSince
@@ -63,6 +100,8 @@ public struct LearningEvidence: Codable, Equatable, Sendable {
         self.containers = containers
         self.minDuration = minDuration
         self.quietPeriod = quietPeriod
+        self.runtimes = runtimes
+        self.stoppedContainers = stoppedContainers
     }
 }
 
@@ -235,28 +274,5 @@ public struct CgroupSyscalls: Equatable, Sendable {
         workload.formUnion(other.workload)
         runtimeBeforeFilter.formUnion(other.runtimeBeforeFilter)
         runtimeAfterFilter.formUnion(other.runtimeAfterFilter)
-    }
-
-    /// Calls a runtime written in Go (runc) may make on any of its threads at any moment — the Go
-    /// scheduler, garbage collector and timers — so whether one falls after the filter went in is
-    /// a matter of timing. Those the runtime was seen to make at all are allowed.
-    public static let asynchronousRuntimeCalls: Set<String> = [
-        "futex", "nanosleep", "clock_nanosleep", "sched_yield", "madvise", "mmap", "munmap", "mprotect", "tgkill",
-        "getpid", "gettid", "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "epoll_pwait", "epoll_wait",
-        "clock_gettime", "read", "write", "getrandom",
-    ]
-
-    /// What a seccomp filter for the container must allow: the workload's calls and those the
-    /// runtime makes once the filter is in place — not those it makes before, but for its
-    /// asynchronous housekeeping (see `asynchronousRuntimeCalls`).
-    public func underFilter(resolver: SyscallResolver) -> SyscallBitmap {
-        var result = workload
-        result.formUnion(runtimeAfterFilter)
-        for name in Self.asynchronousRuntimeCalls {
-            guard let number = resolver.number(of: name, abi: .x86_64),
-                  runtimeBeforeFilter.contains(number, abi: .x86_64) else { continue }
-            result.insert(number, abi: .x86_64)
-        }
-        return result
     }
 }

@@ -3,6 +3,8 @@
 /// arch=c000003e syscall=165 compat=0 ip=… code=0x7ffc0000`.
 public struct SeccompAuditRecord: Equatable, Sendable {
     public var pid: Int
+    /// The thread's name (comm) when the call was made.
+    public var comm: String
     public var exe: String
     public var abi: SyscallABI
     public var syscall: Int
@@ -14,6 +16,21 @@ public struct SeccompAuditRecord: Equatable, Sendable {
     /// AUDIT_ARCH_X86_64 and AUDIT_ARCH_I386 (x32 calls report x86_64 with the x32 bit set).
     static let archX86_64 = "c000003e"
     static let archI386 = "40000003"
+
+    /// The kernel writes a string it cannot trust (comm, exe) in quotes, or as hex digits when it
+    /// holds a space, a quote or a control character (audit_log_untrustedstring).
+    static func untrusted(_ value: Substring) -> String {
+        if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { return String(value.dropFirst().dropLast()) }
+        guard value.count % 2 == 0, value.allSatisfy(\.isHexDigit) else { return String(value) }
+        var bytes: [UInt8] = []
+        var index = value.startIndex
+        while index < value.endIndex {
+            let next = value.index(index, offsetBy: 2)
+            bytes.append(UInt8(value[index..<next], radix: 16) ?? 0)
+            index = next
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     public static func parse(_ log: String) -> [SeccompAuditRecord] {
         log.split(separator: "\n").compactMap { line -> SeccompAuditRecord? in
@@ -37,8 +54,8 @@ public struct SeccompAuditRecord: Equatable, Sendable {
                 abi = .x32
                 syscall = number & ~0x4000_0000
             }
-            let exe = fields["exe"].map { String($0.filter { $0 != "\"" }) } ?? ""
-            return SeccompAuditRecord(pid: pid, exe: exe, abi: abi, syscall: syscall, code: code)
+            return SeccompAuditRecord(pid: pid, comm: fields["comm"].map(untrusted) ?? "", exe: fields["exe"].map(untrusted) ?? "",
+                                      abi: abi, syscall: syscall, code: code)
         }
     }
 }

@@ -53,14 +53,37 @@ public enum SeccompPolicy {
     static let enosys: UInt32 = 38
     static let eperm: UInt32 = 1
 
+    /// The filter's allowed syscalls by where they come from. A name is counted once, in the
+    /// first part that has it: the workload's own, then what only the runtime needs, then what
+    /// only the asynchronous baseline adds.
+    public struct Composition: Equatable, Sendable {
+        public var workload: [String]
+        public var runtime: [String]
+        public var baseline: [String]
+        public var all: Set<String> { Set(workload + runtime + baseline) }
+    }
+
+    /// A profile without a `seccomp` section (written by hand, or by an older vigil) gets
+    /// today's allowances: every filter lets its runtime start the workload and lets the workload
+    /// take signals and exit, whatever was learned.
+    public static func composition(_ profile: Profile) -> Composition {
+        let additions = profile.seccomp ?? .current(i386: !profile.syscalls.i386.isEmpty)
+        let workload = Set(profile.syscalls.x86_64 + profile.syscalls.x32 + profile.syscalls.i386)
+        let runtime = Set(additions.runtime).subtracting(workload)
+        let baseline = Set(additions.baseline).subtracting(workload).subtracting(runtime)
+        return Composition(workload: workload.sorted(), runtime: runtime.sorted(), baseline: baseline.sorted())
+    }
+
     public static func oci(_ profile: Profile, mode: Mode = .enforce) -> OCISeccomp {
-        var names = Set(profile.syscalls.x86_64 + profile.syscalls.x32 + profile.syscalls.i386)
-        names.formUnion(Learner.alwaysAllowed)
+        let parts = composition(profile)
         var architectures = ["SCMP_ARCH_X86_64"]
         if !profile.syscalls.i386.isEmpty { architectures.append("SCMP_ARCH_X86") }
         if !profile.syscalls.x32.isEmpty { architectures.append("SCMP_ARCH_X32") }
-        var rules = [OCISeccomp.Rule(names: names.sorted(), action: "SCMP_ACT_ALLOW")]
-        if !names.contains("clone3") {
+        // One rule per origin, so the file itself shows what the workload needs and what was added.
+        var rules = [parts.workload, parts.runtime, parts.baseline].filter { !$0.isEmpty }.map {
+            OCISeccomp.Rule(names: $0, action: "SCMP_ACT_ALLOW")
+        }
+        if !parts.all.contains("clone3") {
             // glibc tries clone3 first and falls back to clone only on ENOSYS; EPERM would make
             // every thread or process creation fail.
             rules.append(OCISeccomp.Rule(names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: enosys))
@@ -73,5 +96,15 @@ public enum SeccompPolicy {
         case .complain:
             return OCISeccomp(defaultAction: "SCMP_ACT_LOG", architectures: architectures, syscalls: rules)
         }
+    }
+
+    /// What a runtime needs that the profile's filter would not allow: empty when the filter can
+    /// start a container under that runtime and no_new_privs mode; nil when no allowance was
+    /// ever measured for it (nothing can be promised).
+    public static func missingRuntimeCalls(_ profile: Profile, for runtime: ObservedRuntime) -> [String]? {
+        guard let allowance = SeccompAllowances.allowance(runtime: runtime.runtime, noNewPrivileges: runtime.noNewPrivileges) else {
+            return nil
+        }
+        return allowance.syscalls.subtracting(composition(profile).all).sorted()
     }
 }

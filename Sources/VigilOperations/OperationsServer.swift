@@ -5,11 +5,12 @@ import NIOPosix
 import Prometheus
 
 /// GET /metrics (Prometheus text), /healthz (the process serves), /readyz (the kernel programs
-/// are loaded and the pods' cgroups watched). Nothing here changes state: anything but GET is
-/// refused with 405.
+/// are loaded and the pods' cgroups watched; otherwise 503 with what it waits for). Nothing here
+/// changes state: anything but GET is refused with 405.
 public final class OperationsServer: Sendable {
     private let registry: PrometheusCollectorRegistry
-    private let ready = NIOLockedValueBox(false)
+    /// nil: ready; else what readiness waits for.
+    private let notReadyBecause = NIOLockedValueBox<String?>("loading")
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel: NIOLockedValueBox<Channel?> = NIOLockedValueBox(nil)
 
@@ -18,13 +19,18 @@ public final class OperationsServer: Sendable {
     }
 
     public func setReady(_ value: Bool) {
-        ready.withLockedValue { $0 = value }
+        setReadiness(notReadyBecause: value ? nil : "loading")
+    }
+
+    /// nil: ready; else the reason /readyz gives with its 503.
+    public func setReadiness(notReadyBecause reason: String?) {
+        notReadyBecause.withLockedValue { $0 = reason }
     }
 
     /// Binds `host:port`; returns the port bound (useful with port 0).
     public func start(host: String, port: Int) throws -> Int {
         let registry = self.registry
-        let ready = self.ready
+        let ready = self.notReadyBecause
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -46,10 +52,10 @@ public final class OperationsServer: Sendable {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let registry: PrometheusCollectorRegistry
-        let ready: NIOLockedValueBox<Bool>
+        let ready: NIOLockedValueBox<String?>
         private var head: HTTPRequestHead?
 
-        init(registry: PrometheusCollectorRegistry, ready: NIOLockedValueBox<Bool>) {
+        init(registry: PrometheusCollectorRegistry, ready: NIOLockedValueBox<String?>) {
             self.registry = registry
             self.ready = ready
         }
@@ -81,8 +87,8 @@ public final class OperationsServer: Sendable {
             case "/healthz":
                 return (.ok, "text/plain", Array("ok\n".utf8))
             case "/readyz":
-                return ready.withLockedValue { $0 } ? (.ok, "text/plain", Array("ready\n".utf8))
-                    : (.serviceUnavailable, "text/plain", Array("loading\n".utf8))
+                guard let reason = ready.withLockedValue({ $0 }) else { return (.ok, "text/plain", Array("ready\n".utf8)) }
+                return (.serviceUnavailable, "text/plain", Array("not ready: \(reason)\n".utf8))
             default:
                 return (.notFound, "text/plain", Array("not found\n".utf8))
             }

@@ -119,18 +119,28 @@ public final class CgroupHierarchy: @unchecked Sendable {
 
     /// Every cgroup at or below `cgroupPath`, as (path, id); used to watch an existing subtree.
     public func subtree(of cgroupPath: String) throws -> [(path: String, id: UInt64)] {
-        var result: [(String, UInt64)] = [(cgroupPath, try id(of: cgroupPath))]
+        var result: [(path: String, id: UInt64)] = []
+        try forEachInSubtree(of: cgroupPath) { result.append(($0, $1)) }
+        return result
+    }
+
+    /// Visits a cgroup and its descendants, each before its children are listed: a watch placed
+    /// in `body` covers children created meanwhile (the kernel's cgroup_mkdir program adds those
+    /// of watched parents), and the listing finds those created before.
+    public func forEachInSubtree(of cgroupPath: String, _ body: (_ path: String, _ id: UInt64) throws -> Void) throws {
+        var queue: [String] = [cgroupPath]
+        try body(cgroupPath, try id(of: cgroupPath))
         var index = 0
-        while index < result.count {
-            let (path, _) = result[index]
+        while index < queue.count {
+            let path = queue[index]
             index += 1
             for child in childDirectories(of: directory(of: path)) {
                 let childPath = path == "/" ? "/" + child.name : path + "/" + child.name
                 remember(id: child.inode, path: childPath)
-                result.append((childPath, child.inode))
+                try body(childPath, child.inode)
+                queue.append(childPath)
             }
         }
-        return result
     }
 
     private func search(id: UInt64) -> String? {

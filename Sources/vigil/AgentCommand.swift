@@ -55,10 +55,14 @@ struct AgentCommand: ParsableCommand {
                                   podMetadata: try podMetadataSource(configuration.kubernetes))
             let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
             let roots = try agent.start()
-            operations.setReady(true)
+            func updateReadiness() {
+                operations.setReadiness(notReadyBecause: agent.isReady ? nil
+                    : "waiting for a cgroup root to appear: none of \(agent.awaitedRoots.joined(separator: ", ")) exists yet")
+            }
+            updateReadiness()
             logger.info("agent started", metadata: [
                 "node": "\(node)", "operations": "\(host):\(boundPort)",
-                "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists" : roots.joined(separator: ","))",
+                "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists; checked every second" : roots.joined(separator: ","))",
                 "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
                 "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",
             ])
@@ -69,6 +73,7 @@ struct AgentCommand: ParsableCommand {
                 if now - lastTick >= 1_000_000_000 {
                     session.reportDrops()
                     try agent.tick()
+                    updateReadiness()
                     metrics.update(session: session, probes: probes, agent: agent)
                     lastTick = now
                 }

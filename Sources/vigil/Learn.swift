@@ -89,6 +89,7 @@ struct Learn: ParsableCommand {
                 return untilStable && state == .stable
             }
             let status = try loop.run()
+            if !capture.command.isEmpty { consumer.commandEnded() }
             let state = try consumer.tick(probes: probes, force: true)
             let profile = consumer.learner.snapshot()
             let file = profileStore.path(workload: workload, version: profile.version)

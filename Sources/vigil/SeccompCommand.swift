@@ -42,10 +42,8 @@ struct SeccompCommand: ParsableCommand {
                 } else {
                     FileHandle.standardOutput.write(data)
                 }
-                let resolver = SeccompSyscallResolver()
-                let allowed = SeccompPolicy.oci(profile, mode: mode).names(withAction: "SCMP_ACT_ALLOW")
-                    .filter { resolver.number(of: $0, abi: .x86_64) != nil }.count
-                note("\(profile.workload) v\(profile.version): allows \(allowed) of the \(resolver.count(abi: .x86_64)) x86_64 syscalls")
+                note(describeComposition(profile))
+                for problem in runtimeProblems(profile) { note("warning: \(problem)") }
             }
         }
     }
@@ -105,6 +103,11 @@ struct SeccompCommand: ParsableCommand {
         func run() throws {
             try reportingFailures {
                 let profile = try ProfileCommand.load(workload, store: store.store)
+                // As the agent does: never install a filter a runtime could not start a container under.
+                let problems = runtimeProblems(profile)
+                guard problems.isEmpty else {
+                    throw CommandFailure("not installed: \(problems.joined(separator: "; ")); relearn the workload with this vigil")
+                }
                 let installed = try SeccompExport.install(profile, mode: mode, seccompRoot: seccompRoot)
                 note("installed \(installed.file); use it from a pod with:")
                 print(SeccompExport.podSnippet(localhostProfile: installed.localhostProfile), terminator: "")
@@ -155,6 +158,28 @@ struct SeccompCommand: ParsableCommand {
                 note("\(workload) v\(profile.version): added \(Set(added).sorted().joined(separator: ", "))")
             }
         }
+    }
+}
+
+/// "allows 63 of the 368 x86_64 syscalls: 50 the workload made, 10 for the runtimes …": the
+/// tightness of a profile's filter and where each allowed call comes from.
+func describeComposition(_ profile: Profile) -> String {
+    let resolver = SeccompSyscallResolver()
+    let parts = SeccompPolicy.composition(profile)
+    func x86(_ names: [String]) -> [String] { names.filter { resolver.number(of: $0, abi: .x86_64) != nil } }
+    let runtimes = profile.seccomp?.runtimes ?? SeccompAllowances.runtimeNames
+    return "\(profile.workload) v\(profile.version): allows \(x86(Array(parts.all)).count) of the \(resolver.count(abi: .x86_64)) x86_64 syscalls: "
+        + "\(x86(parts.workload).count) the workload made; \(x86(parts.runtime).count) for the container runtimes "
+        + "(\(runtimes.joined(separator: ", ")); after their filter goes in, either no_new_privs mode): \(parts.runtime.joined(separator: " ")); "
+        + "\(x86(parts.baseline).count) asynchronous baseline: \(parts.baseline.joined(separator: " "))"
+}
+
+/// Why the profile's filter could keep a runtime Vigil knows from starting the workload.
+func runtimeProblems(_ profile: Profile) -> [String] {
+    SeccompAllowances.runtimes.compactMap { allowance in
+        let runtime = ObservedRuntime(runtime: allowance.runtime, noNewPrivileges: allowance.noNewPrivileges)
+        guard let missing = SeccompPolicy.missingRuntimeCalls(profile, for: runtime), !missing.isEmpty else { return nil }
+        return "\(runtime) needs \(missing.joined(separator: ", ")), which the profile's seccomp section lacks"
     }
 }
 

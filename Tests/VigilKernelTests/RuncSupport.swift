@@ -74,6 +74,29 @@ struct RuncContainer {
         return result
     }
 
+    /// The same bundle run by crun, which refuses cgroup v1 and hybrid hierarchies (this
+    /// machine's): it runs in a mount namespace of its own where /sys/fs/cgroup is a cgroup2
+    /// mount, and leaves cgroups alone (`--cgroup-manager=disabled`). Everything else — the
+    /// namespaces, the seccomp filter, no_new_privs — is crun's usual container setup.
+    func runWithCrun() throws -> Result {
+        let script = "mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && "
+            + "exec crun --root \"$1\" --cgroup-manager=disabled run --bundle \"$2\" \"$3\""
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        process.arguments = ["-m", "sh", "-c", script, "sh", stateRoot + "-crun", bundle, id]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: stateRoot + "-crun")
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    static var crunAvailable: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/crun") && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
+    }
+
     @discardableResult
     static func runc(_ arguments: [String]) throws -> Result {
         let process = Process()

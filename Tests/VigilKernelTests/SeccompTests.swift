@@ -32,7 +32,7 @@ final class SeccompTests: XCTestCase {
 
     private func profile(from syscalls: CgroupSyscalls) -> Profile {
         var learner = Learner.start(workload: "busybox", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(), resolver: resolver)
-        learner.observeSyscalls(syscalls.underFilter(resolver: resolver), now: Date())
+        learner.observeSyscalls(syscalls, now: Date())
         learner.stabilize(now: Date())
         return learner.profile
     }

@@ -85,7 +85,7 @@ final class ProfileStoreTests: XCTestCase {
         try record(exe: "/usr/bin/python3.11").withRawEvent { first.observe($0, now: start) }
         var syscalls = SyscallBitmap()
         syscalls.insert(0, abi: .x86_64)
-        first.observeSyscalls(syscalls, now: start)
+        first.observeSyscalls(CgroupSyscalls(workload: syscalls), now: start)
         try store.save(first.snapshot()) // the checkpoint; then the agent dies
 
         let checkpoint = try XCTUnwrap(try store.latest(workload: "w"))
@@ -97,7 +97,8 @@ final class ProfileStoreTests: XCTestCase {
         try record(exe: "/bin/sh").withRawEvent { XCTAssertTrue(second.observe($0, now: start.addingTimeInterval(10))) }
         let resumed = second.snapshot()
         XCTAssertEqual(resumed.execs.map(\.exe), ["/bin/sh", "/usr/bin/python3.11"])
-        XCTAssertEqual(resumed.syscalls.x86_64, ["execve", "exit", "exit_group", "read"])
+        XCTAssertEqual(resumed.syscalls.x86_64, ["read"], "only what the workload made")
+        XCTAssertEqual(resumed.seccomp, .current(), "what the filter adds is today's allowance")
         XCTAssertEqual(resumed.learning.started, start, "learning time counts from the first start")
     }
 

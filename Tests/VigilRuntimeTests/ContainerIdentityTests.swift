@@ -1,5 +1,6 @@
 @testable import VigilRuntime
 import Foundation
+import VigilCore
 import XCTest
 
 final class ContainerIdentityTests: XCTestCase {
@@ -57,5 +58,18 @@ final class ContainerIdentityTests: XCTestCase {
         XCTAssertEqual(annotations["io.kubernetes.cri.sandbox-namespace"], "ml")
         XCTAssertEqual(annotations["bundle"], "/run/bundles/x")
         XCTAssertEqual(annotations["a"], "b=c")
+    }
+
+    /// The runtime and its no_new_privs setting: what the container's seccomp filter must let run.
+    func testTellsRuncAndNoNewPrivilegesFromTheState() throws {
+        for flag in [true, false] {
+            let state = #"{"id":"x","init_process_pid":4242,"init_process_start":17,"config":{"no_new_privileges":\#(flag),"labels":[]}}"#
+            XCTAssertEqual(RuntimeStateReader.state(stateJSON: Data(state.utf8))?.runtime, ObservedRuntime(runtime: "runc", noNewPrivileges: flag))
+        }
+        // runc leaves no_new_privileges out when it is false (omitempty).
+        let unset = #"{"id":"x","init_process_pid":4242,"config":{"labels":[]}}"#
+        XCTAssertEqual(RuntimeStateReader.state(stateJSON: Data(unset.utf8))?.runtime, ObservedRuntime(runtime: "runc", noNewPrivileges: false))
+        let foreign = #"{"ociVersion":"1.0.2","id":"x","status":"running","pid":1,"bundle":"/b","config":{}}"#
+        XCTAssertNil(RuntimeStateReader.state(stateJSON: Data(foreign.utf8))?.runtime, "not libcontainer's state: the runtime is unknown")
     }
 }

@@ -114,4 +114,5 @@ public final class FakeAPIServer {
 /// A test fixture that could not be set up, and why.
 public struct TestSupportError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }

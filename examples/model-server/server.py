@@ -7,11 +7,14 @@ of a real server without any ML dependency.
     server.py --models DIR [--port 8080] [--cache DIR]
     GET  /healthz            -> ok
     POST /predict {"x": [..]} -> {"score": float}
+    SIGTERM                   -> finishes serving, exits 0
 """
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -67,8 +70,13 @@ def main():
             self.reply(200, {"score": score})
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    # Like production servers, finish in-flight requests and exit 0 when Kubernetes stops the
+    # pod (SIGTERM): shutdown() waits for serve_forever(), so it runs on a thread of its own.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"serving on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
     server.serve_forever()
+    server.server_close()
+    print("stopped", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -26,4 +26,9 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
  * no_new_privs. Returns -errno only when it could not. */
 int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv[]);
 
+/* A netlink socket joined to the kernel's audit multicast group (AUDIT_NLGRP_READLOG), with a
+ * receive buffer of `receive_buffer` bytes. Returns the fd, or -errno (EPERM without
+ * CAP_AUDIT_READ). */
+int vigil_audit_multicast_socket(int receive_buffer);
+
 #endif
