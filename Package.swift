@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+        // SHA-256 (already built for async-http-client's TLS stack).
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // The event layout, shared with bpf/ (the header lives there); no libbpf here.
@@ -41,7 +43,8 @@ let package = Package(
         // Syscall names (and, later, filters) from libseccomp.
         .target(name: "VigilSeccomp", dependencies: ["VigilCore", "CVigilSeccomp"]),
         // The profile store: YAML files, versions, atomic writes, clear errors for broken files.
-        .target(name: "VigilProfiles", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "VigilProfiles", dependencies: ["VigilCore", .product(name: "Yams", package: "Yams"),
+                                                      .product(name: "Crypto", package: "swift-crypto")]),
         // cgroup v2: where it is mounted, id -> path, creating one, starting a process in it.
         .target(name: "VigilRuntime", dependencies: ["VigilCore", "CVigilSys"]),
         // The Kubernetes API (a pod's labels and owner), over TLS with the service account.
@@ -59,7 +62,7 @@ let package = Package(
         .target(
             name: "VigilAgent",
             dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp", "CVigilSys",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The agent's operations endpoint: Prometheus /metrics, /healthz, /readyz (read-only).
         .target(
@@ -96,16 +99,21 @@ let package = Package(
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
         // Test helpers shared by test targets: a stand-in API server with real TLS, a containerd
         // driven over CRI.
-        .target(name: "VigilTestSupport", path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py", "cri"]),
+        .target(name: "VigilTestSupport", dependencies: [.product(name: "Yams", package: "Yams")], path: "Tests/VigilTestSupport",
+                exclude: ["fake-apiserver.py", "cri"]),
         .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilTestSupport"]),
         .testTarget(
             name: "VigilProfilesTests",
-            dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI", .product(name: "Yams", package: "Yams")]
+            dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI", "VigilTestSupport", .product(name: "Yams", package: "Yams")]
         ),
+        // The agent's logic without the kernel or root: configuration, operations endpoint.
+        .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "VigilOperations", "VigilProfiles", "VigilTestSupport",
+                                                            .product(name: "Prometheus", package: "swift-prometheus"),
+                                                            .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "VigilKernelTests",
             dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations", "VigilKubernetes", "VigilTestSupport", "vigil-workload", "vigil",
-                           .product(name: "Yams", package: "Yams")]
+                           .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -32,16 +32,23 @@ int vigil_process_exec(void *ctx)
     if (entrypoint)
         event->hdr.flags |= VIGIL_FLAG_ENTRYPOINT;
 
-    event->exe_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
-                                  event->exe, &event->hdr.flags);
+    __u32 exe_flags = 0, parent_flags = 0;
+    event->exe_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), event->exe, &exe_flags);
+    if (exe_flags & VIGIL_FLAG_PATH_DETACHED)
+        event->hdr.flags |= VIGIL_FLAG_EXE_FILELESS;
+    if (BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
+        event->hdr.flags |= VIGIL_FLAG_EXE_DELETED;
     event->parent_exe_len = 0;
     event->_pad = 0;
     struct file *parent_exe = BPF_CORE_READ(task, real_parent, mm, exe_file);
     if (parent_exe)
         event->parent_exe_len = resolve_path(BPF_CORE_READ(parent_exe, f_path.dentry),
-                                             BPF_CORE_READ(parent_exe, f_path.mnt), event->parent_exe,
-                                             &event->hdr.flags);
-    if (profile_id) {
+                                             BPF_CORE_READ(parent_exe, f_path.mnt), event->parent_exe, &parent_flags);
+    if (parent_flags & VIGIL_FLAG_PATH_DETACHED)
+        event->hdr.flags |= VIGIL_FLAG_PARENT_FILELESS;
+    event->hdr.flags |= (exe_flags | parent_flags) & VIGIL_FLAG_PATH_TRUNCATED;
+    /* A binary without a file is never "known": its name says nothing of what it runs. */
+    if (profile_id && !(event->hdr.flags & (VIGIL_FLAG_EXE_FILELESS | VIGIL_FLAG_EXE_DELETED))) {
         __u64 hash = fnv_update(VIGIL_FNV_OFFSET, event->exe, event->exe_len) ^
                      (fnv_update(VIGIL_FNV_OFFSET, event->parent_exe, event->parent_exe_len) * VIGIL_PARENT_MIX);
         if (is_known(profile_id, VIGIL_KIND_EXEC, hash)) {

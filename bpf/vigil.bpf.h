@@ -288,9 +288,26 @@ static __noinline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfs
         }
         struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
         struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+        if (dentry == parent && dentry != mnt_root && pos == VIGIL_PATH_LEN) {
+            /* A file with no place in any tree (memfd_create, an unlinked O_TMPFILE): its name
+             * ("memfd:payload") is all there is; written without a leading slash, and flagged. */
+            __u32 len = BPF_CORE_READ(dentry, d_name.len);
+            const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+            if (len > VIGIL_NAME_MAX)
+                len = VIGIL_NAME_MAX;
+            pos -= len;
+            pos &= VIGIL_PATH_LEN - 1;
+            bpf_probe_read_kernel(&s->buf[pos], len & VIGIL_NAME_MAX, name);
+            *flags |= VIGIL_FLAG_PATH_DETACHED;
+            complete = true;
+            break;
+        }
         if (dentry == mnt_root || dentry == parent) {
             if (dentry != mnt_root || mnt == mnt_parent) {
-                complete = true; /* the top of a detached tree, or of the mount namespace */
+                /* The top of a detached tree, or of a mount namespace that is not the process's
+                 * root: the process could not open this path. */
+                *flags |= VIGIL_FLAG_PATH_DETACHED;
+                complete = true;
                 break;
             }
             dentry = BPF_CORE_READ(mnt, mnt_mountpoint);

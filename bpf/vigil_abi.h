@@ -60,6 +60,11 @@ enum vigil_net_op {
 #define VIGIL_FLAG_PATH_TRUNCATED (1u << 1) /* a kernel-resolved path hit VIGIL_PATH_LEN or the depth limit */
 #define VIGIL_FLAG_DIR_UNRESOLVED (1u << 2) /* dirfd did not name an open directory */
 #define VIGIL_FLAG_ENTRYPOINT (1u << 3)     /* exec: the container runtime's init became the workload */
+#define VIGIL_FLAG_EXE_FILELESS (1u << 4)   /* exec: the binary has no path (memfd_create, O_TMPFILE, another mount
+                                             * namespace): exe holds its name only, e.g. "memfd:payload" */
+#define VIGIL_FLAG_EXE_DELETED (1u << 5)    /* exec: the binary's file has no links left (deleted, or fileless) */
+#define VIGIL_FLAG_PARENT_FILELESS (1u << 6) /* exec: the same for the parent's binary */
+#define VIGIL_FLAG_PATH_DETACHED (1u << 7)  /* a kernel-resolved path is not reachable from the process's root */
 
 struct vigil_header {
     __u32 kind;           /* enum vigil_kind */

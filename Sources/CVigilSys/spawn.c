@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/netlink.h>
@@ -30,6 +32,43 @@ static int confine(const void *filter, size_t filter_size, int no_new_privs)
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0 ? errno : 0;
 }
 
+/* Finds argv[0] as execvp would (a name with a slash as given, else the first executable match
+ * in PATH), before any filter is installed: after that, failing must not need anything the
+ * filter could deny. 0, or the errno execvp would have reported. */
+static int resolve_command(const char *name, char out[PATH_MAX])
+{
+    if (!name || !*name)
+        return ENOENT;
+    if (strchr(name, '/')) {
+        if (strlen(name) >= PATH_MAX)
+            return ENAMETOOLONG;
+        strcpy(out, name);
+        return access(out, X_OK) == 0 ? 0 : errno;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int found = ENOENT;
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t length = end ? (size_t)(end - path) : strlen(path);
+        if (length + 1 + strlen(name) < PATH_MAX) {
+            memcpy(out, length ? path : ".", length ? length : 1);
+            size_t at = length ? length : 1;
+            out[at] = '/';
+            strcpy(out + at + 1, name);
+            if (access(out, X_OK) == 0)
+                return 0;
+            if (errno == EACCES)
+                found = EACCES;
+        }
+        if (!end)
+            break;
+        path = end + 1;
+    }
+    return found;
+}
+
 /* Between fork and exec only async-signal-safe calls: the child of a multi-threaded process
  * may not touch anything the other threads held (malloc, locks). The filter is compiled before
  * the fork for that reason. */
@@ -38,6 +77,7 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0)
         return -errno;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int err = errno;
@@ -47,6 +87,10 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
     }
     if (pid == 0) {
         int err = 0;
+        /* If vigil dies (kill -9 included), the command goes too, rather than run on unwatched. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+            _exit(127);
         sigset_t none;
         sigemptyset(&none);
         for (int sig = 1; sig < NSIG; sig++)
@@ -88,11 +132,18 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
 
 int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv[])
 {
-    int err = confine(filter, filter_size, 1);
+    char path[PATH_MAX];
+    int err = resolve_command(argv[0], path);
     if (err)
         return -err;
-    execvp(argv[0], argv);
-    return -errno;
+    err = confine(filter, filter_size, 1);
+    if (err)
+        return -err;
+    execv(path, argv);
+    /* The filter is in place: nothing may return to Swift, whose runtime's calls it may deny. */
+    static const char message[] = "vigil: the command could not be started under the seccomp filter\n";
+    (void)!write(STDERR_FILENO, message, sizeof(message) - 1);
+    _exit(127);
 }
 
 int vigil_audit_multicast_socket(int receive_buffer)

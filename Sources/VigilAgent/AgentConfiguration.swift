@@ -153,12 +153,23 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         eventsFileMaxBytes = try c.decodeIfPresent(Int.self, forKey: .eventsFileMaxBytes) ?? eventsFileMaxBytes
     }
 
+    /// The longest duration a field may hold: 10 years (no infinity, no NaN).
+    public static let maximumSeconds: Double = 10 * 365 * 86400
+
     /// Reads and checks a configuration file; an error names the file and the field.
     public static func load(file: String) throws -> AgentConfiguration {
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw ProfileError(file: file, problem: "cannot be read")
+            let reason = access(file, F_OK) != 0 ? "does not exist" : "cannot be read (permission, or not a file)"
+            throw ProfileError(file: file, problem: reason)
         }
-        let text = String(decoding: data, as: UTF8.self)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ProfileError(file: file, problem: "is not UTF-8 text (the configuration is YAML)")
+        }
+        return try parse(text, file: file)
+    }
+
+    /// Checks a configuration's text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws -> AgentConfiguration {
         let known = Set(CodingKeys.allCases)
         if let top = try? Yams.load(yaml: text) as? [String: Any] {
             for key in top.keys where CodingKeys(rawValue: key).map({ !known.contains($0) }) ?? true {
@@ -175,8 +186,13 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         do {
             config = try YAMLDecoder().decode(AgentConfiguration.self, from: text.isEmpty ? "{}" : text)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw ProfileError(file: file, problem: "is not valid YAML: \(ProfileCodec.describeYAML(error))")
+            }
             let (field, problem) = ProfileCodec.describe(decoding: error)
             throw ProfileError(file: file, field: field, problem: problem)
+        } catch {
+            throw ProfileError(file: file, problem: "is not valid YAML: \(ProfileCodec.describeYAML(error))")
         }
         for (i, root) in config.cgroupRoots.enumerated() where !root.hasPrefix("/") {
             throw ProfileError(file: file, field: "cgroupRoots[\(i)]", problem: "'\(root)' must start with / (a path inside the cgroup v2 hierarchy)")
@@ -184,8 +200,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         guard config.metricsHostPort != nil else {
             throw ProfileError(file: file, field: "metricsAddress", problem: "'\(config.metricsAddress)' is not host:port (e.g. 127.0.0.1:9464)")
         }
-        guard config.eventsFileMaxBytes >= 4096 else {
-            throw ProfileError(file: file, field: "eventsFileMaxBytes", problem: "must be at least 4096")
+        guard config.eventsFileMaxBytes >= 4096, config.eventsFileMaxBytes <= 1 << 40 else {
+            throw ProfileError(file: file, field: "eventsFileMaxBytes", problem: "must be from 4096 to 2^40, is \(config.eventsFileMaxBytes)")
         }
         if !config.podSelector.isEmpty && !config.kubernetes.enabled {
             throw ProfileError(file: file, field: "podSelector", problem: "needs kubernetes.enabled: true (pods' labels come from the API server)")
@@ -200,7 +216,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         guard k.timeout > 0, k.timeout <= 30 else {
             throw ProfileError(file: file, field: "kubernetes.timeout", problem: "must be more than 0 and at most 30 seconds, is \(k.timeout)")
         }
-        guard k.retryInterval > 0, k.retryInterval.isFinite else {
+        guard k.retryInterval > 0, k.retryInterval <= maximumSeconds else {
             throw ProfileError(file: file, field: "kubernetes.retryInterval", problem: "must be more than 0 seconds, is \(k.retryInterval)")
         }
         if let server = k.apiServer {
@@ -210,8 +226,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             }
         }
         let l = config.learning
-        for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)] where value < 0 {
-            throw ProfileError(file: file, field: "learning.\(name)", problem: "must be 0 or more seconds, is \(value)")
+        for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)]
+        where !(value >= 0 && value <= maximumSeconds) {
+            throw ProfileError(file: file, field: "learning.\(name)", problem: "must be from 0 to \(Int(maximumSeconds)) seconds (10 years), is \(value)")
         }
         return config
     }

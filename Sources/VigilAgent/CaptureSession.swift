@@ -64,6 +64,10 @@ public final class CaptureSession {
         }
         received[event.kind, default: 0] += 1
         processes.observe(event)
+        if event.kind == .exec && event.exeHasNoFile {
+            // Read now, while the process runs: a fileless binary is known by its content.
+            processes.setExecDigest(ExecutableDigest.sha256(pid: event.pid), pid: event.pid)
+        }
         consumer.consume(event, workload: WorkloadIdentity(cgroup: hierarchy.path(of: event.cgroupID)), processes: processes)
     }
 
@@ -86,6 +90,11 @@ public final class CaptureSession {
     private func flush() {
         sink.flush()
         recordSink?.flush()
+    }
+
+    /// Why the session's output (the sink, or the record file) failed, if it did.
+    public var outputFailure: SinkFailure? {
+        sink.failure ?? recordSink?.failure
     }
 
     /// Events lost so far: in the kernel and by the consumer.

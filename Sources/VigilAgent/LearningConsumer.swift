@@ -19,7 +19,7 @@ public final class LearningConsumer: EventConsumer {
     }
 
     public func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable) {
-        learner.observe(event, now: Date())
+        learner.observe(event, now: Date(), execDigest: event.kind == .exec ? processes[event.pid]?.execDigest : nil)
     }
 
     /// Reads the syscall bitmaps, applies the end-of-learning rule, and checkpoints when due.
@@ -30,6 +30,7 @@ public final class LearningConsumer: EventConsumer {
             learner.observeSyscalls(syscalls, now: now)
         }
         let wasStable = learner.isStable
+        if learner.capReached != nil { learner.stabilize(now: now) } // past a limit: learning ends (Learner.Limits)
         let state = learner.evaluate(now: now)
         if force || state == .stable && !wasStable || now.timeIntervalSince(lastCheckpoint) >= checkpointInterval {
             try store.save(learner.snapshot())

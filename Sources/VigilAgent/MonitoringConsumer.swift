@@ -36,7 +36,7 @@ public final class MonitoringConsumer: EventConsumer {
 
     public func consume(_ event: RawEvent, workload: WorkloadIdentity, processes: ProcessTable) {
         checked += 1
-        guard let finding = detector.check(event) else { return }
+        guard let finding = detector.check(event, execDigest: event.kind == .exec ? processes[event.pid]?.execDigest : nil) else { return }
         findings[finding.rule, default: 0] += 1
         lastWorkload = workload
         line.removeAll()

@@ -14,6 +14,7 @@ public final class NodeAgent: EventConsumer {
     private let probes: KernelProbes
     private let hierarchy: CgroupHierarchy
     private let store: DirectoryProfileStore
+    private let writer: ProfileWriter
     private let stateReader: RuntimeStateReader
     private let resolver = SeccompSyscallResolver()
     private let runtimeExes: [String]
@@ -33,6 +34,8 @@ public final class NodeAgent: EventConsumer {
         let profileID: UInt32
         var cgroups: Set<UInt64> = []
         var lastCheckpoint = Date()
+        /// A stable profile whose save failed: saved again at the next checkpoint time.
+        var unsaved: Profile?
         /// How its containers were started: what its seccomp profile must let run. A nil member:
         /// a container whose runtime Vigil could not tell.
         var runtimes: Set<ObservedRuntime?> = []
@@ -82,6 +85,7 @@ public final class NodeAgent: EventConsumer {
         self.probes = probes
         self.hierarchy = hierarchy
         self.store = DirectoryProfileStore(root: configuration.profiles)
+        self.writer = ProfileWriter(store: store)
         self.stateReader = RuntimeStateReader(roots: configuration.runtimeStateRoots)
         self.sink = sink
         self.node = node
@@ -141,9 +145,10 @@ public final class NodeAgent: EventConsumer {
             return
         }
         guard case let .watched(identity, key) = resolution, let workload = workloads[key] else { return }
+        let digest = event.kind == .exec ? processes[event.pid]?.execDigest : nil
         if workload.learner != nil {
-            workload.learner!.observe(event, now: Date())
-        } else if let finding = workload.detector?.check(event) {
+            workload.learner!.observe(event, now: Date(), execDigest: digest)
+        } else if let finding = workload.detector?.check(event, execDigest: digest) {
             line.removeAll()
             workload.reporter?.report(finding, event: event, workload: identity, processes: processes, into: &line)
             if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
@@ -231,22 +236,27 @@ public final class NodeAgent: EventConsumer {
         let id = nextProfileID
         nextProfileID += 1
         let workload = Workload(profileID: id)
-        let existing: Profile?
-        do { existing = try store.latest(workload: key) } catch {
-            logger.warning("profile unusable, learning anew", metadata: ["workload": "\(key)", "error": "\(error)"])
-            existing = nil
-        }
-        if let existing, existing.state == .stable {
-            startMonitoring(workload, existing)
-        } else if let existing {
-            workload.learner = Learner(profile: existing, resolver: resolver, runtimeExes: runtimeExes)
-        } else {
-            let learning = configuration.learning
-            workload.learner = .start(workload: key, modelPaths: configuration.modelPaths(for: key), minDuration: learning.minDuration,
-                                      quietPeriod: learning.quietPeriod, now: Date(), resolver: resolver, runtimeExes: runtimeExes)
-        }
         workloads[key] = workload
-        logger.info("new workload", metadata: ["workload": "\(key)", "mode": "\(existing?.state == .stable ? "monitoring" : "learning")"])
+        // The newest version that loads: a corrupt newer file is reported, and never written over.
+        var usable = UsableProfile(profile: nil, unusable: [], nextVersion: 1)
+        do { usable = try store.latestUsable(workload: key) } catch {
+            problem(key, version: nil, "the profile store cannot be read: \(error)")
+        }
+        for broken in usable.unusable {
+            problem(key, version: nil, "\(broken); \(usable.profile.map { "using v\($0.version), the newest that loads" } ?? "learning anew as v\(usable.nextVersion)")")
+        }
+        let learning = configuration.learning
+        switch usable.profile {
+        case let existing? where existing.state == .stable:
+            startMonitoring(workload, existing)
+        case let existing?:
+            workload.learner = Learner(profile: existing, resolver: resolver, runtimeExes: runtimeExes)
+        case nil:
+            workload.learner = .start(workload: key, modelPaths: configuration.modelPaths(for: key), minDuration: learning.minDuration,
+                                      quietPeriod: learning.quietPeriod, version: usable.nextVersion, now: Date(), resolver: resolver,
+                                      runtimeExes: runtimeExes)
+        }
+        logger.info("new workload", metadata: ["workload": "\(key)", "mode": "\(workload.isMonitoring ? "monitoring" : "learning")"])
         return workload
     }
 
@@ -268,6 +278,7 @@ public final class NodeAgent: EventConsumer {
     /// anomalies. A workload that becomes stable is saved, its seccomp profile installed, its
     /// known behaviour loaded into the kernel, and it is monitored from then on.
     public func tick(now: Date = Date()) throws {
+        takeWriterOutcomes(now: now)
         for root in try watchAppearedRoots() {
             logger.info("cgroup root appeared: watching it", metadata: ["root": "\(root)", "still awaited": "\(awaitedRoots)"])
         }
@@ -284,13 +295,25 @@ public final class NodeAgent: EventConsumer {
             for id in workload.cgroups { if let syscalls = bitmaps[id] { seen.formUnion(syscalls) } }
             if workload.learner != nil {
                 workload.learner!.observeSyscalls(seen, now: now)
+                if let cap = workload.learner!.capReached {
+                    // A workload that grows past a limit is broken or hostile: its learning ends
+                    // here, and whatever it does beyond the profile is an anomaly from now on.
+                    workload.learner!.stabilize(now: now)
+                    problem(workload.learner!.profile.workload, version: workload.learner!.profile.version,
+                            "learning ended early: the profile reached its limit of \(cap); it is monitored from now on")
+                }
                 if workload.learner!.evaluate(now: now) == .stable {
-                    try promote(workload, workload.learner!.profile)
+                    promote(workload, workload.learner!.profile)
                 } else if now.timeIntervalSince(workload.lastCheckpoint) >= configuration.learning.checkpointInterval {
-                    try store.save(workload.learner!.snapshot())
+                    writer.checkpoint(workload.learner!)
                     workload.lastCheckpoint = now
                 }
             } else if let detector = workload.detector {
+                if let unsaved = workload.unsaved, now.timeIntervalSince(workload.lastCheckpoint) >= configuration.learning.checkpointInterval {
+                    workload.unsaved = nil
+                    workload.lastCheckpoint = now
+                    writer.promote(unsaved)
+                }
                 let unexpected = detector.unexpectedSyscalls(seen.workload, namedBy: resolver)
                 let identity = workload.cgroups.lazy.compactMap { id -> WorkloadIdentity? in
                     if case let .watched(identity, _) = self.containers[id] { return identity }
@@ -333,21 +356,50 @@ public final class NodeAgent: EventConsumer {
     /// forget when the cgroups go.
     public var rememberedCgroups: Int { containers.count + awaitingMetadata.count }
 
-    private func promote(_ workload: Workload, _ profile: Profile) throws {
-        try store.save(profile)
+    /// A workload's profile became stable: it is saved (by the writer), monitored from now on
+    /// (its known behaviour loaded into the kernel), and its seccomp profile installed.
+    private func promote(_ workload: Workload, _ profile: Profile) {
+        writer.promote(profile)
         if let beyond = workload.learner?.runtimeCallsBeyondAllowance, !beyond.isEmpty {
             logger.warning("the container runtime made calls after installing the seccomp filter that no measured allowance lists; they are allowed in this profile", metadata: [
                 "workload": "\(profile.workload)", "calls": "\(beyond.joined(separator: ","))",
             ])
         }
         startMonitoring(workload, profile)
-        for id in workload.cgroups { try probes.watch(cgroupID: id, profileID: workload.profileID) }
+        for id in workload.cgroups { try? probes.watch(cgroupID: id, profileID: workload.profileID) }
         logger.info("profile stable", metadata: [
             "workload": "\(profile.workload)", "version": "\(profile.version)", "containers": "\(profile.learning.containers)",
             "stopped": "\(profile.learning.stoppedContainers ?? 0)",
         ])
         installSeccomp(workload, profile)
     }
+
+    /// What the writer did since the last tick: failures stay with their workload (a log line, a
+    /// `profile.state` line; a stable profile is saved again later), never stop the agent.
+    private func takeWriterOutcomes(now: Date) {
+        for outcome in writer.takeOutcomes() {
+            switch outcome {
+            case .saved, .promoted:
+                break
+            case let .failed(key, error):
+                writeFailures += 1
+                problem(key, version: nil, "could not be saved: \(error)")
+                if let workload = workloads[key], let profile = workload.detector?.profile {
+                    workload.unsaved = profile
+                    workload.lastCheckpoint = now
+                }
+            }
+        }
+    }
+
+    /// Waits until every profile handed to the writer is on disk (tests, exit).
+    public func waitForWrites() {
+        writer.drain()
+        takeWriterOutcomes(now: Date())
+    }
+
+    /// Profiles the writer could not save, for the metrics.
+    public private(set) var writeFailures: UInt64 = 0
 
     /// Installs the profile's seccomp filter for the kubelet — only once it is sure to start the
     /// workload's containers under the runtimes (and no_new_privs modes) they were seen with: a
@@ -386,16 +438,38 @@ public final class NodeAgent: EventConsumer {
         }
     }
 
-    /// Writes every learning profile now (SIGTERM): a restart continues from here.
-    public func checkpointAll() throws {
+    /// Writes every learning profile now and waits for the writer (SIGTERM): a restart continues
+    /// from here.
+    public func checkpointAll() {
         for workload in workloads.values {
-            if let learner = workload.learner { try store.save(learner.snapshot()) }
+            if let learner = workload.learner { writer.checkpoint(learner) }
+            if let unsaved = workload.unsaved { writer.promote(unsaved) }
         }
+        writer.drain()
+        takeWriterOutcomes(now: Date())
+        sink.flush()
     }
 
     private enum SeccompOutcome {
         case installed(String)
         case refused(String)
+    }
+
+    /// Something is wrong with one workload's profile: a log line and a `profile.state` line
+    /// with `problem`; the agent goes on with the others.
+    private func problem(_ workload: String, version: Int?, _ text: String) {
+        logger.error("profile problem", metadata: ["workload": "\(workload)", "problem": "\(text)"])
+        var out = JSONLineWriter()
+        out.raw("{"); out.key("time"); clock.writeTimestamp(boot: BootClock.nowBootNanoseconds(), to: &out)
+        out.raw(","); out.key("node"); out.string(node)
+        out.raw(","); out.key("kind"); out.string("profile.state")
+        out.raw(","); out.key("profile"); out.raw("{")
+        out.key("id"); out.string(workload)
+        if let version { out.raw(","); out.key("version"); out.unsigned(UInt64(version)) }
+        out.raw(","); out.key("problem"); out.string(text)
+        out.raw("}}")
+        out.newline()
+        out.bytes.withUnsafeBytes { sink.write($0) }
     }
 
     private func writeState(_ profile: Profile, seccomp: SeccompOutcome) {

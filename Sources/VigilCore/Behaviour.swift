@@ -19,6 +19,21 @@ public struct BehaviourKeys: Sendable {
         BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe), parent: parentHash(event))
     }
 
+    /// A binary without a file, as a profile names it: `fileless:<name>@<sha256:hex>`, its name
+    /// (attacker-chosen: `memfd:payload`, or a deleted file's path) and what it contains. Two
+    /// different payloads never share a rule; without a digest (the process was gone before it
+    /// could be read) the name matches no rule at all.
+    public static func filelessExe(_ event: RawEvent, digest: String?) -> String {
+        "fileless:" + String(decoding: event.exe, as: UTF8.self) + "@" + (digest ?? "unread")
+    }
+
+    public static func isFilelessRule(_ exe: String) -> Bool { exe.hasPrefix("fileless:") }
+
+    /// The hash of a fileless exec with its parent.
+    public func filelessExecHash(_ exe: String, _ event: RawEvent) -> UInt64 {
+        BehaviourHash.exec(exe: BehaviourHash.fnv1a(exe), parent: parentHash(event))
+    }
+
     private func parentHash(_ event: RawEvent) -> UInt64 {
         startedByRuntime(event) ? BehaviourHash.fnv1a(Self.runtimeParent) : BehaviourHash.fnv1a(event.parentExe)
     }

@@ -9,11 +9,14 @@ public enum AnomalyRule: String, Sendable, CaseIterable {
     case unexpectedEgress = "unexpected-egress"
     case unexpectedSyscall = "unexpected-syscall"
     case modelArtifactWrite = "model-artifact-write"
+    /// A binary with no file behind it (memfd_create, a deleted file) the profile does not have
+    /// exactly, name and content.
+    case filelessExec = "fileless-exec"
 
     public var severity: String {
         switch self {
         case .modelArtifactWrite: "critical"
-        case .unexpectedExec, .unexpectedEgress: "high"
+        case .unexpectedExec, .unexpectedEgress, .filelessExec: "high"
         case .unexpectedFileWrite, .unexpectedSyscall: "medium"
         }
     }
@@ -31,6 +34,8 @@ public struct Detector: Sendable {
     public let profile: Profile
     private let execHashes: Set<UInt64>
     private let execPatterns: [(exe: PathPattern, parent: String)]
+    /// Fileless binaries the profile learned, by name and content: matched exactly, nothing else.
+    private let filelessExecs: Set<ExecRule>
     private let fileHashes: Set<UInt64>
     private let filePatterns: [(path: PathPattern, ops: Set<FileOperation>)]
     private let destinations: Set<Destination>
@@ -44,7 +49,12 @@ public struct Detector: Sendable {
         keys = BehaviourKeys(runtimeExes: runtimeExes)
         var execHashes: Set<UInt64> = []
         var execPatterns: [(PathPattern, String)] = []
+        var filelessExecs: Set<ExecRule> = []
         for rule in profile.execs {
+            if BehaviourKeys.isFilelessRule(rule.exe) {
+                filelessExecs.insert(rule)
+                continue
+            }
             let pattern = PathPattern(rule.exe)
             if pattern.isExact {
                 execHashes.insert(BehaviourHash.exec(exe: rule.exe, parent: rule.parent))
@@ -77,6 +87,7 @@ public struct Detector: Sendable {
         }
         self.execHashes = execHashes
         self.execPatterns = execPatterns
+        self.filelessExecs = filelessExecs
         self.fileHashes = fileHashes
         self.filePatterns = filePatterns
         self.destinations = destinations
@@ -109,9 +120,14 @@ public struct Detector: Sendable {
     }
     public var knownDestinations: Set<Destination> { destinations }
 
-    /// nil when the event is in the profile.
-    public mutating func check(_ event: RawEvent) -> Finding? {
+    /// nil when the event is in the profile. `execDigest`: the content digest of a binary with
+    /// no file (see `ProcessTable.Entry.execDigest`).
+    public mutating func check(_ event: RawEvent, execDigest: String? = nil) -> Finding? {
         switch event.kind {
+        case .exec where event.exeHasNoFile:
+            let exe = BehaviourKeys.filelessExe(event, digest: execDigest)
+            if execDigest != nil, filelessExecs.contains(ExecRule(exe: exe, parent: keys.parentName(event))) { return nil }
+            return Finding(rule: .filelessExec, key: keys.filelessExecHash(exe, event))
         case .exec:
             let hash = keys.execHash(event)
             if execHashes.contains(hash) { return nil }

@@ -111,10 +111,13 @@ public struct EventEncoder: Sendable {
         out.raw(","); out.key("ppid"); out.unsigned(UInt64(event.ppid))
         out.raw(","); out.key("uid"); out.unsigned(UInt64(event.uid))
         out.raw(","); out.key("gid"); out.unsigned(UInt64(event.gid))
-        out.raw(","); out.key("comm"); out.string(event.comm)
+        out.raw(","); out.field("comm", bytes: event.comm)
         if event.kind == .exec {
-            out.raw(","); out.key("exe"); out.string(event.exe)
-            out.raw(","); out.key("args")
+            out.raw(","); out.field("exe", bytes: event.exe)
+            if event.exeIsFileless { out.raw(","); out.key("exe_fileless"); out.bool(true) }
+            if event.exeIsDeleted { out.raw(","); out.key("exe_deleted"); out.bool(true) }
+            if let digest = processes[event.pid]?.execDigest { out.raw(","); out.key("exe_sha256"); out.string(digest) }
+            out.raw(",")
             writeArguments(event.arguments, to: &out)
             if event.argsTruncated {
                 out.raw(","); out.key("args_truncated"); out.bool(true)
@@ -123,12 +126,12 @@ public struct EventEncoder: Sendable {
             writeExecID(pid: event.pid, execBootNanoseconds: event.bootNanoseconds, to: &out)
             let parentExe = event.parentExe
             if !parentExe.isEmpty {
-                out.raw(","); out.key("parent_exe")
-                out.string(parentExe)
+                out.raw(","); out.field("parent_exe", bytes: parentExe)
+                if event.parentIsFileless { out.raw(","); out.key("parent_fileless"); out.bool(true) }
             }
         } else if let entry = processes[event.pid] {
-            out.raw(","); out.key("exe")
-            entry.exe.withUnsafeBytes { out.string($0) }
+            out.raw(",")
+            entry.exe.withUnsafeBytes { out.field("exe", bytes: $0) }
             out.raw(","); out.key("exec_id")
             writeExecID(pid: event.pid, execBootNanoseconds: entry.execBootNanoseconds, to: &out)
         }
@@ -144,17 +147,28 @@ public struct EventEncoder: Sendable {
         out.byte(UInt8(ascii: "\""))
     }
 
+    /// `"args":[…]`, and `"args_base64":[…]` too when an argument is not UTF-8.
     private func writeArguments(_ args: UnsafeRawBufferPointer, to out: inout JSONLineWriter) {
+        out.key("args")
+        writeEach(args, to: &out) { out, argument in out.string(argument) }
+        if !JSONLineWriter.isUTF8(args) {
+            out.raw(","); out.key("args_base64")
+            writeEach(args, to: &out) { out, argument in out.base64(argument) }
+        }
+    }
+
+    /// argv is NUL-terminated strings back to back; a cut last one has no NUL.
+    private func writeEach(_ args: UnsafeRawBufferPointer, to out: inout JSONLineWriter,
+                           _ write: (inout JSONLineWriter, UnsafeRawBufferPointer) -> Void) {
         out.raw("[")
         var start = 0
         var first = true
-        // argv is NUL-terminated strings back to back; a cut last one has no NUL.
         while start < args.count {
             var end = start
             while end < args.count && args[end] != 0 { end += 1 }
             if !first { out.raw(",") }
             first = false
-            out.string(UnsafeRawBufferPointer(rebasing: args[start..<end]))
+            write(&out, UnsafeRawBufferPointer(rebasing: args[start..<end]))
             start = end + 1
         }
         out.raw("]")
@@ -163,14 +177,13 @@ public struct EventEncoder: Sendable {
     private mutating func writeFile(_ event: RawEvent, to out: inout JSONLineWriter) {
         out.key("file")
         out.raw("{")
-        out.key("path")
-        writePath(event.filePath, to: &out)
+        writePath("path", event.filePath, to: &out)
         let op = event.fileOperation
         out.raw(","); out.key("op")
         if let op { out.string(op.contractName) } else { out.string("unknown") }
         if op == .rename {
-            out.raw(","); out.key("target")
-            writePath(event.fileTarget, to: &out)
+            out.raw(",")
+            writePath("target", event.fileTarget, to: &out)
         }
         if op != .rename && op != .unlink {
             out.raw(","); out.key("flags"); out.unsigned(UInt64(event.openFlags))
@@ -186,9 +199,9 @@ public struct EventEncoder: Sendable {
         out.raw("}")
     }
 
-    private mutating func writePath(_ path: RawPath, to out: inout JSONLineWriter) {
+    private mutating func writePath(_ name: StaticString, _ path: RawPath, to out: inout JSONLineWriter) {
         joiner.join(directory: path.directory, name: path.name)
-        joiner.buffer.withUnsafeBytes { out.string($0) }
+        joiner.buffer.withUnsafeBytes { out.field(name, bytes: $0) }
     }
 
     private func writeNetwork(_ event: RawEvent, to out: inout JSONLineWriter) {

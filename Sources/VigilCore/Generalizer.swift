@@ -168,7 +168,8 @@ public struct Generalizer: Sendable {
                     let ops = Set(collapsible.flatMap(\.ops)).sorted()
                     let base = directory == "/" ? "" : directory
                     result.append(FileWriteRule(path: base + "/*" + (ext.isEmpty ? "" : "." + ext), ops: ops))
-                    result.append(contentsOf: group.filter { !collapsible.contains($0) })
+                    let collapsed = Set(collapsible)
+                    result.append(contentsOf: group.filter { !collapsed.contains($0) })
                 } else {
                     result.append(contentsOf: group)
                 }

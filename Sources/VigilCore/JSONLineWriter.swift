@@ -1,3 +1,4 @@
+import Foundation
 /// Appends JSON to a reusable byte buffer. Nothing here allocates once the buffer has grown to
 /// the size of a line, which is what keeps event encoding off the heap.
 public struct JSONLineWriter: Sendable {
@@ -46,8 +47,35 @@ public struct JSONLineWriter: Sendable {
         text.withUTF8 { string(UnsafeRawBufferPointer($0)) }
     }
 
-    /// A JSON string from raw bytes (paths, argv, comm). Invalid UTF-8 — a file name can be any
-    /// bytes — is replaced by U+FFFD so that every line stays valid JSON.
+    /// `"key":"<bytes>"` for bytes that may not be UTF-8 (a file name can be any bytes): the
+    /// string shows them with U+FFFD in place of what is not UTF-8, so the line stays valid JSON,
+    /// and then `"key_base64":"<the bytes>"` keeps them recoverable (only when they are not UTF-8).
+    public mutating func field(_ name: StaticString, bytes raw: UnsafeRawBufferPointer) {
+        key(name)
+        string(raw)
+        if !Self.isUTF8(raw) {
+            bytes.append(contentsOf: [UInt8(ascii: ","), UInt8(ascii: "\"")])
+            self.raw(name)
+            self.raw("_base64\":")
+            base64(raw)
+        }
+    }
+
+    /// True when the bytes are valid UTF-8 (ASCII is checked without decoding).
+    @inline(__always)
+    public static func isUTF8(_ raw: UnsafeRawBufferPointer) -> Bool {
+        !raw.contains(where: { $0 >= 0x80 }) || String(validating: raw, as: UTF8.self) != nil
+    }
+
+    /// A JSON string holding the base64 (RFC 4648) of the bytes.
+    public mutating func base64(_ raw: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: Data(raw).base64EncodedData())
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A JSON string from raw bytes (paths, argv, comm). Invalid UTF-8 is replaced by U+FFFD so
+    /// that every line stays valid JSON (`field(_:bytes:)` also keeps the bytes).
     public mutating func string(_ raw: UnsafeRawBufferPointer) {
         if raw.contains(where: { $0 >= 0x80 }) {
             let decoded = String(decoding: raw, as: UTF8.self)

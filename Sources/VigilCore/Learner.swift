@@ -45,33 +45,75 @@ public struct Learner: Sendable {
 
     public var isStable: Bool { profile.state == .stable }
 
+    /// The most one workload's profile may grow to: a workload that writes thousands of files
+    /// of new names (broken, or hostile) must not make every checkpoint, every check, and the
+    /// agent's memory grow with it. Past a limit the learner takes nothing more of that kind and
+    /// says so (`capReached`); the agent then ends the workload's learning (see NodeAgent).
+    public struct Limits: Sendable, Equatable {
+        public var execs = 1024
+        public var fileWriteRules = 4096
+        public var destinations = 1024
+        /// Distinct raw behaviours remembered to skip repeats (a cache: past it, repeats are
+        /// generalised again, which costs time, not memory).
+        public var seenBehaviours = 65536
+        /// Distinct containers counted.
+        public var containers = 4096
+        public init() {}
+    }
+
+    public var limits = Limits()
+    /// The first limit reached, as "file-write rules (4096)"; nil while under every one.
+    public private(set) var capReached: String?
+
+    private mutating func admit(_ count: Int, _ limit: Int, _ what: String) -> Bool {
+        guard count >= limit else { return true }
+        if capReached == nil { capReached = "\(what) (\(limit))" }
+        return false
+    }
+
+    private mutating func firstSighting(_ hash: UInt64) -> Bool {
+        if seen.contains(hash) { return false }
+        if seen.count < limits.seenBehaviours { seen.insert(hash) }
+        return true
+    }
+
     /// Folds one event into the profile. Returns true when it added something new.
     @discardableResult
-    public mutating func observe(_ event: RawEvent, now: Date) -> Bool {
+    public mutating func observe(_ event: RawEvent, now: Date, execDigest: String? = nil) -> Bool {
         guard !isStable, event.kind != .exit else { return false }
         profile.learning.events += 1
-        if containers.insert(event.cgroupID).inserted {
+        if containers.count < limits.containers, containers.insert(event.cgroupID).inserted {
             profile.learning.containers = max(profile.learning.containers, containers.count)
         }
         let isNew: Bool
         switch event.kind {
+        case .exec where event.exeHasNoFile:
+            // Learned exactly, by content, never generalised: see BehaviourKeys.filelessExe.
+            let exe = BehaviourKeys.filelessExe(event, digest: execDigest)
+            guard execDigest != nil, firstSighting(keys.filelessExecHash(exe, event)) else { return false }
+            let rule = ExecRule(exe: exe, parent: keys.parentName(event))
+            guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
+            isNew = execs.insert(rule).inserted
         case .exec:
             let hash = keys.execHash(event)
-            guard seen.insert(hash).inserted else { return false }
-            let exe = generalizer.generalizeExecutable(String(decoding: event.exe, as: UTF8.self))
-            isNew = execs.insert(ExecRule(exe: exe, parent: keys.parentName(event))).inserted
+            guard firstSighting(hash) else { return false }
+            let rule = ExecRule(exe: generalizer.generalizeExecutable(String(decoding: event.exe, as: UTF8.self)), parent: keys.parentName(event))
+            guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
+            isNew = execs.insert(rule).inserted
         case .file:
             guard let op = event.fileOperation else { return false }
             let path = keys.filePath(event)
             let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.fnv1a($0) }, op: op)
-            guard seen.insert(hash).inserted else { return false }
+            guard firstSighting(hash) else { return false }
             let pattern = generalizer.generalize(String(decoding: path, as: UTF8.self))
+            guard fileOps[pattern] != nil || admit(fileOps.count, limits.fileWriteRules, "file-write rules") else { return false }
             isNew = fileOps[pattern, default: []].insert(op.contractName).inserted
         case .network:
             let destination = Destination(event)
-            guard seen.insert(UInt64(truncatingIfNeeded: destination.hashValue)).inserted else { return false }
-            isNew = destinations.insert(EgressRule(address: destination.addressText, port: Int(destination.port),
-                                                   protocol: destination.protocolName)).inserted
+            guard firstSighting(UInt64(truncatingIfNeeded: destination.hashValue)) else { return false }
+            let rule = EgressRule(address: destination.addressText, port: Int(destination.port), protocol: destination.protocolName)
+            guard destinations.contains(rule) || admit(destinations.count, limits.destinations, "destinations") else { return false }
+            isNew = destinations.insert(rule).inserted
         case .exit:
             return false
         }

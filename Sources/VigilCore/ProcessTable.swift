@@ -5,6 +5,9 @@ public struct ProcessTable: Sendable {
     public struct Entry: Sendable, Equatable {
         public var exe: [UInt8]
         public var execBootNanoseconds: UInt64
+        /// `sha256:<hex>` of a binary without a file (see `RawEvent.exeHasNoFile`), read by the
+        /// agent from /proc/<pid>/exe when it exec'd; nil for others, or when it could not be read.
+        public var execDigest: String?
     }
 
     public private(set) var entries: [UInt32: Entry] = [:]
@@ -24,11 +27,16 @@ public struct ProcessTable: Sendable {
             if entries.count >= capacity, entries[event.pid] == nil {
                 entries.removeAll(keepingCapacity: true)
             }
-            entries[event.pid] = Entry(exe: Array(event.exe), execBootNanoseconds: event.bootNanoseconds)
+            entries[event.pid] = Entry(exe: Array(event.exe), execBootNanoseconds: event.bootNanoseconds, execDigest: nil)
         case .exit:
             entries[event.pid] = nil
         case .file, .network:
             break
         }
+    }
+
+    /// Records the content digest of the binary a process just exec'd.
+    public mutating func setExecDigest(_ digest: String?, pid: UInt32) {
+        entries[pid]?.execDigest = digest
     }
 }

@@ -114,6 +114,15 @@ public struct RawEvent {
     public var directoryUnresolved: Bool { flags & UInt32(VIGIL_FLAG_DIR_UNRESOLVED) != 0 }
     /// An exec by which the container runtime's init became the workload (its entrypoint).
     public var isEntrypoint: Bool { flags & UInt32(VIGIL_FLAG_ENTRYPOINT) != 0 }
+    /// exec: the binary has no path (memfd_create, O_TMPFILE, another mount namespace): `exe` is
+    /// its name only, e.g. `memfd:payload`.
+    public var exeIsFileless: Bool { flags & UInt32(VIGIL_FLAG_EXE_FILELESS) != 0 }
+    /// exec: the binary's file had no link left (deleted after it was started, or fileless).
+    public var exeIsDeleted: Bool { flags & UInt32(VIGIL_FLAG_EXE_DELETED) != 0 }
+    /// exec: the parent's binary has no path.
+    public var parentIsFileless: Bool { flags & UInt32(VIGIL_FLAG_PARENT_FILELESS) != 0 }
+    /// exec: what runs has no file a path could name now: only its content says what it is.
+    public var exeHasNoFile: Bool { exeIsFileless || exeIsDeleted }
 }
 
 /// Offsets into the records, taken from the C layout so that they follow the ABI header.

@@ -1,6 +1,7 @@
-/// A kernel seccomp audit record (type=1326), as printed to the kernel log when auditd is not
-/// running: `audit: type=1326 audit(…): auid=… uid=0 … pid=42 comm="sh" exe="/bin/busybox" sig=0
-/// arch=c000003e syscall=165 compat=0 ip=… code=0x7ffc0000`.
+/// A kernel seccomp audit record (type 1326), as the kernel prints it to its log when auditd is
+/// not running (`audit: type=1326 audit(…): auid=… pid=42 comm="sh" exe="/bin/busybox" sig=0
+/// arch=c000003e syscall=165 compat=0 ip=… code=0x7ffc0000`) or as auditd writes it
+/// (`type=SECCOMP msg=audit(…): …`, and with `log_format = ENRICHED` more fields after a 0x1d).
 public struct SeccompAuditRecord: Equatable, Sendable {
     public var pid: Int
     /// The thread's name (comm) when the call was made.
@@ -34,9 +35,9 @@ public struct SeccompAuditRecord: Equatable, Sendable {
 
     public static func parse(_ log: String) -> [SeccompAuditRecord] {
         log.split(separator: "\n").compactMap { line -> SeccompAuditRecord? in
-            guard line.contains("type=1326") else { return nil }
+            guard line.contains("type=1326") || line.contains("type=SECCOMP") else { return nil }
             var fields: [Substring: Substring] = [:]
-            for token in line.split(separator: " ") {
+            for token in line.split(whereSeparator: { $0 == " " || $0 == "\u{1d}" }) {
                 guard let eq = token.firstIndex(of: "=") else { continue }
                 fields[token[..<eq]] = token[token.index(after: eq)...]
             }

@@ -27,6 +27,15 @@ public struct OCISeccomp: Codable, Equatable, Sendable {
         self.syscalls = syscalls
     }
 
+    /// An OCI seccomp JSON document; an error names the field at fault.
+    public static func decode(_ data: Data) throws -> OCISeccomp {
+        do {
+            return try JSONDecoder().decode(OCISeccomp.self, from: data)
+        } catch let error as DecodingError {
+            throw DecodingProblem(error)
+        }
+    }
+
     public func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

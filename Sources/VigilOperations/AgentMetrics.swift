@@ -14,6 +14,8 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastSuppressed: [EventKind: UInt64] = [:]
     private var lastAnomalies: [AnomalyRule: UInt64] = [:]
     private var lastPodLookupFailures: UInt64 = 0
+    private var lastWriteFailures: UInt64 = 0
+    private var lastOutputLost: UInt64 = 0
     private var lastPrograms: [String: (runs: UInt64, nanoseconds: UInt64)] = [:]
 
     public init() {}
@@ -29,7 +31,12 @@ public final class AgentMetrics: @unchecked Sendable {
                            labels: labels)
     }
 
-    public func update(session: CaptureSession, probes: KernelProbes, agent: NodeAgent) {
+    public func update(session: CaptureSession, probes: KernelProbes, agent: NodeAgent, outputFailure: SinkFailure? = nil) {
+        if let lost = outputFailure?.lostLines, lost > lastOutputLost {
+            counter("output_lost_lines", [], help: "Event lines an output (stdout, eventsFile) could not take (the log says why)")
+                .increment(by: Int64(lost - lastOutputLost))
+            lastOutputLost = lost
+        }
         for (kind, total) in session.received {
             let delta = total - (lastEvents[kind] ?? 0)
             if delta > 0 {
@@ -54,6 +61,11 @@ public final class AgentMetrics: @unchecked Sendable {
             counter("pod_lookup_failures", [], help: "Pod lookups the Kubernetes API server did not answer (retried)")
                 .increment(by: Int64(agent.podLookupFailures - lastPodLookupFailures))
             lastPodLookupFailures = agent.podLookupFailures
+        }
+        if agent.writeFailures > lastWriteFailures {
+            counter("profile_write_failures", [], help: "Profiles the agent could not save (retried; the log says why)")
+                .increment(by: Int64(agent.writeFailures - lastWriteFailures))
+            lastWriteFailures = agent.writeFailures
         }
         let states = agent.workloadStates.values
         for state in [LearningState.learning, .stable] {

@@ -4,18 +4,49 @@ import NIOHTTP1
 import NIOPosix
 import Prometheus
 
-/// GET /metrics (Prometheus text), /healthz (the process serves), /readyz (the kernel programs
-/// are loaded and the pods' cgroups watched; otherwise 503 with what it waits for). Nothing here
-/// changes state: anything but GET is refused with 405.
+/// GET /metrics (Prometheus text), /healthz (the agent's loop is running: 503 when it has not
+/// beaten for `stallAfter`, so the kubelet restarts an agent that stopped reading events),
+/// /readyz (the kernel programs are loaded and the pods' cgroups watched; otherwise 503 with what
+/// it waits for). Nothing here changes state: anything but GET is refused with 405. A connection
+/// idle for `idleTimeout` is closed, and at most `maximumConnections` are served at once (more
+/// are closed on arrival): a slow or crowding client cannot hold the endpoint.
 public final class OperationsServer: Sendable {
     private let registry: PrometheusCollectorRegistry
     /// nil: ready; else what readiness waits for.
     private let notReadyBecause = NIOLockedValueBox<String?>("loading")
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel: NIOLockedValueBox<Channel?> = NIOLockedValueBox(nil)
+    private let liveness: Liveness
+    private let idleTimeout: TimeAmount
+    private let maximumConnections: Int
+    private let connections = NIOLockedValueBox(0)
 
-    public init(registry: PrometheusCollectorRegistry) {
+    /// When the agent's loop last beat, and how long it may stay silent.
+    final class Liveness: Sendable {
+        let lastBeat = NIOLockedValueBox<NIODeadline?>(nil)
+        let stallAfter: TimeAmount
+        init(stallAfter: TimeAmount) { self.stallAfter = stallAfter }
+
+        /// nil while alive; else why not.
+        var stalled: String? {
+            guard let last = lastBeat.withLockedValue({ $0 }) else { return nil }
+            let silent = NIODeadline.now() - last
+            guard silent > stallAfter else { return nil }
+            return "the agent's loop has not run for \(silent.nanoseconds / 1_000_000_000) s (limit \(stallAfter.nanoseconds / 1_000_000_000) s)"
+        }
+    }
+
+    public init(registry: PrometheusCollectorRegistry, stallAfter: TimeAmount = .seconds(15), idleTimeout: TimeAmount = .seconds(10),
+                maximumConnections: Int = 32) {
         self.registry = registry
+        self.liveness = Liveness(stallAfter: stallAfter)
+        self.idleTimeout = idleTimeout
+        self.maximumConnections = maximumConnections
+    }
+
+    /// The agent's loop calls this on every turn.
+    public func heartbeat() {
+        liveness.lastBeat.withLockedValue { $0 = .now() }
     }
 
     public func setReady(_ value: Bool) {
@@ -31,11 +62,25 @@ public final class OperationsServer: Sendable {
     public func start(host: String, port: Int) throws -> Int {
         let registry = self.registry
         let ready = self.notReadyBecause
+        let liveness = self.liveness
+        let connections = self.connections
+        let (idleTimeout, maximumConnections) = (self.idleTimeout, self.maximumConnections)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: 64)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(Handler(registry: registry, ready: ready))
+                let admitted = connections.withLockedValue { count -> Bool in
+                    guard count < maximumConnections else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                    try pipeline.configureHTTPServerPipeline()
+                    try pipeline.addHandler(Handler(registry: registry, ready: ready, liveness: liveness))
                 }
             }
         let bound = try bootstrap.bind(host: host, port: port).wait()
@@ -53,11 +98,21 @@ public final class OperationsServer: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let registry: PrometheusCollectorRegistry
         let ready: NIOLockedValueBox<String?>
+        let liveness: Liveness
         private var head: HTTPRequestHead?
 
-        init(registry: PrometheusCollectorRegistry, ready: NIOLockedValueBox<String?>) {
+        init(registry: PrometheusCollectorRegistry, ready: NIOLockedValueBox<String?>, liveness: Liveness) {
             self.registry = registry
             self.ready = ready
+            self.liveness = liveness
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is IdleStateHandler.IdleStateEvent {
+                context.close(promise: nil)
+            } else {
+                context.fireUserInboundEventTriggered(event)
+            }
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -85,6 +140,7 @@ public final class OperationsServer: Sendable {
             case "/metrics":
                 return (.ok, "text/plain; version=0.0.4", registry.emitToBuffer())
             case "/healthz":
+                if let stalled = liveness.stalled { return (.serviceUnavailable, "text/plain", Array("not alive: \(stalled)\n".utf8)) }
                 return (.ok, "text/plain", Array("ok\n".utf8))
             case "/readyz":
                 guard let reason = ready.withLockedValue({ $0 }) else { return (.ok, "text/plain", Array("ready\n".utf8)) }

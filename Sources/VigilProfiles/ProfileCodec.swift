@@ -10,9 +10,76 @@ public enum ProfileCodec {
         var kind: String?
     }
 
+    /// The profile as YAML. Built as a node tree and serialized by libyaml (which quotes what
+    /// needs quoting): Yams' Encoder is quadratic in the number of rules (10,000 rules took 3 s),
+    /// this is linear (`vigil-bench checkpoint`).
     public static func encode(_ profile: Profile) throws -> String {
-        "# Vigil workload profile. Schema: profiles/profile.schema.json\n" + (try YAMLEncoder().encode(profile))
+        "# Vigil workload profile. Schema: profiles/profile.schema.json\n" + (try Yams.serialize(node: node(profile)))
     }
+
+    static func node(_ profile: Profile) -> Node {
+        func map(_ pairs: [(String, Node?)]) -> Node {
+            .mapping(Node.Mapping(pairs.compactMap { key, value in value.map { (Node(key), $0) } }))
+        }
+        func list(_ items: [Node]) -> Node { .sequence(Node.Sequence(items)) }
+        func strings(_ items: [String]) -> Node { list(items.map { Node($0) }) }
+        func number(_ value: Int) -> Node { Node(String(value), Tag(.int)) }
+        let learning = profile.learning
+        return map([
+            ("apiVersion", Node(profile.apiVersion)),
+            ("kind", Node(profile.kind)),
+            ("workload", Node(profile.workload)),
+            ("version", number(profile.version)),
+            ("state", Node(profile.state.rawValue)),
+            ("learning", map([
+                // box(): what Yams' Encoder writes, nanoseconds included (Node(_:) keeps milliseconds).
+                ("started", learning.started.box()),
+                ("lastNew", learning.lastNew.box()),
+                ("stableSince", learning.stableSince.map { $0.box() }),
+                ("events", number(learning.events)),
+                ("containers", number(learning.containers)),
+                ("minDuration", learning.minDuration.box()),
+                ("quietPeriod", learning.quietPeriod.box()),
+                ("runtimes", learning.runtimes.map { list($0.map { map([("runtime", Node($0.runtime)),
+                                                                        ("noNewPrivileges", Node($0.noNewPrivileges ? "true" : "false", Tag(.bool)))]) }) }),
+                ("stoppedContainers", learning.stoppedContainers.map(number)),
+            ])),
+            ("modelPaths", strings(profile.modelPaths)),
+            ("execs", list(profile.execs.map { map([("exe", Node($0.exe)), ("parent", Node($0.parent))]) })),
+            ("fileWrites", list(profile.fileWrites.map { map([("path", Node($0.path)), ("ops", strings($0.ops))]) })),
+            ("egress", list(profile.egress.map { map([("address", Node($0.address)), ("port", number($0.port)), ("protocol", Node($0.protocol))]) })),
+            ("syscalls", map(SyscallABI.allCases.map { ($0.name, strings(profile.syscalls[$0])) })),
+            ("seccomp", profile.seccomp.map { map([("runtimes", strings($0.runtimes)), ("runtime", strings($0.runtime)),
+                                                   ("baseline", strings($0.baseline))]) }),
+        ])
+    }
+
+    /// A file's bytes: UTF-8 text, or a clear error.
+    public static func decode(_ data: Data, file: String) throws -> Profile {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ProfileError(file: file, problem: "is not UTF-8 text (a profile is YAML)")
+        }
+        return try decode(text, file: file)
+    }
+
+    /// The highest version a profile may carry: new versions are numbered after it, and a
+    /// number at the edge of Int would have nowhere to go.
+    public static let maximumVersion = 1_000_000_000
+
+    /// The fields a profile may have, per place, as profiles/profile.schema.json allows them
+    /// (`additionalProperties: false`): a misspelt field is an error, not a silent default.
+    public static let knownFields: [String: Set<String>] = [
+        "": ["apiVersion", "kind", "workload", "version", "state", "learning", "modelPaths", "execs", "fileWrites", "egress",
+             "syscalls", "seccomp"],
+        "learning": ["started", "lastNew", "stableSince", "events", "containers", "minDuration", "quietPeriod", "runtimes",
+                     "stoppedContainers"],
+        "learning.runtimes[]": ["runtime", "noNewPrivileges"],
+        "execs[]": ["exe", "parent"],
+        "fileWrites[]": ["path", "ops"],
+        "egress[]": ["address", "port", "protocol"],
+        "syscalls": ["x86_64", "x32", "i386"],
+        "seccomp": ["runtimes", "runtime", "baseline"],
+    ]
 
     public static func decode(_ text: String, file: String) throws -> Profile {
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
@@ -29,9 +96,29 @@ public enum ProfileCodec {
         guard header.kind == Profile.kindName else {
             throw ProfileError(file: file, field: "kind", problem: "is '\(header.kind ?? "missing")', expected \(Profile.kindName)")
         }
+        try checkKnownFields(text, file: file)
         let profile = try decodeReportingFields(Profile.self, from: text, file: file)
         try validate(profile, file: file)
         return profile
+    }
+
+    private static func checkKnownFields(_ text: String, file: String) throws {
+        guard let document = try? Yams.load(yaml: text) else { return } // the decoder reports what is wrong with it
+        func check(_ node: Any?, place: String, path: String) throws {
+            if let list = node as? [Any] {
+                for (i, item) in list.enumerated() { try check(item, place: place + "[]", path: "\(path)[\(i)]") }
+                return
+            }
+            guard let map = node as? [String: Any], let known = knownFields[place] else { return }
+            for key in map.keys.sorted() {
+                let field = path.isEmpty ? key : "\(path).\(key)"
+                guard known.contains(key) else {
+                    throw ProfileError(file: file, field: field, problem: "is not a profile field (\(known.sorted().joined(separator: ", ")))")
+                }
+                try check(map[key], place: place.isEmpty ? key : "\(place).\(key)", path: field)
+            }
+        }
+        try check(document, place: "", path: "")
     }
 
     /// Decodes, turning a scanner error into "not valid YAML" and a shape error into the field
@@ -51,8 +138,8 @@ public enum ProfileCodec {
     }
 
     static func validate(_ profile: Profile, file: String) throws {
-        guard profile.version >= 1 else {
-            throw ProfileError(file: file, field: "version", problem: "must be 1 or more, is \(profile.version)")
+        guard profile.version >= 1, profile.version <= maximumVersion else {
+            throw ProfileError(file: file, field: "version", problem: "must be from 1 to \(maximumVersion), is \(profile.version)")
         }
         guard !profile.workload.isEmpty else {
             throw ProfileError(file: file, field: "workload", problem: "is empty")
@@ -77,43 +164,22 @@ public enum ProfileCodec {
                 throw ProfileError(file: file, field: "egress[\(i)].protocol", problem: "unknown protocol '\(rule.protocol)'")
             }
         }
-        for (i, rule) in profile.execs.enumerated() where !rule.exe.hasPrefix("/") {
-            throw ProfileError(file: file, field: "execs[\(i)].exe", problem: "'\(rule.exe)' is not an absolute path")
+        for (i, rule) in profile.execs.enumerated() where !rule.exe.hasPrefix("/") && !BehaviourKeys.isFilelessRule(rule.exe) {
+            throw ProfileError(file: file, field: "execs[\(i)].exe", problem: "'\(rule.exe)' is not an absolute path (nor fileless:NAME@sha256:HEX)")
         }
     }
 
     /// The field a decoding error is about (`learning.events`, `egress[0].port`) and what is wrong.
     public static func describe(decoding error: DecodingError) -> (field: String?, problem: String) {
-        func path(_ keys: [CodingKey]) -> String? {
-            let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            let trimmed = text.hasPrefix(".") ? String(text.dropFirst()) : text
-            return trimmed.isEmpty ? nil : trimmed.replacingOccurrences(of: ".[", with: "[")
-        }
-        switch error {
-        case .typeMismatch(let type, let context):
-            return (path(context.codingPath), "expected \(typeName(type)): \(context.debugDescription)")
-        case .valueNotFound(let type, let context):
-            return (path(context.codingPath), "expected \(typeName(type)), found nothing")
-        case .keyNotFound(let key, let context):
-            return (path(context.codingPath + [key]), "is missing")
-        case .dataCorrupted(let context):
-            return (path(context.codingPath), context.debugDescription)
-        @unknown default:
-            return (nil, "\(error)")
-        }
-    }
-
-    private static func typeName(_ type: Any.Type) -> String {
-        switch type {
-        case is Int.Type: "an integer"
-        case is Double.Type: "a number"
-        case is String.Type: "a string"
-        case is Date.Type: "a date-time"
-        default: "\(type)"
-        }
+        let problem = DecodingProblem(error)
+        return (problem.field, problem.problem)
     }
 
     /// Yams wraps the scanner's message (line, column, what it expected) in a DecodingError.
+    public static func describeYAML(_ error: Error) -> String {
+        describe(error)
+    }
+
     private static func describe(_ error: Error) -> String {
         var text = "\(error)"
         if let range = text.range(of: "Underlying error: ") { text = String(text[range.upperBound...]) }

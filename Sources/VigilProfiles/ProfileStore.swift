@@ -32,8 +32,25 @@ public protocol ProfileStore: Sendable {
     func save(_ profile: Profile) throws
 }
 
-/// Profiles as YAML files: `<root>/<workload>/v<version>.yaml`, where the workload's key has `/`
-/// turned into `.` (so `ml/deployment/llm/server` is `ml.deployment.llm.server/`).
+/// The newest version of a workload's profile that can be used, and the newer ones that could
+/// not (each with what is wrong with it): a corrupt newest file never hides, nor gets written
+/// over, an older good one.
+public struct UsableProfile: Sendable {
+    public var profile: Profile?
+    public var unusable: [ProfileError]
+    /// The number a new version must take: above every file there, broken ones included.
+    public var nextVersion: Int
+
+    public init(profile: Profile?, unusable: [ProfileError], nextVersion: Int) {
+        self.profile = profile
+        self.unusable = unusable
+        self.nextVersion = nextVersion
+    }
+}
+
+/// Profiles as YAML files: `<root>/<workload>/v<version>.yaml`, the workload's key turned into a
+/// directory name one to one (`WorkloadFileName`: `ml/deployment/llm/server` is
+/// `ml.deployment.llm.server`). Everything below the root is reached without following links.
 public struct DirectoryProfileStore: ProfileStore {
     public let root: String
 
@@ -42,24 +59,34 @@ public struct DirectoryProfileStore: ProfileStore {
     }
 
     public static func directoryName(workload: String) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-        return String(workload.map { $0 == "/" ? "." : (allowed.contains($0) ? $0 : "_") })
+        WorkloadFileName.encode(workload)
     }
 
     public func path(workload: String, version: Int) -> String {
         "\(root)/\(Self.directoryName(workload: workload))/v\(version).yaml"
     }
 
-    public func versions(workload: String) -> [Int] {
-        Self.versions(inDirectory: "\(root)/\(Self.directoryName(workload: workload))")
+    /// The workload's directory, nil when it has none yet (and `create` is false).
+    private func directory(workload: String, create: Bool) throws -> SafeDirectory? {
+        guard create || FileManager.default.fileExists(atPath: root) else { return nil }
+        let rootDirectory = try SafeDirectory.open(root, create: create)
+        do {
+            return try rootDirectory.subdirectory(Self.directoryName(workload: workload), create: create)
+        } catch let error as FileError where !create && !FileManager.default.fileExists(atPath: error.path) {
+            return nil
+        }
     }
 
-    /// The versions whose `v<N>.yaml` files a workload's directory holds, oldest first.
-    private static func versions(inDirectory directory: String) -> [Int] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.compactMap { name in
-            guard name.hasPrefix("v"), name.hasSuffix(".yaml") else { return nil }
-            return Int(name.dropFirst().dropLast(5))
+    public func versions(workload: String) -> [Int] {
+        guard let directory = try? directory(workload: workload, create: false) else { return [] }
+        return Self.versions(in: directory.entries())
+    }
+
+    /// The versions `v<N>.yaml` names hold, oldest first.
+    private static func versions(in names: [String]) -> [Int] {
+        names.compactMap { name in
+            guard name.hasPrefix("v"), name.hasSuffix(".yaml"), let number = Int(name.dropFirst().dropLast(5)), number >= 1 else { return nil }
+            return number
         }.sorted()
     }
 
@@ -68,28 +95,60 @@ public struct DirectoryProfileStore: ProfileStore {
         return try load(workload: workload, version: version)
     }
 
+    public func latestUsable(workload: String) throws -> UsableProfile {
+        let all = versions(workload: workload)
+        var unusable: [ProfileError] = []
+        for version in all.reversed() {
+            do {
+                return UsableProfile(profile: try load(workload: workload, version: version), unusable: unusable,
+                                     nextVersion: (all.last ?? 0) + 1)
+            } catch let error as ProfileError {
+                unusable.append(error)
+            }
+        }
+        return UsableProfile(profile: nil, unusable: unusable, nextVersion: (all.last ?? 0) + 1)
+    }
+
     public func load(workload: String, version: Int) throws -> Profile {
-        try Self.load(file: path(workload: workload, version: version))
+        let file = path(workload: workload, version: version)
+        let data: Data?
+        do {
+            data = try directory(workload: workload, create: false)?.read("v\(version).yaml")
+        } catch let error as FileError {
+            throw ProfileError(file: file, problem: error.problem)
+        }
+        guard let data else { throw ProfileError(file: file, problem: "does not exist") }
+        let profile = try ProfileCodec.decode(data, file: file)
+        guard profile.workload == workload, profile.version == version else {
+            throw ProfileError(file: file, problem: "holds \(profile.workload) v\(profile.version), not \(workload) v\(version): "
+                + "it was copied or renamed by hand; put it back where `vigil` wrote it")
+        }
+        return profile
     }
 
     public static func load(file: String) throws -> Profile {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ProfileError(file: file, problem: "cannot be read (missing, or no permission)")
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: file))
+        } catch {
+            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code ?? Int(EIO)
+            throw ProfileError(file: file, problem: FileError(path: file, errno: Int32(code), doing: "read").problem)
         }
-        return try ProfileCodec.decode(String(decoding: data, as: UTF8.self), file: file)
+        return try ProfileCodec.decode(data, file: file)
     }
 
     /// Every profile under the root; a broken file is reported and skipped, the others load.
     public func loadAll() -> (profiles: [Profile], errors: [ProfileError]) {
         var profiles: [Profile] = []
         var errors: [ProfileError] = []
-        let directories = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
-        for directory in directories {
-            // The newest version of each workload is the one in force.
-            guard let newest = Self.versions(inDirectory: "\(root)/\(directory)").last else { continue }
-            let file = "\(root)/\(directory)/v\(newest).yaml"
+        guard let rootDirectory = try? SafeDirectory.open(root, create: false) else { return ([], []) }
+        for name in rootDirectory.entries().sorted() where !name.hasPrefix(".") {
+            guard let directory = try? rootDirectory.subdirectory(name, create: false),
+                  let newest = Self.versions(in: directory.entries()).last else { continue }
+            let file = "\(root)/\(name)/v\(newest).yaml"
             do {
-                profiles.append(try Self.load(file: file))
+                guard let data = try directory.read("v\(newest).yaml") else { continue }
+                profiles.append(try ProfileCodec.decode(data, file: file))
             } catch let error as ProfileError {
                 errors.append(error)
             } catch {
@@ -100,51 +159,20 @@ public struct DirectoryProfileStore: ProfileStore {
     }
 
     public func save(_ profile: Profile) throws {
-        let file = path(workload: profile.workload, version: profile.version)
         let text = try ProfileCodec.encode(profile)
-        try AtomicFile.write(Data(text.utf8), to: file)
-    }
-}
-
-/// Write to a temporary file beside the target, fsync it, rename it over the target, fsync the
-/// directory: a crash leaves the old file or the new one, never half of one.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw failure("create \(temporary)") }
-        var ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                offset += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        let writeErrno = errno
-        close(fd)
-        guard ok else {
-            unlink(temporary)
-            errno = writeErrno
-            throw failure("write \(temporary)")
-        }
-        guard rename(temporary, path) == 0 else {
-            let error = failure("rename \(temporary) to \(path)")
-            unlink(temporary)
-            throw error
-        }
-        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            fsync(dirfd)
-            close(dirfd)
+        do {
+            try directory(workload: profile.workload, create: true)!.writeAtomically(Data(text.utf8), to: "v\(profile.version).yaml")
+        } catch let error as FileError {
+            throw ProfileError(file: path(workload: profile.workload, version: profile.version), problem: error.problem)
         }
     }
 
-    private static func failure(_ what: String) -> ProfileError {
-        ProfileError(file: what, problem: String(cString: strerror(errno)))
+    /// Fails now, with what to fix, if profiles cannot be written under the root.
+    public func checkWritable() throws {
+        do {
+            try SafeDirectory.open(root, create: true).checkWritable()
+        } catch let error as FileError {
+            throw ProfileError(file: root, problem: error.problem + " (the profile store)")
+        }
     }
 }

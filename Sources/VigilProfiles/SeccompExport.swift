@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import VigilCore
 import Yams
@@ -11,13 +12,14 @@ public enum SeccompExport {
 
     /// Writes the profile's OCI JSON, atomically, where the kubelet finds it as
     /// `localhostProfile` (under `vigil/` in its seccomp root). Returns that name and the file.
+    /// `vigil/` is never reached through a link, and only a regular file is ever replaced.
     @discardableResult
     public static func install(_ profile: Profile, mode: SeccompPolicy.Mode, seccompRoot: String) throws
         -> (localhostProfile: String, file: String) {
-        let relative = localhostProfile(workload: profile.workload)
-        let file = (seccompRoot as NSString).appendingPathComponent(relative)
-        try AtomicFile.write(try ociJSON(profile, mode: mode), to: file)
-        return (relative, file)
+        let name = fileName(workload: profile.workload)
+        try SafeDirectory.open(seccompRoot, create: true).subdirectory("vigil", create: true)
+            .writeAtomically(try ociJSON(profile, mode: mode), to: name)
+        return ("vigil/" + name, seccompRoot + "/vigil/" + name)
     }
 
     /// A security-profiles-operator `SeccompProfile` resource (its API is v1beta1).
@@ -60,13 +62,21 @@ public enum SeccompExport {
 
     /// `<seccomp root>/vigil/<name>.json`, relative to the root as `localhostProfile` wants it.
     public static func localhostProfile(workload: String) -> String {
-        "vigil/\(resourceName(workload)).json"
+        "vigil/" + fileName(workload: workload)
     }
 
-    /// A DNS-1123 name: lowercase letters, digits, '-' and '.'.
+    /// One file per workload, never shared (`WorkloadFileName`).
+    static func fileName(workload: String) -> String {
+        WorkloadFileName.encode(workload) + ".json"
+    }
+
+    /// A DNS-1123 name (lowercase letters, digits, '-', '.'; at most 253): the workload's name made
+    /// to fit, then `-` and 10 hex digits of its SHA-256, since making it fit can make two names one.
     public static func resourceName(_ workload: String) -> String {
-        let mapped = workload.lowercased().map { ($0.isLetter && $0.isASCII) || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "-" }
-        let name = String(mapped).trimmingCharacters(in: CharacterSet(charactersIn: "-."))
-        return name.isEmpty ? "workload" : String(name.prefix(253))
+        let mapped = workload.lowercased().map { ($0.isLetter && $0.isASCII) || ($0.isNumber && $0.isASCII) || $0 == "-" || $0 == "." ? $0 : "-" }
+        var name = String(String(mapped).trimmingCharacters(in: CharacterSet(charactersIn: "-.")).prefix(200))
+        while name.hasSuffix("-") || name.hasSuffix(".") { name.removeLast() }
+        let digest = SHA256.hash(data: Data(workload.utf8)).prefix(5).map { String(format: "%02x", $0) }.joined()
+        return (name.isEmpty ? "workload" : name) + "-" + digest
     }
 }

@@ -11,6 +11,10 @@
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
 //       running agent that does not watch them, watched by it (trace), and monitored against a
 //       profile learned from them, with and without in-kernel suppression (median of R runs each).
+//   vigil-bench checkpoint [--rules N]
+//       a profile with N distinct file-write rules (a tenant writing N files in directories of
+//       random names, so none collapse):
+//       the time to collapse them (learning's snapshot), encode the YAML, save it, load it back.
 //
 // Run as root, in release: swift build -c release && sudo .build/release/vigil-bench decode
 import Foundation
@@ -324,13 +328,48 @@ func overheadBenchmark() throws {
     print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
 }
 
+func checkpointBenchmark() throws {
+    let counts = option("--rules", default: "1000,2500,10000,40000").split(separator: ",").compactMap { Int($0) }
+    let directory = NSTemporaryDirectory() + "vigil-bench-checkpoint-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    print("| rules | collapse (s) | encode (s) | save (s) | load (s) | YAML (KiB) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for count in counts {
+        var random = SystemRandomNumberGenerator()
+        let rules = (0..<count).map { _ -> FileWriteRule in
+            let name = String((0..<12).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement(using: &random)! })
+            // Each in a directory of its own: nothing to collapse, every rule stays.
+            return FileWriteRule(path: "/data/\(name)/state", ops: ["create"])
+        }
+        let generalizer = Generalizer(modelPaths: [])
+        var t = now()
+        let collapsed = generalizer.collapse(rules)
+        let collapse = now() - t
+        let start = Date()
+        let profile = Profile(workload: "bench", learning: LearningEvidence(started: start, lastNew: start, minDuration: 0, quietPeriod: 0),
+                              fileWrites: collapsed)
+        t = now()
+        let text = try ProfileCodec.encode(profile)
+        let encode = now() - t
+        let store = DirectoryProfileStore(root: directory)
+        t = now()
+        try store.save(profile)
+        let save = now() - t
+        t = now()
+        _ = try store.load(workload: "bench", version: 1)
+        let load = now() - t
+        print(String(format: "| %d | %.3f | %.3f | %.3f | %.3f | %d |", count, collapse, encode, save, load, text.utf8.count / 1024))
+    }
+}
+
 do {
     switch CommandLine.arguments.dropFirst().first {
+    case "checkpoint": try checkpointBenchmark()
     case "decode": try decodeBenchmark()
     case "overhead": try overheadBenchmark()
     case "detect": try detectBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] | checkpoint [--rules N,...]")
         exit(2)
     }
 } catch {

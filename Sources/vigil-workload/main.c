@@ -9,8 +9,15 @@
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
+ *   distinct:N:DIR       N writes of files of distinct names, each in its own new directory
+ *                        (DIR/<k in letters>/state: no digits, which learning would fold into
+ *                        one pattern): the behaviour of a tenant that never repeats itself
  *   syscall:NR           make syscall NR with zero arguments (its result is ignored)
  *   exec:PROG[:ARG...]   replace this process with PROG (last action)
+ *   memfd-exec:NAME:PROG[:ARG...]   copy PROG into a memfd named NAME and exec it from there
+ *                        (a fileless binary, as a dropper runs its payload; last action)
+ *   deleted-exec:COPY:PROG[:ARG...] copy PROG to COPY, open it, unlink it, exec the open file
+ *                        (a binary whose file is gone; last action)
  *
  * An action written NAME?:ARG may fail (e.g. `unlink?:missing`, to observe a failed syscall).
  */
@@ -23,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +79,37 @@ static int net(int family, int type, int port)
     close(fd);
     errno = err;
     return rc < 0 ? fail(type == SOCK_STREAM ? "connect" : "sendto", "") : 0;
+}
+
+/* Splits "PROG:ARG:ARG" in place into a NULL-terminated argv. */
+static void split_argv(char *arg, char *args[64])
+{
+    int n = 0;
+    for (char *p = arg; p && n < 63; n++) {
+        args[n] = p;
+        p = strchr(p, ':');
+        if (p)
+            *p++ = 0;
+    }
+    args[n] = NULL;
+}
+
+/* Copies the file at `from` into the open fd `to`. */
+static int copy_into(const char *from, int to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return fail("open", from);
+    char buffer[1 << 16];
+    ssize_t n;
+    while ((n = read(in, buffer, sizeof(buffer))) > 0) {
+        if (write(to, buffer, (size_t)n) != n) {
+            close(in);
+            return fail("write copy of", from);
+        }
+    }
+    close(in);
+    return n < 0 ? fail("read", from) : 0;
 }
 
 static int run_exec_loop(long n, char *prog)
@@ -130,18 +170,55 @@ int main(int argc, char **argv)
                 for (long k = 0; k < n && rc == 0; k++)
                     rc = action[0] == 'w' ? write_file(rest) : net(AF_INET, SOCK_STREAM, atoi(rest));
             }
+        } else if (!strcmp(action, "distinct")) {
+            char *dir = strchr(arg, ':');
+            if (!dir)
+                return 2;
+            *dir++ = 0;
+            long n = atol(arg);
+            char path[4096], name[16];
+            for (long k = 0; k < n && rc == 0; k++) {
+                int at = 0;
+                for (long v = k + 26 * 26; v > 0 && at < 15; v /= 26)
+                    name[at++] = (char)('a' + v % 26);
+                name[at] = 0;
+                snprintf(path, sizeof(path), "%s/%s", dir, name);
+                if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                    rc = fail("mkdir", path);
+                snprintf(path, sizeof(path), "%s/%s/state", dir, name);
+                if (rc == 0)
+                    rc = write_file(path);
+            }
+        } else if (!strcmp(action, "memfd-exec") || !strcmp(action, "deleted-exec")) {
+            char *prog = strchr(arg, ':');
+            if (!prog)
+                return 2;
+            *prog++ = 0;
+            char *args[64];
+            split_argv(prog, args);
+            int fd;
+            if (action[0] == 'm') {
+                fd = memfd_create(arg, 0);
+                if (fd < 0)
+                    return fail("memfd_create", arg);
+                if (copy_into(args[0], fd))
+                    return 1;
+            } else {
+                int copy = open(arg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+                if (copy < 0 || copy_into(args[0], copy))
+                    return fail("copy", arg);
+                close(copy);
+                fd = open(arg, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || unlink(arg) != 0)
+                    return fail("open and unlink", arg);
+            }
+            fexecve(fd, args, environ);
+            return fail("fexecve", args[0]);
         } else if (!strcmp(action, "syscall")) {
             (void)syscall(atol(arg), 0, 0, 0, 0, 0, 0);
         } else if (!strcmp(action, "exec")) {
             char *args[64];
-            int n = 0;
-            for (char *p = arg; p && n < 63; n++) {
-                args[n] = p;
-                p = strchr(p, ':');
-                if (p)
-                    *p++ = 0;
-            }
-            args[n] = NULL;
+            split_argv(arg, args);
             execv(args[0], args);
             return fail("exec", args[0]);
         } else {

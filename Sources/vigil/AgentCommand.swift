@@ -6,6 +6,7 @@ import VigilBPF
 import VigilCore
 import VigilKubernetes
 import VigilOperations
+import VigilProfiles
 import VigilRuntime
 
 struct AgentCommand: ParsableCommand {
@@ -32,6 +33,13 @@ struct AgentCommand: ParsableCommand {
             let node = configuration.node ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
             let stopSignals = SignalSet([SIGINT, SIGTERM, SIGHUP])
             stopSignals.block()
+            // Where the agent writes is checked now, not at the first stable profile an hour later.
+            try DirectoryProfileStore(root: configuration.profiles).checkWritable()
+            do {
+                try SafeDirectory.open(configuration.seccompRoot, create: true).subdirectory("vigil", create: true).checkWritable()
+            } catch let error as FileError {
+                throw CommandFailure("seccompRoot: \(error)")
+            }
             let hierarchy = try CgroupHierarchy.system()
             let probes = try KernelProbes(options: .init(ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
             var sinks: [EventSink] = [FileDescriptorSink()]
@@ -45,7 +53,13 @@ struct AgentCommand: ParsableCommand {
             guard case let (host, port)? = configuration.metricsHostPort else {
                 throw CommandFailure("metricsAddress is not host:port")
             }
-            let boundPort = try operations.start(host: host, port: port)
+            let boundPort: Int
+            do {
+                boundPort = try operations.start(host: host, port: port)
+            } catch {
+                throw CommandFailure("metricsAddress \(configuration.metricsAddress): cannot listen: \(error) "
+                    + "(another process has the port? choose another metricsAddress)")
+            }
             defer { operations.stop() }
             let sysctl = (try? String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8))?.hasPrefix("1") ?? false
             if !probes.enableRunTimeStats() && !sysctl {
@@ -67,20 +81,27 @@ struct AgentCommand: ParsableCommand {
                 "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",
             ])
             var lastTick = BootClock.nowBootNanoseconds()
+            var reportedOutputFailure: String?
             while stopSignals.takePending() == nil {
+                operations.heartbeat()
                 try session.poll(timeoutMilliseconds: 100)
                 let now = BootClock.nowBootNanoseconds()
                 if now - lastTick >= 1_000_000_000 {
                     session.reportDrops()
                     try agent.tick()
                     updateReadiness()
-                    metrics.update(session: session, probes: probes, agent: agent)
+                    metrics.update(session: session, probes: probes, agent: agent, outputFailure: sink.failure)
+                    // The agent goes on when an output fails (the other still works); it says so, once per cause.
+                    if let failure = sink.failure, failure.problem != reportedOutputFailure {
+                        logger.error("event output failing: lines are lost", metadata: ["problem": "\(failure.problem)"])
+                        reportedOutputFailure = failure.problem
+                    }
                     lastTick = now
                 }
             }
             try session.drain()
             try agent.tick()
-            try agent.checkpointAll()
+            agent.checkpointAll()
             logger.info("agent stopped; learning profiles checkpointed")
         }
     }

@@ -29,6 +29,10 @@ struct CaptureOptions: ParsableArguments {
             throw ValidationError(allowAll ? "give exactly one of: -- COMMAND, --cgroup PATH, --all"
                                            : "give exactly one of: -- COMMAND, --cgroup PATH")
         }
+        if let cgroup, cgroup.isEmpty || cgroup.utf8.contains(0) {
+            throw ValidationError("--cgroup must name a cgroup (an empty path would watch the whole host: use --all for that)")
+        }
+        if let first = command.first, first.isEmpty { throw ValidationError("the command after -- is empty") }
         guard ringBufferSize >= 4096, ringBufferSize & (ringBufferSize - 1) == 0 else {
             throw ValidationError("--ring-buffer-size must be a power of two of at least 4096 (got \(ringBufferSize))")
         }
@@ -60,13 +64,20 @@ struct CaptureLoop {
 
         var child: LaunchedProcess?
         var ownCgroup: String?
-        if let cgroup = options.cgroup {
-            let path = cgroup.hasPrefix(hierarchy.mountPoint) ? try hierarchy.cgroupPath(ofDirectory: cgroup) : cgroup
-            for (_, id) in try hierarchy.subtree(of: path) {
-                try probes.watch(cgroupID: id, profileID: profileID)
+        // The cgroup made for the command goes when the capture does, whatever way it ends.
+        defer {
+            if let ownCgroup {
+                do { try hierarchy.remove(ownCgroup) } catch {
+                    FileHandle.standardError.write(Data("vigil: \(error) (processes the command left behind are still in it)\n".utf8))
+                }
             }
+        }
+        if let cgroup = options.cgroup {
+            let path = try Self.cgroupPath(cgroup, in: hierarchy)
+            try hierarchy.forEachInSubtree(of: path) { _, id in try probes.watch(cgroupID: id, profileID: profileID) }
         } else if !options.command.isEmpty {
-            let path = "/vigil-\(getpid())"
+            OwnCgroups.removeAbandoned(in: hierarchy)
+            let path = OwnCgroups.path(for: getpid())
             let id = try hierarchy.create(path)
             ownCgroup = path
             try probes.watch(cgroupID: id, profileID: profileID)
@@ -77,6 +88,7 @@ struct CaptureLoop {
         var lastTick = BootClock.nowBootNanoseconds()
         loop: while true {
             try session.poll(timeoutMilliseconds: 100)
+            if session.outputFailure != nil { break loop } // nowhere to write: stop rather than watch unreported
             if let signal = stopSignals.takePending() {
                 if let child { kill(child.pid, signal) } else { break loop }
             }
@@ -97,15 +109,52 @@ struct CaptureLoop {
         try session.drain()
         session.reportDrops()
         if let child, status == 0, child.status(block: false) == .running {
-            kill(child.pid, SIGTERM) // stopped early (--until-stable): the command goes too
+            kill(child.pid, SIGTERM) // stopped early (--until-stable, or the output failed): the command goes too
             status = child.status(block: true).shellStatus
         }
-        if let ownCgroup {
-            do { try hierarchy.remove(ownCgroup) } catch {
-                FileHandle.standardError.write(Data("vigil: \(error) (processes the command left behind are still in it)\n".utf8))
-            }
+        if let failure = session.outputFailure {
+            throw CommandFailure("stopped: \(failure.description); nothing more could be reported")
         }
         return status
+    }
+
+    /// A --cgroup flag as a path inside the hierarchy: a path under the cgroup v2 mount, or a
+    /// path inside it; it must exist and be a cgroup.
+    static func cgroupPath(_ flag: String, in hierarchy: CgroupHierarchy) throws -> String {
+        let path: String
+        if flag.hasPrefix(hierarchy.mountPoint + "/") || flag == hierarchy.mountPoint {
+            path = try hierarchy.cgroupPath(ofDirectory: flag)
+        } else if flag.hasPrefix("/sys/fs/cgroup/") {
+            throw CommandFailure("--cgroup \(flag) is not in the cgroup v2 hierarchy (mounted at \(hierarchy.mountPoint)): "
+                + "a cgroup v1 path? give the cgroup's path inside the v2 hierarchy, e.g. /kubepods/...")
+        } else {
+            path = flag.hasPrefix("/") ? flag : "/" + flag
+        }
+        let directory = hierarchy.directory(of: path)
+        var info = stat()
+        guard stat(directory, &info) == 0 else {
+            throw CommandFailure("--cgroup \(flag): no such cgroup (looked for the directory \(directory))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, FileManager.default.fileExists(atPath: directory + "/cgroup.procs") else {
+            throw CommandFailure("--cgroup \(flag): \(directory) is not a cgroup directory")
+        }
+        return path
+    }
+}
+
+/// The cgroups `vigil trace|learn|monitor -- COMMAND` makes, one per vigil process: `/vigil-<pid>`.
+/// A vigil killed with SIGKILL cannot remove its own (its command dies with it: PDEATHSIG), so
+/// the next one removes those whose vigil is gone and that hold no process.
+enum OwnCgroups {
+    static func path(for pid: pid_t) -> String { "/vigil-\(pid)" }
+
+    static func removeAbandoned(in hierarchy: CgroupHierarchy) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: hierarchy.mountPoint) else { return }
+        for name in names where name.hasPrefix("vigil-") {
+            guard let pid = pid_t(name.dropFirst("vigil-".count)), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue } // its vigil still runs (or a process of that pid does)
+            try? hierarchy.remove("/" + name) // fails, harmlessly, while a process is left in it
+        }
     }
 }
 
@@ -132,15 +181,21 @@ struct SignalSet {
     }
 }
 
-/// "90s", "10m", "1h", "1.5h", "0s": a duration flag.
+/// "90s", "10m", "1h", "1.5h", "0s": a duration flag, from 0 to 10 years.
 struct Duration: ExpressibleByArgument {
     let seconds: Double
+    static let maximumSeconds: Double = 10 * 365 * 86400
 
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where argument.hasSuffix(suffix) {
-            guard let value = Double(argument.dropLast(suffix.count)), value >= 0 else { return nil }
-            seconds = value * scale
+            let number = argument.dropLast(suffix.count)
+            // Digits and one point only: no "inf", "nan", "1e400", hex floats or signs.
+            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                  number.filter({ $0 == "." }).count <= 1, let value = Double(number) else { return nil }
+            let total = value * scale
+            guard total.isFinite, total <= Self.maximumSeconds else { return nil }
+            seconds = total
             return
         }
         return nil

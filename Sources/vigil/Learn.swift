@@ -46,7 +46,7 @@ struct Learn: ParsableCommand {
 
     func validate() throws {
         try capture.validate()
-        guard !workload.isEmpty else { throw ValidationError("--workload must not be empty") }
+        try WorkloadArgument.check(workload)
     }
 
     func run() throws {
@@ -70,7 +70,10 @@ struct Learn: ParsableCommand {
             case let profile?:
                 guard relearn else {
                     throw CommandFailure("the profile of \(workload) (v\(profile.version)) is stable: monitor it with "
-                        + "`vigil monitor --workload \(workload)`, or pass --relearn to learn v\(profile.version + 1)")
+                        + "`vigil monitor --workload \(workload)`, or pass --relearn to learn a new version")
+                }
+                guard profile.version < ProfileCodec.maximumVersion else {
+                    throw CommandFailure("\(workload) is at the highest version (\(profile.version)): no version can follow it")
                 }
                 learner = .start(workload: workload, modelPaths: modelPath.isEmpty ? profile.modelPaths : modelPath,
                                  minDuration: minDuration.seconds, quietPeriod: quietPeriod.seconds,
@@ -96,6 +99,7 @@ struct Learn: ParsableCommand {
             // The seccomp profile beside it (OCI JSON, enforce): `vigil seccomp install` puts it where the kubelet reads it.
             let seccompFile = String(file.dropLast(".yaml".count)) + ".seccomp.json"
             try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce), to: seccompFile)
+            if let cap = consumer.learner.capReached { note("learning ended early: the profile reached its limit of \(cap)") }
             note("\(workload) v\(profile.version): \(state.rawValue); \(profile.learning.events) events, "
                 + "\(profile.execs.count) execs, \(profile.fileWrites.count) file-write rules, \(profile.egress.count) destinations, "
                 + "\(profile.syscalls.x86_64.count + profile.syscalls.i386.count + profile.syscalls.x32.count) syscalls -> \(file), \(seccompFile)")

@@ -37,7 +37,10 @@ struct Monitor: ParsableCommand {
 
     func validate() throws {
         try capture.validate()
-        guard rateLimit > 0, burst >= 1 else { throw ValidationError("--rate-limit must be > 0 and --burst >= 1") }
+        try WorkloadArgument.check(workload)
+        guard rateLimit > 0, rateLimit.isFinite, burst >= 1, burst.isFinite, burst <= 1_000_000 else {
+            throw ValidationError("--rate-limit must be a number above 0 and --burst from 1 to 1000000")
+        }
     }
 
     func run() throws {

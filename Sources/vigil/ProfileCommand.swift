@@ -13,18 +13,7 @@ struct ProfileCommand: ParsableCommand {
 
     /// NAME (newest version), NAME@N, or a path to a .yaml file.
     static func load(_ reference: String, store: DirectoryProfileStore) throws -> Profile {
-        if reference.hasSuffix(".yaml") || reference.contains("/") && FileManager.default.fileExists(atPath: reference) {
-            return try DirectoryProfileStore.load(file: reference)
-        }
-        let parts = reference.split(separator: "@", maxSplits: 1)
-        let workload = String(parts[0])
-        if parts.count == 2 {
-            guard let version = Int(parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "v"))) else {
-                throw CommandFailure("'\(reference)': expected NAME@VERSION, e.g. \(workload)@2")
-            }
-            return try store.load(workload: workload, version: version)
-        }
-        return try store.requireLatest(workload)
+        try ProfileReference.load(reference, store: store)
     }
 
     struct Show: ParsableCommand {
@@ -58,6 +47,8 @@ struct ProfileCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "End learning now: mark the newest profile of a workload stable.")
         @Argument var workload: String
         @OptionGroup var store: ProfileStoreOptions
+
+        func validate() throws { try WorkloadArgument.check(workload, flag: "the workload") }
 
         func run() throws {
             try reportingFailures {

@@ -120,9 +120,12 @@ struct SeccompCommand: ParsableCommand {
             commandName: "absorb-log",
             abstract: "After a trial run under a complain-mode profile: add what it would have denied to a new profile version.",
             discussion: """
-            Reads the kernel's seccomp audit records (type=1326, action log) from /dev/kmsg — or from --log FILE
-            (e.g. saved dmesg output) — for processes whose executable is one of the profile's binaries, and
-            writes version N+1 of the profile with those syscalls added.
+            Reads the kernel's seccomp audit records (type 1326, action log) wherever the node sends them: auditd's
+            log when auditd runs (its log_file), the kernel log (/dev/kmsg) when it does not, and the journal where
+            journalctl exists — or --log FILE (saved dmesg output, an audit.log) — for processes whose executable is
+            one of the profile's binaries, and writes version N+1 of the profile with those syscalls added. Says
+            which sources it read and how many records each gave. Without auditd the kernel prints at most 10
+            records per 5 s (kernel.printk_ratelimit_burst): run the trial with auditd, or raise the burst.
             """)
         @Option(name: .long, help: "The workload whose newest profile to extend.") var workload: String
         @OptionGroup var store: ProfileStoreOptions
@@ -130,16 +133,21 @@ struct SeccompCommand: ParsableCommand {
 
         func run() throws {
             try reportingFailures {
+                try WorkloadArgument.check(workload)
                 var profile = try store.store.requireLatest(workload)
-                let text: String
+                let all: [SeccompAuditRecord]
                 if let log {
-                    text = try String(contentsOfFile: log, encoding: .utf8)
+                    // Audit records are ASCII; anything else in the file is kept as replacement characters.
+                    all = SeccompAuditRecord.parse(String(decoding: try readUserFile(log, flag: "--log"), as: UTF8.self))
+                    note("read \(log): \(all.count) seccomp records")
                 } else {
-                    text = KernelLog.readAvailable()
+                    let reading = SeccompLogSources.readAll()
+                    all = reading.records
+                    for source in reading.sources { note("read \(source)") }
                 }
                 let resolver = SeccompSyscallResolver()
                 let binaries = Set(profile.execs.map(\.exe))
-                let records = SeccompAuditRecord.parse(text).filter { $0.isLogAction && binaries.contains($0.exe) }
+                let records = all.filter { $0.isLogAction && binaries.contains($0.exe) }
                 var added: [String] = []
                 for record in records {
                     guard let name = resolver.name(of: record.syscall, abi: record.abi) else { continue }
@@ -153,7 +161,10 @@ struct SeccompCommand: ParsableCommand {
                     note("no logged syscall is missing from \(workload) v\(profile.version) (\(records.count) records)")
                     return
                 }
-                profile.version += 1
+                guard profile.version < ProfileCodec.maximumVersion else {
+                    throw CommandFailure("\(workload) is at the highest version (\(profile.version)): no version can follow it")
+                }
+                profile.version = store.store.versions(workload: workload).last.map { max($0, profile.version) + 1 } ?? profile.version + 1
                 try store.store.save(profile)
                 note("\(workload) v\(profile.version): added \(Set(added).sorted().joined(separator: ", "))")
             }
@@ -184,12 +195,10 @@ func runtimeProblems(_ profile: Profile) -> [String] {
 }
 
 func loadOCI(_ path: String) throws -> OCISeccomp {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw CommandFailure("cannot read \(path)")
-    }
+    let data = try readUserFile(path, flag: "--profile")
     do {
-        return try JSONDecoder().decode(OCISeccomp.self, from: data)
+        return try OCISeccomp.decode(data)
     } catch {
-        throw CommandFailure("\(path) is not an OCI seccomp profile: \(error)")
+        throw CommandFailure("--profile \(path): not an OCI seccomp profile: \(error)")
     }
 }

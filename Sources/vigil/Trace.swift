@@ -35,11 +35,13 @@ struct Trace: ParsableCommand {
             let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: capture.nodeName, sink: sink,
                                              consumer: EventPrinter(node: capture.nodeName, sink: sink))
             if let record {
-                let fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                // Written in place (a device such as /dev/null is fine), never through a link.
+                let fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
                 guard fd >= 0 else {
-                    throw CommandFailure("cannot write --record file \(record): \(String(cString: strerror(errno)))")
+                    throw CommandFailure("--record \(record): cannot write: \(String(cString: strerror(errno)))"
+                        + (errno == ELOOP ? " (a symbolic link: name the file itself)" : ""))
                 }
-                session.recordSink = FileDescriptorSink(fd: fd)
+                session.recordSink = FileDescriptorSink(fd: fd, name: "--record \(record)")
             }
             return try CaptureLoop(options: capture, hierarchy: hierarchy, probes: probes, session: session).run()
         }

@@ -77,6 +77,7 @@ final class AgentTests: XCTestCase {
         sleep(3) // the quiet period
         try agent.tick()
         XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .stable])
+        agent.waitForWrites()
 
         let profile = try XCTUnwrap(try DirectoryProfileStore(root: configuration.profiles).latest(workload: "ml/deployment/llm-server/server"))
         XCTAssertEqual(profile.state, .stable)
@@ -84,7 +85,7 @@ final class AgentTests: XCTestCase {
         XCTAssertTrue(profile.execs.contains(ExecRule(exe: "/bin/busybox", parent: "(runtime)")),
                       "a container started after the agent is watched from its first exec: \(profile.execs)")
         XCTAssertTrue(profile.fileWrites.contains { $0.path == "/tmp/cache.json" })
-        let seccompFile = configuration.seccompRoot + "/vigil/ml-deployment-llm-server-server.json"
+        let seccompFile = configuration.seccompRoot + "/vigil/ml.deployment.llm-server.server.json"
         let seccomp = try JSONDecoder().decode(OCISeccomp.self, from: Data(contentsOf: URL(fileURLWithPath: seccompFile)))
         XCTAssertEqual(seccomp.defaultAction, "SCMP_ACT_ERRNO")
         let states = try sink.objects.filter { $0["kind"] as? String == "profile.state" }
@@ -141,7 +142,7 @@ final class AgentTests: XCTestCase {
             ("learning:\n  minDuration: soon\n", "field 'learning.minDuration'"),
             ("cgroupRoots: [kubepods]\n", "field 'cgroupRoots[0]'"),
             ("profile: /x\n", "field 'profile': is not a configuration field"),
-            ("learning:\n  quietPeriod: -5\n", "field 'learning.quietPeriod': must be 0 or more"),
+            ("learning:\n  quietPeriod: -5\n", "field 'learning.quietPeriod': must be from 0 to"),
             ("podSelector:\n  matchLabels: {app: llm}\n", "field 'podSelector': needs kubernetes.enabled: true"),
             ("podSelector:\n  matchLabel: {app: llm}\n", "field 'podSelector.matchLabel': is not a field of podSelector"),
             ("kubernetes: {enabled: true}\npodSelector:\n  matchExpressions: [{key: app, operator: In}]\n",
@@ -340,7 +341,7 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(metrics.contains("vigil_profiles{state=\"stable\"} 1.0\n"), metrics)
         XCTAssertTrue(metrics.contains("vigil_profiles{state=\"learning\"} 0.0\n"), "the unselected pod is not learned: \(metrics)")
         XCTAssertTrue(metrics.contains(#"vigil_events_total{kind="process.exec"}"#), metrics)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/seccomp/vigil/ml-daemonset-llm-server-server.json"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/seccomp/vigil/ml.daemonset.llm-server.server.json"))
         let profile = try XCTUnwrap(try DirectoryProfileStore(root: work + "/profiles").latest(workload: "ml/daemonset/llm-server/server"))
         XCTAssertEqual(profile.learning.containers, 3)
         XCTAssertEqual(apiServer.requests.filter { $0.hasPrefix("GET /api/v1/namespaces/ml/pods/") }.count, 3,

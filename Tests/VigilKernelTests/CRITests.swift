@@ -270,7 +270,7 @@ extension CRITests {
         let reason = try XCTUnwrap(state[path: "profile.reason"] as? String)
         XCTAssertTrue(reason.contains("runc (no_new_privs off) needs") && reason.contains("capset"), reason)
         XCTAssertTrue(node.log.contains("seccomp profile refused"), node.log)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: node.seccompRoot + "/vigil/ml-deployment-stale-server.json"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: node.seccompRoot + "/vigil/ml.deployment.stale.server.json"))
         node.containerd.removePod(pod)
 
         // What the kubelet would have met: the filter lacks runc's own calls, so runc cannot

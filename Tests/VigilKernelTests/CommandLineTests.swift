@@ -6,7 +6,10 @@ import XCTest
 
 /// The vigil binary built beside the tests, run as a user runs it.
 enum VigilBinary {
-    static var path: String { (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil" }
+    /// The vigil built beside the tests, or $VIGIL_BINARY (scripts/learn-agent-profile points it at a release build).
+    static var path: String {
+        ProcessInfo.processInfo.environment["VIGIL_BINARY"] ?? (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil"
+    }
 
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
@@ -91,7 +94,7 @@ final class SeccompCommandLineTests: XCTestCase {
         let result = try run(["seccomp", "install", "--workload", "ml/deployment/llm/server", "--profiles", profiles,
                               "--seccomp-root", seccompRoot])
         XCTAssertEqual(result.status, 0, result.error)
-        let file = seccompRoot + "/vigil/ml-deployment-llm-server.json"
+        let file = seccompRoot + "/vigil/ml.deployment.llm.server.json"
         let oci = try JSONDecoder().decode(OCISeccomp.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
         XCTAssertEqual(oci.defaultAction, "SCMP_ACT_ERRNO")
         // One rule per origin: the workload's calls, what only the runtimes need, the baseline.
@@ -101,7 +104,7 @@ final class SeccompCommandLineTests: XCTestCase {
         XCTAssertEqual(oci.syscalls[2].names, ["exit", "exit_group", "restart_syscall"], "rt_sigreturn and tgkill are among runc's calls already")
         XCTAssertNil(oci.syscalls.first { $0.action == "SCMP_ACT_ERRNO" }, "clone3 was observed: no ENOSYS rule")
         XCTAssertTrue(result.output.contains("type: Localhost"))
-        XCTAssertTrue(result.output.contains("localhostProfile: vigil/ml-deployment-llm-server.json"))
+        XCTAssertTrue(result.output.contains("localhostProfile: vigil/ml.deployment.llm.server.json"))
     }
 
     func testSPOExportIsASeccompProfileResource() throws {
@@ -113,7 +116,8 @@ final class SeccompCommandLineTests: XCTestCase {
         XCTAssertEqual(resource["apiVersion"] as? String, "security-profiles-operator.x-k8s.io/v1beta1")
         XCTAssertEqual(resource["kind"] as? String, "SeccompProfile")
         let metadata = try XCTUnwrap(resource["metadata"] as? [String: Any])
-        XCTAssertEqual(metadata["name"] as? String, "ml-deployment-llm-server")
+        let name = try XCTUnwrap(metadata["name"] as? String)
+        XCTAssertTrue(name.hasPrefix("ml-deployment-llm-server-") && name.count == "ml-deployment-llm-server-".count + 10, name)
         XCTAssertEqual(metadata["namespace"] as? String, "ml")
         let spec = try XCTUnwrap(resource["spec"] as? [String: Any])
         XCTAssertEqual(spec["defaultAction"] as? String, "SCMP_ACT_ERRNO")

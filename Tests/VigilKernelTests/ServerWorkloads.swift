@@ -58,8 +58,9 @@ enum ServerWorkloads {
         }
         let learner = Process()
         learner.executableURL = URL(fileURLWithPath: VigilBinary.path)
-        learner.arguments = ["learn", "--workload", workload, "--profiles", profiles, "--min-duration", "0s", "--quiet-period", "0s", "--"]
-            + command
+        // Learning lasts the command's whole life; the profile is promoted after, as a person
+        // ends a learning run (`vigil profile promote`).
+        learner.arguments = ["learn", "--workload", workload, "--profiles", profiles, "--min-duration", "1h", "--"] + command
         learner.standardOutput = FileHandle.nullDevice
         learner.standardError = FileHandle.nullDevice
         try learner.run()
@@ -74,7 +75,9 @@ enum ServerWorkloads {
         learner.terminate() // SIGTERM: vigil passes it to the server, whose shutdown is learned
         learner.waitUntilExit()
         XCTAssertEqual(learner.terminationStatus, 0, "\(server) exits 0 on SIGTERM")
+        XCTAssertEqual(try VigilBinary.run(["profile", "promote", workload, "--profiles", profiles]).status, 0)
         let profile = try XCTUnwrap(try DirectoryProfileStore(root: profiles).latest(workload: workload))
+        XCTAssertEqual(profile.state, .stable)
         return (replies, profile)
     }
 

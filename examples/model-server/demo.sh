@@ -21,11 +21,13 @@ wait_for_exit() { # PID: the vigil process; its command is the server
 
 echo "== 1. learning the model server's behaviour (normal requests)" >&2
 # shellcheck disable=SC2086
-"$vigil" learn --workload model-server --profiles "$work/profiles" --model-path "$work/models/**" \
-    --min-duration 0s --quiet-period 0s -- $server &
+# Learning lasts as long as the server runs (the default --min-duration is an hour); it is ended
+# by hand afterwards, as after a learning run in a staging environment.
+"$vigil" learn --workload model-server --profiles "$work/profiles" --model-path "$work/models/**" -- $server &
 learner=$!
 /usr/bin/python3 -B "$here/client.py" "$port" 20 >/dev/null
 wait_for_exit "$learner"
+"$vigil" profile promote model-server --profiles "$work/profiles"
 
 echo "== 2. monitoring: normal requests, then the attack, then normal requests" >&2
 # shellcheck disable=SC2086

@@ -18,12 +18,13 @@ struct vigil_spawn_options {
 };
 
 /* Starts argv[0] (searched in PATH) as a child set up as the options say; signals are
- * unblocked and reset to their defaults in the child. Returns the child's pid, or -errno if it
- * could not be set up or could not exec. */
+ * unblocked and reset to their defaults in the child, which is killed if the caller dies.
+ * Returns the child's pid, or -errno if it could not be set up or could not exec. */
 pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[]);
 
 /* Replaces this process with argv[0] (searched in PATH) under a seccomp filter, after setting
- * no_new_privs. Returns -errno only when it could not. */
+ * no_new_privs. Returns -errno when the command cannot be found or the filter not installed;
+ * once the filter is in, it never returns (an exec that fails then exits with status 127). */
 int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv[]);
 
 /* A netlink socket joined to the kernel's audit multicast group (AUDIT_NLGRP_READLOG), with a
