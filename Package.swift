@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         // SHA-256 (already built for async-http-client's TLS stack).
@@ -61,14 +62,14 @@ let package = Package(
         // The pipelines that connect a source of events to sinks.
         .target(
             name: "VigilAgent",
-            dependencies: ["VigilCore", "VigilBPF", "VigilRuntime", "VigilProfiles", "VigilSeccomp", "CVigilSys",
+            dependencies: ["VigilCore", "VigilRuntime", "VigilProfiles", "VigilSeccomp", "CVigilSys",
                            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The agent's operations endpoint: Prometheus /metrics, /healthz, /readyz (read-only).
         .target(
             name: "VigilOperations",
             dependencies: [
-                "VigilAgent", "VigilBPF", "VigilCore",
+                "VigilAgent", "VigilCore",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -80,8 +81,9 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations",
-                "VigilKubernetes",
+                "VigilKubernetes", "CVigilSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -90,24 +92,28 @@ let package = Package(
         // Benchmarks (throughput and overhead figures for the README), not tests.
         .executableTarget(
             name: "vigil-bench",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilSeccomp", "VigilProfiles"]
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilSeccomp", "VigilProfiles", "VigilTestSupport"]
         ),
 
         .plugin(name: "BPFBuild", capability: .buildTool()),
 
-        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "CVigilABI", "VigilSeccomp", "VigilTestSupport"]),
         .testTarget(name: "VigilRuntimeTests", dependencies: ["VigilRuntime"]),
-        // Test helpers shared by test targets: a stand-in API server with real TLS, a containerd
-        // driven over CRI.
-        .target(name: "VigilTestSupport", dependencies: [.product(name: "Yams", package: "Yams")], path: "Tests/VigilTestSupport",
-                exclude: ["fake-apiserver.py", "cri"]),
+        // Test helpers shared by test targets and the soak benchmark: records built as the kernel
+        // lays them out, a simulated node (cgroups, runtime state, a recorded kernel) for the agent
+        // without root, a stand-in API server with real TLS, a containerd driven over CRI.
+        .target(name: "VigilTestSupport", dependencies: ["VigilAgent", "VigilCore", "VigilRuntime", "CVigilABI",
+                                                         .product(name: "Yams", package: "Yams")],
+                path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py", "cri"]),
         .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilTestSupport"]),
         .testTarget(
             name: "VigilProfilesTests",
             dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI", "VigilTestSupport", .product(name: "Yams", package: "Yams")]
         ),
-        // The agent's logic without the kernel or root: configuration, operations endpoint.
-        .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "VigilOperations", "VigilProfiles", "VigilTestSupport",
+        // The agent without the kernel or root: its whole pipeline on a recorded kernel, configuration,
+        // operations endpoint.
+        .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "VigilOperations", "VigilProfiles", "VigilRuntime",
+                                                            "VigilSeccomp", "VigilTestSupport", "CVigilABI",
                                                             .product(name: "Prometheus", package: "swift-prometheus"),
                                                             .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
@@ -116,5 +122,5 @@ let package = Package(
                            .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

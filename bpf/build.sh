@@ -3,10 +3,18 @@
 # CO-RE object with bpftool, and writes that object as base64 into a Swift source so the vigil
 # binary carries it. Run by the BPFBuild SwiftPM plugin; also usable by hand:
 #   sh bpf/build.sh OUT_DIR [CLANG]     -> OUT_DIR/vigil.bpf.o and OUT_DIR/EmbeddedBPFObject.swift
+# The object is for the build machine's architecture; VIGIL_BPF_ARCH=x86|arm64 chooses another
+# (the registers syscall arguments arrive in and the syscall numbers differ: vigil_kernel.h).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1
 clang=${2:-clang}
+arch=${VIGIL_BPF_ARCH:-$(uname -m)}
+case "$arch" in
+    x86|x86_64|amd64) arch=x86 ;;
+    arm64|aarch64) arch=arm64 ;;
+    *) echo "error: VIGIL_BPF_ARCH=$arch: Vigil's BPF programs are built for x86 or arm64" >&2; exit 1 ;;
+esac
 command -v "$clang" >/dev/null 2>&1 || clang=clang
 bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
 [ -x "$bpftool" ] || { echo "error: bpftool not found: install it (apt-get install bpftool)" >&2; exit 1; }
@@ -15,7 +23,7 @@ mkdir -p "$out/objects"
 objs=""
 for src in "$here"/*.bpf.c; do
     obj="$out/objects/$(basename "$src" .c).o"
-    "$clang" -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 \
+    "$clang" -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_$arch \
         -I"$here" -idirafter /usr/include -c "$src" -o "$obj"
     objs="$objs $obj"
 done

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* A cgroup was created. If its parent is watched, watch it too, before any process can enter it:
- * this is what makes "a watched cgroup and its descendants" cost one map lookup per event. */
+ * this is what makes "a watched cgroup and its descendants" cost one map lookup per event. The
+ * agent is told (parent id and name), so it knows the new cgroup's path without looking. */
 #include "vigil.bpf.h"
 
 SEC("tp_btf/cgroup_mkdir")
@@ -15,9 +16,22 @@ int vigil_cgroup_mkdir(unsigned long long *ctx)
     struct vigil_cgroup_state *parent = bpf_map_lookup_elem(&watched_cgroups, &parent_id);
     if (!parent)
         return 0;
-    /* The child belongs to the parent's workload and profile; its syscalls start empty. */
-    struct vigil_cgroup_state child = { .profile_id = parent->profile_id };
+    /* The child belongs to the parent's workload and profile (quiet if it is); its syscalls
+     * start empty. */
+    struct vigil_cgroup_state child = { .profile_id = parent->profile_id, .flags = parent->flags };
     __u64 id = BPF_CORE_READ(cgrp, kn, id);
     bpf_map_update_elem(&watched_cgroups, &id, &child, BPF_NOEXIST);
+
+    struct vigil_cgroup_event *event = event_buffer();
+    if (!event)
+        return 0;
+    fill_header(&event->hdr, VIGIL_KIND_CGROUP);
+    event->hdr.cgroup_id = id;
+    event->op = VIGIL_CGROUP_MKDIR;
+    event->parent_id = parent_id;
+    long n = bpf_probe_read_kernel_str(event->name, sizeof(event->name), BPF_CORE_READ(cgrp, kn, name));
+    event->name_len = n > 0 ? n - 1 : 0;
+    /* Up to the name: the bitmaps of a new cgroup are empty. */
+    send_event(event, __builtin_offsetof(struct vigil_cgroup_event, syscalls), VIGIL_KIND_CGROUP);
     return 0;
 }

@@ -4,17 +4,39 @@
  * tracepoint, because it runs on every syscall of the host: unwatched processes pay one lookup. */
 #include "vigil.bpf.h"
 
+/* Which syscall table `*id` is a number of (enum vigil_syscall_abi); `*id` becomes its number
+ * there. The architecture table is in vigil_kernel.h. */
+static __always_inline __u32 syscall_abi(long *id)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+#if defined(__TARGET_ARCH_x86)
+    if (*id & VIGIL_X32_SYSCALL_BIT) {
+        *id &= ~(long)VIGIL_X32_SYSCALL_BIT;
+        return VIGIL_SYSCALL_ABI_X32;
+    }
+    if (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT)
+        return VIGIL_SYSCALL_ABI_COMPAT; /* numbers from the i386 table, not the x86_64 one */
+#elif defined(__TARGET_ARCH_arm64)
+    if (BPF_CORE_READ(task, thread_info.flags) & (1UL << VIGIL_TIF_32BIT))
+        return VIGIL_SYSCALL_ABI_COMPAT; /* numbers from the AArch32 table */
+#endif
+    return VIGIL_SYSCALL_ABI_NATIVE;
+}
+
 /* seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) or prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
  * prog) with a program: libseccomp (in runc) first probes which flags the kernel supports with
  * the same call and a NULL program, which installs nothing. */
 static __always_inline bool is_filter_install(unsigned long long *ctx, long id)
 {
+    if (id != VIGIL_NR_seccomp && id != VIGIL_NR_prctl)
+        return false;
     struct pt_regs *regs = (struct pt_regs *)ctx[0];
-    unsigned long arg0 = BPF_CORE_READ(regs, di);
-    if (id == NR_seccomp)
-        return arg0 == SECCOMP_SET_MODE_FILTER && BPF_CORE_READ(regs, dx) != 0;
-    return id == NR_prctl && arg0 == PR_SET_SECCOMP && BPF_CORE_READ(regs, si) == SECCOMP_MODE_FILTER &&
-           BPF_CORE_READ(regs, dx) != 0;
+    unsigned long arg0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
+    unsigned long arg1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+    unsigned long arg2 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+    if (id == VIGIL_NR_seccomp)
+        return arg0 == SECCOMP_SET_MODE_FILTER && arg2 != 0;
+    return arg0 == PR_SET_SECCOMP && arg1 == SECCOMP_MODE_FILTER && arg2 != 0;
 }
 
 SEC("raw_tp/sys_enter")
@@ -24,15 +46,7 @@ int vigil_syscall_enter(unsigned long long *ctx)
     if (!state)
         return 0;
     long id = (long)ctx[1];
-    __u32 abi = VIGIL_SYSCALL_ABI_X86_64;
-    if (id & X32_SYSCALL_BIT) {
-        abi = VIGIL_SYSCALL_ABI_X32;
-        id &= ~(long)X32_SYSCALL_BIT;
-    } else {
-        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-        if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
-            abi = VIGIL_SYSCALL_ABI_I386; /* numbers from the i386 table, not the x86_64 one */
-    }
+    __u32 abi = syscall_abi(&id);
     if (id < 0 || id >= VIGIL_SYSCALL_SLOTS)
         return 0;
     __u64 bit = 1ULL << (id & 63);
@@ -40,7 +54,7 @@ int vigil_syscall_enter(unsigned long long *ctx)
 
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
     __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &tgid);
-    if (phase && abi == VIGIL_SYSCALL_ABI_X86_64) {
+    if (phase && abi == VIGIL_SYSCALL_ABI_NATIVE) {
         __u32 row = *phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
         word = &state->runtime_syscalls[row][id >> 6];
         if (*phase == VIGIL_RUNTIME_BEFORE_FILTER && is_filter_install(ctx, id))

@@ -11,7 +11,14 @@
 #include "vigil_kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "vigil_abi.h"
+
+/* libbpf 1.1's BPF_CORE_READ declares its result with the const of the pointer it is given, which
+ * PT_REGS_PARMn_CORE_SYSCALL gives it on arm64; newer clang warns, harmlessly: it is written at once. */
+#if __has_warning("-Wdefault-const-init-var-unsafe")
+#pragma clang diagnostic ignored "-Wdefault-const-init-var-unsafe"
+#endif
 
 /* How many directories a kernel-side path walk climbs before it gives up and flags truncation. */
 #define VIGIL_PATH_DEPTH 48
@@ -78,6 +85,7 @@ struct {
 union vigil_any_event {
     struct vigil_exec_event exec;
     struct vigil_file_event file;
+    struct vigil_cgroup_event cgroup;
 };
 
 struct {
@@ -147,8 +155,10 @@ static __always_inline struct vigil_cgroup_state *watched_state(void)
 {
     __u64 cgroup_id = bpf_get_current_cgroup_id();
     struct vigil_cgroup_state *state = bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
-    if (state || !vigil_config.watch_all)
-        return state;
+    if (state)
+        return state->flags & VIGIL_CGROUP_QUIET ? NULL : state;
+    if (!vigil_config.watch_all)
+        return NULL;
     if ((bpf_get_current_pid_tgid() >> 32) == vigil_config.agent_tgid)
         return NULL;
     struct vigil_cgroup_state fresh = {};
@@ -438,13 +448,13 @@ static __always_inline int remember_net_syscall(__u32 op, int fd, __u64 uaddr, b
     __u16 family = 0;
     if (bpf_probe_read_user(&family, sizeof(family), (const void *)uaddr) != 0)
         return 0;
-    if (family == AF_INET) {
+    if (family == VIGIL_AF_INET) {
         struct sockaddr_in sin = {};
         if (bpf_probe_read_user(&sin, sizeof(sin), (const void *)uaddr) != 0)
             return 0;
         args.port = __builtin_bswap16(sin.sin_port);
         __builtin_memcpy(args.addr, &sin.sin_addr, 4);
-    } else if (family == AF_INET6) {
+    } else if (family == VIGIL_AF_INET6) {
         struct sockaddr_in6 sin6 = {};
         if (bpf_probe_read_user(&sin6, sizeof(sin6), (const void *)uaddr) != 0)
             return 0;

@@ -27,7 +27,8 @@ enum vigil_kind {
     VIGIL_KIND_FILE = 2,
     VIGIL_KIND_NET = 3,
     VIGIL_KIND_EXIT = 4,
-    VIGIL_KIND_COUNT = 5, /* one past the last kind; sizes the drop counters */
+    VIGIL_KIND_CGROUP = 5, /* a watched cgroup was made or removed (bookkeeping, never printed) */
+    VIGIL_KIND_COUNT = 6,  /* one past the last kind; sizes the drop counters */
 };
 
 /* Where an event can be lost in the kernel. Each (stage, kind) pair has its own counter in the
@@ -114,7 +115,7 @@ struct vigil_file_event {
 struct vigil_net_event {
     struct vigil_header hdr;
     __u32 op;        /* enum vigil_net_op */
-    __u16 family;    /* AF_INET (2) or AF_INET6 (10) */
+    __u16 family;    /* VIGIL_AF_INET or VIGIL_AF_INET6 */
     __u16 port;      /* host byte order */
     __u16 protocol;  /* IPPROTO_TCP (6), IPPROTO_UDP (17), ... */
     __u16 sock_type; /* SOCK_STREAM (1), SOCK_DGRAM (2), ... */
@@ -129,17 +130,40 @@ struct vigil_exit_event {
     __u32 _pad;
 };
 
-/* Syscalls seen, per cgroup, as one bitmap per syscall ABI (x86_64 numbers, x32 numbers without
- * __X32_SYSCALL_BIT, i386 numbers for 32-bit compat calls). Filled by raw_syscalls/sys_enter in
- * the kernel; never sent through the ring buffer. */
+#define VIGIL_CGROUP_NAME_LEN 256
+
+enum vigil_cgroup_op {
+    VIGIL_CGROUP_MKDIR = 1, /* below a watched cgroup: now watched too */
+    VIGIL_CGROUP_RMDIR = 2, /* a watched cgroup removed: no longer watched; its last syscalls follow */
+};
+
+/* Syscalls seen, per cgroup, as one bitmap per syscall ABI: the native table (x86_64, or aarch64),
+ * x32 numbers without __X32_SYSCALL_BIT (x86 only), and 32-bit compat calls (i386 numbers on x86,
+ * AArch32 numbers on arm64). Filled by raw_syscalls/sys_enter in the kernel; never sent through
+ * the ring buffer. */
 #define VIGIL_SYSCALL_SLOTS 512
 #define VIGIL_SYSCALL_WORDS (VIGIL_SYSCALL_SLOTS / 64)
 
 enum vigil_syscall_abi {
-    VIGIL_SYSCALL_ABI_X86_64 = 0,
-    VIGIL_SYSCALL_ABI_X32 = 1,
-    VIGIL_SYSCALL_ABI_I386 = 2,
+    VIGIL_SYSCALL_ABI_NATIVE = 0, /* x86_64; aarch64 */
+    VIGIL_SYSCALL_ABI_X32 = 1,    /* x86 only */
+    VIGIL_SYSCALL_ABI_COMPAT = 2, /* i386 on x86; arm (AArch32) on arm64 */
     VIGIL_SYSCALL_ABI_COUNT = 3,
+};
+
+/* A cgroup made below a watched one, or a watched one removed. hdr.cgroup_id is that cgroup's id
+ * (not the current task's): the agent learns of containers, and forgets them, from these, without
+ * walking the hierarchy. A removed cgroup's map entry goes with it; its syscall bitmaps, read just
+ * before, are in the record so nothing it did is lost. */
+struct vigil_cgroup_event {
+    struct vigil_header hdr;
+    __u32 op;       /* enum vigil_cgroup_op */
+    __u32 name_len;
+    __u64 parent_id;
+    char name[VIGIL_CGROUP_NAME_LEN]; /* the directory's name (not the path) */
+    /* rmdir only (a mkdir record ends before them): the cgroup's last bitmaps. */
+    __u64 syscalls[VIGIL_SYSCALL_ABI_COUNT][VIGIL_SYSCALL_WORDS];
+    __u64 runtime_syscalls[2][VIGIL_SYSCALL_WORDS];
 };
 
 /* The container runtime's init (runc init, or vigil's own launcher) inside a watched cgroup:
@@ -153,12 +177,17 @@ enum vigil_runtime_phase {
     VIGIL_RUNTIME_AFTER_FILTER = 2,
 };
 
+/* A cgroup kept in the watch list only so that its removal is reported (a container the agent
+ * does not watch: an excluded namespace, a pod sandbox): nothing else of it is. Inherited by the
+ * cgroups made below it. */
+#define VIGIL_CGROUP_QUIET (1u << 0)
+
 /* The value of the watched_cgroups map: what the kernel knows of one watched cgroup. */
 struct vigil_cgroup_state {
     __u32 profile_id; /* 0: no stable profile: report everything; else keys of the known_* maps */
-    __u32 _pad;
+    __u32 flags;      /* VIGIL_CGROUP_QUIET */
     __u64 syscalls[VIGIL_SYSCALL_ABI_COUNT][VIGIL_SYSCALL_WORDS]; /* the workload's */
-    __u64 runtime_syscalls[2][VIGIL_SYSCALL_WORDS]; /* x86_64: [0] before the filter, [1] after */
+    __u64 runtime_syscalls[2][VIGIL_SYSCALL_WORDS]; /* native ABI: [0] before the filter, [1] after */
 };
 
 /* Behaviour already in a stable profile, dropped in the kernel (VIGIL_SUPPRESSED_KNOWN).
@@ -180,6 +209,10 @@ struct vigil_known_destination {
     __u16 _pad[3];
     __u8 addr[16];
 };
+
+/* Address families as records carry them: Linux's values, the same on every architecture. */
+#define VIGIL_AF_INET 2
+#define VIGIL_AF_INET6 10
 
 #define VIGIL_FNV_OFFSET 0xcbf29ce484222325ULL
 #define VIGIL_FNV_PRIME 0x100000001b3ULL

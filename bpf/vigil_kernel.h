@@ -96,7 +96,8 @@ struct mm_struct {
 };
 
 struct thread_info {
-    __u32 status;
+    unsigned long flags; /* arm64: TIF_32BIT */
+    __u32 status;        /* x86: TS_COMPAT */
 };
 
 struct task_struct {
@@ -128,6 +129,7 @@ struct socket {
 };
 
 struct kernfs_node {
+    const char *name;
     __u64 id;
 };
 
@@ -145,12 +147,6 @@ struct cgroup {
     struct cgroup_subsys_state self;
     struct kernfs_node *kn;
     struct cgroup_root *root;
-};
-
-struct pt_regs {
-    unsigned long dx;
-    unsigned long si;
-    unsigned long di;
 };
 
 /* Tracepoint contexts (their layout is what /sys/kernel/tracing/events/.../format shows). */
@@ -183,18 +179,12 @@ struct trace_event_raw_sched_process_template {
 #pragma clang attribute pop
 
 /* Userspace ABI constants (stable; from the uapi headers). */
-#define AF_INET 2
-#define AF_INET6 10
 #define AT_FDCWD -100
 #define O_WRONLY 01
 #define O_RDWR 02
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define O_ACCMODE 03
-#define TS_COMPAT 0x0002              /* x86: a 32-bit syscall is active */
-#define X32_SYSCALL_BIT 0x40000000
-#define NR_prctl 157                  /* x86_64 */
-#define NR_seccomp 317                /* x86_64 */
 #define PR_SET_SECCOMP 22
 #define SECCOMP_MODE_FILTER 2
 #define SECCOMP_SET_MODE_FILTER 1
@@ -224,5 +214,48 @@ struct open_how {
     __u64 mode;
     __u64 resolve;
 };
+
+/* What differs per architecture, in one table: the registers a syscall's arguments arrive in
+ * (read with bpf_tracing.h's PT_REGS_PARMn_CORE_SYSCALL, which relocates against the struct
+ * below), the native syscall numbers the programs test, and how a 32-bit (compat) syscall is
+ * told apart. bpf/build.sh sets __TARGET_ARCH_x86 or __TARGET_ARCH_arm64 (VIGIL_BPF_ARCH). */
+#if defined(__TARGET_ARCH_x86)
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+struct pt_regs {
+    unsigned long di;
+    unsigned long si;
+    unsigned long dx;
+    unsigned long r10;
+    unsigned long r8;
+    unsigned long cx;
+    unsigned long sp;
+    unsigned long bp;
+    unsigned long ax;
+    unsigned long ip;
+};
+#pragma clang attribute pop
+#define VIGIL_NR_prctl 157
+#define VIGIL_NR_seccomp 317
+#define VIGIL_X32_SYSCALL_BIT 0x40000000 /* x32 calls: x86_64 numbers with this bit */
+#define VIGIL_TS_COMPAT 0x0002           /* thread_info.status: an i386 syscall is active */
+#elif defined(__TARGET_ARCH_arm64)
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+struct user_pt_regs {
+    __u64 regs[31];
+    __u64 sp;
+    __u64 pc;
+    __u64 pstate;
+};
+#pragma clang attribute pop
+struct pt_regs;
+#define VIGIL_NR_prctl 167
+#define VIGIL_NR_seccomp 277
+#define VIGIL_TIF_32BIT 22 /* thread_info.flags: the task runs AArch32 code */
+#else
+#error "build Vigil's BPF programs for x86 or arm64: define __TARGET_ARCH_x86 or __TARGET_ARCH_arm64 (bpf/build.sh does)"
+#endif
+/* bpf_tracing.h names x86 registers as the kernel does (di, si) when it sees a vmlinux.h; this
+ * header is Vigil's subset of one. */
+#define __VMLINUX_H__
 
 #endif /* VIGIL_KERNEL_H */

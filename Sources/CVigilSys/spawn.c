@@ -69,6 +69,19 @@ static int resolve_command(const char *name, char out[PATH_MAX])
     return found;
 }
 
+/* The command starts as if from a shell: default dispositions (vigil ignores SIGPIPE and catches
+ * its stop signals; an ignored signal would stay ignored across exec) and nothing blocked (the
+ * calling thread may be one whose runtime blocks SIGTERM and friends; the mask survives exec too).
+ * Async-signal-safe. */
+static void default_signals(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* Between fork and exec only async-signal-safe calls: the child of a multi-threaded process
  * may not touch anything the other threads held (malloc, locks). The filter is compiled before
  * the fork for that reason. */
@@ -91,11 +104,7 @@ pid_t vigil_spawn(const struct vigil_spawn_options *options, char *const argv[])
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         if (getppid() != parent)
             _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        default_signals();
         if (options->stdout_fd >= 0 && dup2(options->stdout_fd, STDOUT_FILENO) < 0)
             err = errno;
         if (!err && options->stderr_fd >= 0 && dup2(options->stderr_fd, STDERR_FILENO) < 0)
@@ -136,6 +145,7 @@ int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv
     int err = resolve_command(argv[0], path);
     if (err)
         return -err;
+    default_signals();
     err = confine(filter, filter_size, 1);
     if (err)
         return -err;

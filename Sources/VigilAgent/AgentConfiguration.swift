@@ -43,6 +43,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         public var minDuration: Double = 3600
         public var quietPeriod: Double = 600
         public var checkpointInterval: Double = 30
+        /// A workload none of whose containers has run for this long leaves memory (and its known
+        /// behaviour the kernel's maps) until one runs again.
+        public var retireAfter: Double = 600
         public init() {}
 
         public init(from decoder: Decoder) throws {
@@ -50,6 +53,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             minDuration = try c.decodeIfPresent(Double.self, forKey: .minDuration) ?? minDuration
             quietPeriod = try c.decodeIfPresent(Double.self, forKey: .quietPeriod) ?? quietPeriod
             checkpointInterval = try c.decodeIfPresent(Double.self, forKey: .checkpointInterval) ?? checkpointInterval
+            retireAfter = try c.decodeIfPresent(Double.self, forKey: .retireAfter) ?? retireAfter
         }
     }
 
@@ -120,7 +124,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     /// The fields of each section, so that a misspelt one is an error, not a default: a
     /// `podSelector` with `matchLabel` would otherwise watch every pod.
     public static let sectionFields: [String: [String]] = [
-        "learning": ["minDuration", "quietPeriod", "checkpointInterval"],
+        "learning": ["minDuration", "quietPeriod", "checkpointInterval", "retireAfter"],
         "namespaces": ["include", "exclude"],
         "podSelector": ["matchLabels", "matchExpressions"],
         "kubernetes": ["enabled", "apiServer", "tokenFile", "caFile", "timeout", "retryInterval"],
@@ -226,7 +230,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             }
         }
         let l = config.learning
-        for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval)]
+        for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval),
+                              ("retireAfter", l.retireAfter)]
         where !(value >= 0 && value <= maximumSeconds) {
             throw ProfileError(file: file, field: "learning.\(name)", problem: "must be from 0 to \(Int(maximumSeconds)) seconds (10 years), is \(value)")
         }

@@ -4,8 +4,8 @@ import Foundation
 import VigilCore
 
 /// The loaded and attached kernel programs, their maps and their ring buffer. The only owner
-/// of libbpf objects in Vigil; everything else talks to this type.
-public final class KernelProbes {
+/// of libbpf objects in Vigil; everything else talks to it through `KernelFacade`.
+public final class KernelProbes: KernelFacade {
     public struct Options: Sendable {
         /// Report every process (but the agent) instead of only watched cgroups.
         public var watchAll = false
@@ -64,6 +64,8 @@ public final class KernelProbes {
                 throw BPFError("could not set the BPF programs' configuration (\(String(cString: strerror(-rc)))): rebuild vigil")
             }
 
+            absentSyscallHooks = Self.skipSyscallsThisArchitectureLacks(object)
+
             if bpf_object__load(object) != 0 {
                 let err = errno
                 throw Self.loadError(errno: err)
@@ -73,6 +75,10 @@ public final class KernelProbes {
             while let current = program {
                 let name = String(cString: bpf_program__name(current))
                 let section = String(cString: bpf_program__section_name(current))
+                guard bpf_program__autoload(current) else {
+                    program = bpf_object__next_program(object, current)
+                    continue
+                }
                 guard let link = bpf_program__attach(current), libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
                     let err = errno
                     throw BPFError("attaching program '\(name)' (\(section)) failed: \(String(cString: strerror(err))). "
@@ -93,16 +99,65 @@ public final class KernelProbes {
         }
     }
 
+    /// Syscall tracepoints left out because this kernel's architecture has no such syscall (arm64
+    /// has openat but not open, renameat2 but not rename: its programs see those calls there).
+    public private(set) var absentSyscallHooks: [String] = []
+
+    /// The syscalls newer architectures dropped for their *at forms; only these may be missing.
+    static let legacySyscalls: Set<String> = ["open", "creat", "rename", "unlink"]
+
+    /// Turns off the programs of legacy syscalls whose tracepoints this kernel does not have
+    /// (tracefs says so); any other missing tracepoint is still an error at attach.
+    private static func skipSyscallsThisArchitectureLacks(_ object: OpaquePointer) -> [String] {
+        guard let events = ["/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls"]
+            .first(where: { FileManager.default.fileExists(atPath: $0 + "/sys_enter_openat") }) else { return [] }
+        var skipped: [String] = []
+        var program = bpf_object__next_program(object, nil)
+        while let current = program {
+            let section = String(cString: bpf_program__section_name(current))
+            let event = section.split(separator: "/").last.map(String.init) ?? ""
+            let call = event.replacingOccurrences(of: "sys_enter_", with: "").replacingOccurrences(of: "sys_exit_", with: "")
+            if section.hasPrefix("tp/syscalls/"), legacySyscalls.contains(call), !FileManager.default.fileExists(atPath: events + "/" + event) {
+                bpf_program__set_autoload(current, false)
+                skipped.append(event)
+            }
+            program = bpf_object__next_program(object, current)
+        }
+        return skipped
+    }
+
     deinit {
+        reader = nil
         for link in links { bpf_link__destroy(link) }
         bpf_object__close(object)
         if statsFD >= 0 { close(statsFD) }
     }
 
+    private var reader: RingBufferReader?
+
+    public func setRecordHandler(_ handler: @escaping (UnsafeRawBufferPointer) -> Void) throws {
+        reader = try RingBufferReader(probes: self, handler: handler)
+    }
+
+    @discardableResult
+    public func poll(timeoutMilliseconds: Int32) throws -> Int {
+        try requireReader().poll(timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    @discardableResult
+    public func drain() throws -> Int {
+        try requireReader().drain()
+    }
+
+    private func requireReader() throws -> RingBufferReader {
+        guard let reader else { throw BPFError("no record handler: call setRecordHandler first") }
+        return reader
+    }
+
     /// Report the processes of this cgroup (by its cgroup v2 id) and of cgroups created below it.
     /// A non-zero `profileID` names the known behaviour (see `loadKnownBehaviour`) that the
     /// kernel drops for this cgroup instead of reporting.
-    public func watch(cgroupID: UInt64, profileID: UInt32 = 0) throws {
+    public func watch(cgroupID: UInt64, profileID: UInt32) throws {
         var key = cgroupID
         var state = vigil_cgroup_state()
         if bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) != 0 {
@@ -111,7 +166,7 @@ public final class KernelProbes {
         state.profile_id = profileID
         guard bpf_map_update_elem(watchedCgroupsFD, &key, &state, UInt64(BPF_ANY)) == 0 else {
             throw BPFError("could not watch cgroup \(cgroupID): \(String(cString: strerror(errno))) "
-                + "(at most \(16384) cgroups can be watched)")
+                + "(at most \(watchedCgroupsCapacity) cgroups can be watched)")
         }
     }
 
@@ -153,34 +208,57 @@ public final class KernelProbes {
 
     /// Loads a stable profile's exact behaviour under `profileID`: from now on the kernel drops
     /// these events for cgroups watched with that id (counted as suppressed, never sent).
-    public func loadKnownBehaviour(profileID: UInt32, execHashes: some Sequence<UInt64>,
-                                   files: [(kind: UInt32, hash: UInt64)], destinations: some Sequence<Destination>) throws {
+    public func loadKnownBehaviour(_ known: KnownBehaviour, profileID: UInt32) throws {
         var yes: UInt8 = 1
-        for hash in execHashes {
+        for hash in known.execHashes {
             var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: hash)
             try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known exec")
         }
-        for file in files {
+        for file in known.files {
             var key = vigil_known_key(profile_id: profileID, kind: file.kind, hash: file.hash)
             try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known file write")
         }
-        for destination in destinations {
-            var key = vigil_known_destination()
-            key.profile_id = profileID
-            key.family = destination.family
-            key.protocol = destination.ipProtocol
-            key.port = destination.port
-            withUnsafeMutableBytes(of: &key.addr) { raw in
-                withUnsafeBytes(of: (destination.high, destination.low)) { raw.copyMemory(from: $0) }
-            }
+        for destination in known.destinations {
+            var key = Self.key(destination, profileID: profileID)
             try check(bpf_map_update_elem(knownDestinationsFD, &key, &yes, UInt64(BPF_ANY)), "known destination")
         }
     }
 
-    /// The exact behaviour of the profile a detector checks against.
-    public func loadKnownBehaviour(of detector: Detector, profileID: UInt32) throws {
-        try loadKnownBehaviour(profileID: profileID, execHashes: detector.knownExecHashes, files: detector.knownFiles,
-                               destinations: detector.knownDestinations)
+    private static func key(_ destination: Destination, profileID: UInt32) -> vigil_known_destination {
+        var key = vigil_known_destination()
+        key.profile_id = profileID
+        key.family = destination.family
+        key.protocol = destination.ipProtocol
+        key.port = destination.port
+        withUnsafeMutableBytes(of: &key.addr) { raw in
+            withUnsafeBytes(of: (destination.high, destination.low)) { raw.copyMemory(from: $0) }
+        }
+        return key
+    }
+
+    /// Removes every known-behaviour entry of `profileID` (a workload retired or relearned), so
+    /// the maps hold only the profiles in use.
+    public func unloadKnownBehaviour(profileID: UInt32) {
+        deleteKeys(knownBehaviourFD, as: vigil_known_key.self) { $0.profile_id == profileID }
+        deleteKeys(knownDestinationsFD, as: vigil_known_destination.self) { $0.profile_id == profileID }
+    }
+
+    private func deleteKeys<Key: BitwiseCopyable>(_ fd: Int32, as _: Key.Type, where matches: (Key) -> Bool) {
+        var doomed: [Key] = []
+        var key = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Key>.size, alignment: MemoryLayout<Key>.alignment)
+        var next = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Key>.size, alignment: MemoryLayout<Key>.alignment)
+        defer {
+            key.deallocate()
+            next.deallocate()
+        }
+        var previous: UnsafeMutableRawPointer? = nil
+        while bpf_map_get_next_key(fd, previous, next) == 0 {
+            let value = next.load(as: Key.self)
+            if matches(value) { doomed.append(value) }
+            swap(&key, &next)
+            previous = key
+        }
+        for var value in doomed { bpf_map_delete_elem(fd, &value) }
     }
 
     /// Turns on the kernel's per-program run-time accounting (kernel.bpf_stats_enabled) for as
@@ -223,9 +301,18 @@ public final class KernelProbes {
     private func check(_ rc: Int32, _ what: String) throws {
         guard rc == 0 else {
             throw BPFError("could not load \(what) into the kernel: \(String(cString: strerror(errno))) "
-                + "(the known-behaviour maps hold 65536 entries and 16384 destinations)")
+                + "(the known-behaviour maps hold \(capacity(of: knownBehaviourFD)) entries and \(capacity(of: knownDestinationsFD)) destinations)")
         }
     }
+
+    /// A map's max_entries, as the loaded object has it.
+    private func capacity(of fd: Int32) -> UInt32 {
+        var info = bpf_map_info()
+        var length = UInt32(MemoryLayout<bpf_map_info>.size)
+        return bpf_obj_get_info_by_fd(fd, &info, &length) == 0 ? info.max_entries : 0
+    }
+
+    private var watchedCgroupsCapacity: UInt32 { capacity(of: watchedCgroupsFD) }
 
     /// Events the kernel dropped because the profile already had them, by kind.
     public func suppressedCounts() -> [EventKind: UInt64] {
@@ -247,6 +334,20 @@ public final class KernelProbes {
     public func unwatch(cgroupID: UInt64) {
         var key = cgroupID
         bpf_map_delete_elem(watchedCgroupsFD, &key)
+    }
+
+    public func quiet(cgroupID: UInt64) {
+        var key = cgroupID
+        var state = vigil_cgroup_state()
+        guard bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0 else { return }
+        state.flags |= VIGIL_CGROUP_QUIET
+        bpf_map_update_elem(watchedCgroupsFD, &key, &state, UInt64(BPF_EXIST))
+    }
+
+    public func isQuiet(cgroupID: UInt64) -> Bool {
+        var key = cgroupID
+        var state = vigil_cgroup_state()
+        return bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0 && state.flags & VIGIL_CGROUP_QUIET != 0
     }
 
     public func isWatched(cgroupID: UInt64) -> Bool {

@@ -6,6 +6,13 @@ enum Preflight {
     static let btfPath = "/sys/kernel/btf/vmlinux"
 
     static func check() throws {
+        #if !arch(x86_64)
+        // The kernel side builds for arm64, but profiles, seccomp generation and the syscall
+        // bitmaps are named through the x86 tables: loading here would name syscalls wrongly.
+        throw BPFError("this vigil was built for an architecture other than x86_64; its kernel programs build for "
+            + "arm64 (VIGIL_BPF_ARCH=arm64 sh bpf/build.sh), but profiles and seccomp generation name syscalls "
+            + "with the x86 tables only: run vigil on x86_64 nodes")
+        #endif
         guard FileManager.default.fileExists(atPath: btfPath) else {
             throw BPFError("this kernel has no BTF (\(btfPath) is missing): Vigil's programs are CO-RE and need a "
                 + "kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8 or later; most distributions ship it)")

@@ -13,10 +13,9 @@ public final class RingBufferReader {
 
     private let ring: OpaquePointer
     private let box: Box
-    // Keeps the probes (and so the map's fd) alive while the reader is.
-    private let probes: KernelProbes
 
-    public init(probes: KernelProbes, handler: @escaping Handler) throws {
+    /// The probes own their reader (and outlive it): the reader does not keep them.
+    init(probes: KernelProbes, handler: @escaping Handler) throws {
         let box = Box(handler)
         let context = Unmanaged.passUnretained(box).toOpaque()
         guard let ring = ring_buffer__new(probes.eventsFD, { context, data, size in
@@ -29,7 +28,6 @@ public final class RingBufferReader {
         }
         self.ring = ring
         self.box = box
-        self.probes = probes
     }
 
     deinit {

@@ -1,6 +1,11 @@
-/// Turns findings into `anomaly` lines: the first occurrence of a behaviour at once, its
-/// repeats folded into one line per fold window (`count`, `first_seen`, `last_seen`), and all of
-/// it rate limited per workload, with `agent.throttle` lines when limiting starts and ends.
+/// Decides when a finding becomes an `anomaly` line: the first occurrence of a behaviour at
+/// once, its repeats folded into one line per fold window (`count`, `first_seen`, `last_seen`),
+/// and all of it rate limited per workload, with `agent.throttle` lines when limiting starts and
+/// ends. What the lines say is `EventEncoder`'s business. Bounded: a behaviour whose repeats
+/// were all reported and that has not recurred for `forgetIdleNanoseconds` is forgotten, and at
+/// most `maximumFolds` behaviours are remembered (past that, the one seen longest ago goes). A
+/// forgotten behaviour's next occurrence is reported anew, with a count from 1 — the same line it
+/// would have had anyway, since repeats are reported at least once per window.
 public struct AnomalyReporter: Sendable {
     public struct Settings: Sendable {
         /// Repeats of one behaviour are reported at most once per window.
@@ -8,11 +13,15 @@ public struct AnomalyReporter: Sendable {
         /// Token bucket per workload: burst, and lines per second after it.
         public var burst: Double = 20
         public var perSecond: Double = 5
+        /// Distinct behaviours remembered for folding.
+        public var maximumFolds = 512
+        /// A fully reported behaviour not seen for this long is forgotten (six windows).
+        public var forgetIdleNanoseconds: UInt64 = 60_000_000_000
 
         public init() {}
     }
 
-    private struct Fold {
+    private struct Fold: Sendable {
         var rule: AnomalyRule
         var count: UInt64
         var reported: UInt64
@@ -32,22 +41,22 @@ public struct AnomalyReporter: Sendable {
     private var throttled = false
     private var suppressed: UInt64 = 0
     private var scratch = JSONLineWriter()
-    private let profileID: String
-    private let profileVersion: Int
-    private let profileState: String
+    private let profile: EventEncoder.ProfileReference
 
     public init(profile: Profile, node: String, clock: BootClock, settings: Settings = Settings()) {
         self.settings = settings
         encoder = EventEncoder(node: node, clock: clock)
         tokens = settings.burst
-        profileID = profile.workload
-        profileVersion = profile.version
-        profileState = profile.state.rawValue
+        self.profile = EventEncoder.ProfileReference(profile)
     }
 
     /// Anomaly lines emitted and lines held back by the rate limit, since start.
     public private(set) var emitted: [AnomalyRule: UInt64] = [:]
     public var suppressedLines: UInt64 { suppressed }
+    /// Behaviours forgotten to stay within `maximumFolds`.
+    public private(set) var evictedFolds: UInt64 = 0
+    /// Behaviours remembered now.
+    public var foldCount: Int { folds.count }
 
     /// Records a finding for an event; writes a line to `out` when one is due now.
     public mutating func report(_ finding: Finding, event: RawEvent, workload: WorkloadIdentity?,
@@ -62,8 +71,8 @@ public struct AnomalyReporter: Sendable {
         }
         scratch.removeAll()
         encoder.encode(event, workload: nil, processes: processes, into: &scratch, newline: false)
-        folds[foldKey] = Fold(rule: finding.rule, count: 1, reported: 0, firstSeen: time, lastSeen: time,
-                              lastReport: time, event: scratch.bytes, workload: workload)
+        remember(foldKey, Fold(rule: finding.rule, count: 1, reported: 0, firstSeen: time, lastSeen: time,
+                               lastReport: time, event: scratch.bytes, workload: workload))
         emit(foldKey, now: time, into: &out)
     }
 
@@ -74,33 +83,41 @@ public struct AnomalyReporter: Sendable {
         let fresh = syscalls.filter { reportedSyscalls.insert(UInt64($0.abi.rawValue) << 32 | UInt64($0.number)).inserted }
         guard !fresh.isEmpty else { return }
         scratch.removeAll()
-        scratch.raw("{"); scratch.key("syscalls"); scratch.raw("[")
-        for (i, syscall) in fresh.enumerated() {
-            if i > 0 { scratch.raw(",") }
-            scratch.raw("{"); scratch.key("name"); scratch.string(syscall.name)
-            scratch.raw(","); scratch.key("number"); scratch.unsigned(UInt64(syscall.number))
-            scratch.raw(","); scratch.key("abi"); scratch.string(syscall.abi.name)
-            scratch.raw("}")
-        }
-        scratch.raw("]}")
+        encoder.encodeSyscalls(fresh, into: &scratch)
         let foldKey = 0x5359_0000_0000_0000 | now
-        folds[foldKey] = Fold(rule: .unexpectedSyscall, count: UInt64(fresh.count), reported: 0, firstSeen: now,
-                              lastSeen: now, lastReport: now, event: scratch.bytes, workload: workload)
+        remember(foldKey, Fold(rule: .unexpectedSyscall, count: UInt64(fresh.count), reported: 0, firstSeen: now,
+                               lastSeen: now, lastReport: now, event: scratch.bytes, workload: workload))
         emit(foldKey, now: now, into: &out)
     }
 
-    /// Emits the folded repeats whose window has passed, and ends throttling when the bucket has
-    /// refilled. Call about once a second.
+    private mutating func remember(_ key: UInt64, _ fold: Fold) {
+        if folds.count >= settings.maximumFolds,
+           let oldest = folds.min(by: { ($0.value.count > $0.value.reported ? 1 : 0, $0.value.lastSeen)
+                                        < ($1.value.count > $1.value.reported ? 1 : 0, $1.value.lastSeen) })?.key {
+            // Prefer forgetting a behaviour whose repeats were all reported.
+            folds[oldest] = nil
+            evictedFolds += 1
+        }
+        folds[key] = fold
+    }
+
+    /// Emits the folded repeats whose window has passed, forgets behaviours long idle, and ends
+    /// throttling when the bucket has refilled. Call about once a second.
     public mutating func flush(now: UInt64, into out: inout JSONLineWriter) {
         for key in folds.keys {
-            guard let fold = folds[key], fold.count > fold.reported,
-                  now &- fold.lastReport >= settings.foldWindowNanoseconds else { continue }
+            guard let fold = folds[key] else { continue }
+            if fold.count == fold.reported {
+                if now &- fold.lastSeen >= settings.forgetIdleNanoseconds { folds[key] = nil }
+                continue
+            }
+            guard now &- fold.lastReport >= settings.foldWindowNanoseconds else { continue }
             emit(key, now: now, into: &out)
         }
         refill(now: now)
         if throttled && tokens >= settings.burst / 2 {
             throttled = false
-            writeThrottle(started: false, now: now, into: &out)
+            encoder.encodeThrottle(started: false, profile: profile.id, suppressed: suppressed, limitPerSecond: settings.perSecond,
+                                   atBoot: now, into: &out)
             suppressed = 0
         }
     }
@@ -119,7 +136,8 @@ public struct AnomalyReporter: Sendable {
             suppressed += 1
             if !throttled {
                 throttled = true
-                writeThrottle(started: true, now: now, into: &out)
+                encoder.encodeThrottle(started: true, profile: profile.id, suppressed: 0, limitPerSecond: settings.perSecond,
+                                       atBoot: now, into: &out)
             }
             return
         }
@@ -128,42 +146,7 @@ public struct AnomalyReporter: Sendable {
         fold.lastReport = now
         folds[key] = fold
         emitted[fold.rule, default: 0] += 1
-
-        out.raw("{"); out.key("time"); encoder.clock.writeTimestamp(boot: fold.lastSeen, to: &out)
-        out.raw(","); out.key("node"); out.string(encoder.node)
-        out.raw(","); out.key("kind"); out.string("anomaly")
-        if let workload = fold.workload {
-            out.raw(","); encoder.writeWorkload(workload, to: &out)
-        }
-        out.raw(","); out.key("anomaly"); out.raw("{")
-        out.key("rule"); out.string(fold.rule.rawValue)
-        out.raw(","); out.key("severity"); out.string(fold.rule.severity)
-        out.raw(","); out.key("count"); out.unsigned(fold.count)
-        out.raw(","); out.key("first_seen"); encoder.clock.writeTimestamp(boot: fold.firstSeen, to: &out)
-        out.raw(","); out.key("last_seen"); encoder.clock.writeTimestamp(boot: fold.lastSeen, to: &out)
-        out.raw(","); out.key("profile"); out.raw("{")
-        out.key("id"); out.string(profileID)
-        out.raw(","); out.key("version"); out.unsigned(UInt64(profileVersion))
-        out.raw(","); out.key("state"); out.string(profileState)
-        out.raw("}}")
-        out.raw(","); out.key("event")
-        fold.event.withUnsafeBytes { out.rawBytes($0) }
-        out.raw("}")
-        out.newline()
-    }
-
-    private mutating func writeThrottle(started: Bool, now: UInt64, into out: inout JSONLineWriter) {
-        out.raw("{"); out.key("time"); encoder.clock.writeTimestamp(boot: now, to: &out)
-        out.raw(","); out.key("node"); out.string(encoder.node)
-        out.raw(","); out.key("kind"); out.string("agent.throttle")
-        out.raw(","); out.key("throttle"); out.raw("{")
-        out.key("state"); started ? out.string("started") : out.string("ended")
-        out.raw(","); out.key("profile"); out.string(profileID)
-        if !started {
-            out.raw(","); out.key("suppressed"); out.unsigned(suppressed)
-        }
-        out.raw(","); out.key("limit_per_second"); out.unsigned(UInt64(settings.perSecond))
-        out.raw("}}")
-        out.newline()
+        encoder.encodeAnomaly(rule: fold.rule, count: fold.count, firstSeen: fold.firstSeen, lastSeen: fold.lastSeen, profile: profile,
+                              workload: fold.workload, event: fold.event, into: &out)
     }
 }

@@ -4,9 +4,9 @@ import CVigilABI
 /// (bpf/vigil.bpf.h): FNV-1a 64 over path bytes. Both sides must agree bit for bit, or known
 /// behaviour would not be suppressed in the kernel (it would still be matched in userspace).
 public enum BehaviourHash {
-    public static let offset: UInt64 = 0xcbf2_9ce4_8422_2325
-    public static let prime: UInt64 = 0x100_0000_01b3
-    public static let parentMix: UInt64 = 0x9E37_79B9_7F4A_7C15
+    public static let offset: UInt64 = VIGIL_FNV_OFFSET
+    public static let prime: UInt64 = VIGIL_FNV_PRIME
+    public static let parentMix: UInt64 = VIGIL_PARENT_MIX
 
     @inline(__always)
     public static func fnv1a(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = offset) -> UInt64 {

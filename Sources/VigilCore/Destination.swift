@@ -1,5 +1,12 @@
 #if canImport(Glibc)
+import CVigilABI
 import Glibc
+
+/// The address families records carry (vigil_abi.h: Linux's values on every architecture).
+public enum AddressFamily {
+    public static let ipv4 = UInt16(VIGIL_AF_INET)
+    public static let ipv6 = UInt16(VIGIL_AF_INET6)
+}
 #endif
 
 /// An egress destination as the kernel reports it: family, protocol, port, address bytes.
@@ -28,7 +35,7 @@ public struct Destination: Hashable, Sendable {
     }
 
     public var addressBytes: [UInt8] {
-        withUnsafeBytes(of: (high, low)) { Array($0.prefix(family == 2 ? 4 : 16)) }
+        withUnsafeBytes(of: (high, low)) { Array($0.prefix(family == AddressFamily.ipv4 ? 4 : 16)) }
     }
 
     public var addressText: String {
@@ -75,10 +82,10 @@ public struct IPNetwork: Hashable, Sendable {
         let address = String(parts[0])
         var buffer = [UInt8](repeating: 0, count: 16)
         if inet_pton(AF_INET, address, &buffer) == 1 {
-            family = 2
+            family = AddressFamily.ipv4
             bytes = Array(buffer.prefix(4))
         } else if inet_pton(AF_INET6, address, &buffer) == 1 {
-            family = 10
+            family = AddressFamily.ipv6
             bytes = buffer
         } else {
             return nil

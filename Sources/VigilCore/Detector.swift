@@ -108,17 +108,17 @@ public struct Detector: Sendable {
         return SyscallBitmap(lists, resolver: resolver)
     }
 
-    /// Exact behaviour, for the kernel's known-behaviour maps.
-    public var knownExecHashes: Set<UInt64> { execHashes }
-    public var knownFiles: [(kind: UInt32, hash: UInt64)] {
-        profile.fileWrites.flatMap { rule -> [(UInt32, UInt64)] in
-            guard PathPattern(rule.path).isExact else { return [] }
-            return rule.ops.compactMap(FileOperation.init(contractName:)).map {
-                (BehaviourHash.fileKind($0), BehaviourHash.fnv1a(rule.path))
+    /// The profile's exact behaviour, for the kernel's known-behaviour maps (patterns, CIDRs and
+    /// fileless binaries are checked here only).
+    public var knownBehaviour: KnownBehaviour {
+        var files: Set<KnownBehaviour.FileKey> = []
+        for rule in profile.fileWrites where PathPattern(rule.path).isExact {
+            for op in rule.ops.compactMap(FileOperation.init(contractName:)) {
+                files.insert(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: BehaviourHash.fnv1a(rule.path)))
             }
         }
+        return KnownBehaviour(execHashes: execHashes, files: files, destinations: destinations)
     }
-    public var knownDestinations: Set<Destination> { destinations }
 
     /// nil when the event is in the profile. `execDigest`: the content digest of a binary with
     /// no file (see `ProcessTable.Entry.execDigest`).
@@ -155,7 +155,7 @@ public struct Detector: Sendable {
                 return nil
             }
             return Finding(rule: .unexpectedEgress, key: UInt64(truncatingIfNeeded: destination.hashValue))
-        case .exit:
+        case .exit, .cgroup:
             return nil
         }
     }

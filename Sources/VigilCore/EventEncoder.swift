@@ -43,20 +43,11 @@ public struct EventEncoder: Sendable {
     @discardableResult
     public mutating func encode(_ event: RawEvent, workload: WorkloadIdentity?, processes: ProcessTable,
                                 into out: inout JSONLineWriter, newline: Bool = true) -> Bool {
-        guard event.kind != .exit else { return false }
-        out.byte(UInt8(ascii: "{"))
-        out.key("time")
-        clock.writeTimestamp(boot: event.bootNanoseconds, to: &out)
-        out.raw(",")
-        out.key("node")
-        out.string(node)
-        out.raw(",")
-        out.key("kind")
         switch event.kind {
-        case .exec: out.string("process.exec")
-        case .file: out.string("file.write")
-        case .network: out.string("network.connect")
-        case .exit: break
+        case .exec: envelope("process.exec", atBoot: event.bootNanoseconds, into: &out)
+        case .file: envelope("file.write", atBoot: event.bootNanoseconds, into: &out)
+        case .network: envelope("network.connect", atBoot: event.bootNanoseconds, into: &out)
+        case .exit, .cgroup: return false
         }
         if let workload {
             out.raw(",")
@@ -71,7 +62,7 @@ public struct EventEncoder: Sendable {
         case .network:
             out.raw(",")
             writeNetwork(event, to: &out)
-        case .exec, .exit:
+        case .exec, .exit, .cgroup:
             break
         }
         out.byte(UInt8(ascii: "}"))
@@ -220,7 +211,7 @@ public struct EventEncoder: Sendable {
         }
         let address = event.address
         out.raw(","); out.key("family")
-        out.string(event.addressFamily == 2 ? "ipv4" : "ipv6")
+        out.string(event.addressFamily == AddressFamily.ipv4 ? "ipv4" : "ipv6")
         out.raw(","); out.key("address")
         Self.writeAddress(address, family: event.addressFamily, to: &out)
         out.raw(","); out.key("port"); out.unsigned(UInt64(event.port))
@@ -242,7 +233,7 @@ public struct EventEncoder: Sendable {
 
     static func writeAddress(_ address: UnsafeRawBufferPointer, family: UInt16, to out: inout JSONLineWriter) {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { text in
-            let af: Int32 = family == 2 ? AF_INET : AF_INET6
+            let af: Int32 = family == AddressFamily.ipv4 ? AF_INET : AF_INET6
             guard inet_ntop(af, address.baseAddress, text.baseAddress, 64) != nil else {
                 out.string("")
                 return
@@ -272,20 +263,153 @@ public struct EventEncoder: Sendable {
 }
 
 extension EventEncoder {
-    /// `agent.drops`: events lost at one stage since the last report (`count`) and since start
-    /// (`total`), so that nothing is lost without saying so.
-    public func encodeDrops(stage: String, kind: String, count: UInt64, total: UInt64, atBoot boot: UInt64,
-                            into out: inout JSONLineWriter) {
+    // MARK: what the agent says
+
+    /// `{"time":…,"node":…,"kind":"<kind>",` — the envelope every line starts with.
+    private func envelope(_ kind: StaticString, atBoot boot: UInt64, into out: inout JSONLineWriter) {
         out.byte(UInt8(ascii: "{"))
         out.key("time")
         clock.writeTimestamp(boot: boot, to: &out)
         out.raw(","); out.key("node"); out.string(node)
-        out.raw(","); out.key("kind"); out.string("agent.drops")
+        out.raw(","); out.key("kind"); out.string(kind)
+    }
+
+    /// `agent.drops`: events lost at a stage, since the last report and in all.
+    public func encodeDrops(stage: String, kind: String, count: UInt64, total: UInt64, atBoot boot: UInt64,
+                            into out: inout JSONLineWriter) {
+        envelope("agent.drops", atBoot: boot, into: &out)
         out.raw(","); out.key("drops"); out.raw("{")
         out.key("stage"); out.string(stage)
         out.raw(","); out.key("event_kind"); out.string(kind)
         out.raw(","); out.key("count"); out.unsigned(count)
         out.raw(","); out.key("total"); out.unsigned(total)
+        out.raw("}}")
+        out.newline()
+    }
+
+    /// The profile an anomaly was found against.
+    public struct ProfileReference: Sendable, Equatable {
+        public var id: String
+        public var version: Int
+        public var state: LearningState
+        public init(_ profile: Profile) {
+            id = profile.workload
+            version = profile.version
+            state = profile.state
+        }
+    }
+
+    /// `anomaly`: a rule broken, how often between `firstSeen` and `lastSeen` (boot clock), the
+    /// profile, the workload, and the first event that broke it (already a JSON object).
+    public func encodeAnomaly(rule: AnomalyRule, count: UInt64, firstSeen: UInt64, lastSeen: UInt64, profile: ProfileReference,
+                              workload: WorkloadIdentity?, event: [UInt8], into out: inout JSONLineWriter) {
+        envelope("anomaly", atBoot: lastSeen, into: &out)
+        if let workload {
+            out.raw(","); writeWorkload(workload, to: &out)
+        }
+        out.raw(","); out.key("anomaly"); out.raw("{")
+        out.key("rule"); out.string(rule.rawValue)
+        out.raw(","); out.key("severity"); out.string(rule.severity)
+        out.raw(","); out.key("count"); out.unsigned(count)
+        out.raw(","); out.key("first_seen"); clock.writeTimestamp(boot: firstSeen, to: &out)
+        out.raw(","); out.key("last_seen"); clock.writeTimestamp(boot: lastSeen, to: &out)
+        out.raw(","); out.key("profile"); out.raw("{")
+        out.key("id"); out.string(profile.id)
+        out.raw(","); out.key("version"); out.unsigned(UInt64(profile.version))
+        out.raw(","); out.key("state"); out.string(profile.state.rawValue)
+        out.raw("}}")
+        out.raw(","); out.key("event")
+        event.withUnsafeBytes { out.rawBytes($0) }
+        out.raw("}")
+        out.newline()
+    }
+
+    /// The object an `unexpected-syscall` anomaly carries as its event: the syscalls found.
+    public func encodeSyscalls(_ syscalls: [(abi: SyscallABI, number: Int, name: String)], into out: inout JSONLineWriter) {
+        out.raw("{"); out.key("syscalls"); out.raw("[")
+        for (i, syscall) in syscalls.enumerated() {
+            if i > 0 { out.raw(",") }
+            out.raw("{"); out.key("name"); out.string(syscall.name)
+            out.raw(","); out.key("number"); out.unsigned(UInt64(syscall.number))
+            out.raw(","); out.key("abi"); out.string(syscall.abi.name)
+            out.raw("}")
+        }
+        out.raw("]}")
+    }
+
+    /// `agent.throttle`: anomaly lines of a workload held back (started), or no longer (ended,
+    /// with how many were).
+    public func encodeThrottle(started: Bool, profile: String, suppressed: UInt64, limitPerSecond: Double, atBoot boot: UInt64,
+                               into out: inout JSONLineWriter) {
+        envelope("agent.throttle", atBoot: boot, into: &out)
+        out.raw(","); out.key("throttle"); out.raw("{")
+        out.key("state"); started ? out.string("started") : out.string("ended")
+        out.raw(","); out.key("profile"); out.string(profile)
+        if !started {
+            out.raw(","); out.key("suppressed"); out.unsigned(suppressed)
+        }
+        out.raw(","); out.key("limit_per_second"); out.unsigned(UInt64(limitPerSecond))
+        out.raw("}}")
+        out.newline()
+    }
+
+    /// What a `profile.state` line says of a workload's profile.
+    public struct ProfileState: Sendable, Equatable {
+        public enum Seccomp: Sendable, Equatable {
+            case installed(localhostProfile: String)
+            case refused(reason: String)
+        }
+
+        public var workload: String
+        public var version: Int?
+        public var state: LearningState?
+        public var containers: Int?
+        public var events: Int?
+        public var stoppedContainers: Int?
+        public var seccomp: Seccomp?
+        /// Something wrong with the profile (it could not be saved or read, learning ended early).
+        public var problem: String?
+
+        public init(workload: String, version: Int? = nil, problem: String? = nil) {
+            self.workload = workload
+            self.version = version
+            self.problem = problem
+        }
+
+        /// The profile as it stands.
+        public init(_ profile: Profile, seccomp: Seccomp? = nil) {
+            workload = profile.workload
+            version = profile.version
+            state = profile.state
+            containers = profile.learning.containers
+            events = profile.learning.events
+            stoppedContainers = profile.learning.stoppedContainers ?? 0
+            self.seccomp = seccomp
+        }
+    }
+
+    /// `profile.state`: a profile became stable, had its seccomp profile installed or refused, or
+    /// has a problem.
+    public func encodeProfileState(_ line: ProfileState, atBoot boot: UInt64, into out: inout JSONLineWriter) {
+        envelope("profile.state", atBoot: boot, into: &out)
+        out.raw(","); out.key("profile"); out.raw("{")
+        out.key("id"); out.string(line.workload)
+        if let version = line.version { out.raw(","); out.key("version"); out.unsigned(UInt64(version)) }
+        if let state = line.state { out.raw(","); out.key("state"); out.string(state.rawValue) }
+        if let containers = line.containers { out.raw(","); out.key("containers"); out.unsigned(UInt64(containers)) }
+        if let events = line.events { out.raw(","); out.key("events"); out.unsigned(UInt64(events)) }
+        if let stopped = line.stoppedContainers { out.raw(","); out.key("stopped_containers"); out.unsigned(UInt64(stopped)) }
+        switch line.seccomp {
+        case .installed(let relative)?:
+            out.raw(","); out.key("seccomp"); out.string("installed")
+            out.raw(","); out.key("seccomp_profile"); out.string(relative)
+        case .refused(let reason)?:
+            out.raw(","); out.key("seccomp"); out.string("refused")
+            out.raw(","); out.key("reason"); out.string(reason)
+        case nil:
+            break
+        }
+        if let problem = line.problem { out.raw(","); out.key("problem"); out.string(problem) }
         out.raw("}}")
         out.newline()
     }

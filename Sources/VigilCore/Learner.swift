@@ -80,7 +80,7 @@ public struct Learner: Sendable {
     /// Folds one event into the profile. Returns true when it added something new.
     @discardableResult
     public mutating func observe(_ event: RawEvent, now: Date, execDigest: String? = nil) -> Bool {
-        guard !isStable, event.kind != .exit else { return false }
+        guard !isStable, !event.kind.isBookkeeping else { return false }
         profile.learning.events += 1
         if containers.count < limits.containers, containers.insert(event.cgroupID).inserted {
             profile.learning.containers = max(profile.learning.containers, containers.count)
@@ -114,7 +114,7 @@ public struct Learner: Sendable {
             let rule = EgressRule(address: destination.addressText, port: Int(destination.port), protocol: destination.protocolName)
             guard destinations.contains(rule) || admit(destinations.count, limits.destinations, "destinations") else { return false }
             isNew = destinations.insert(rule).inserted
-        case .exit:
+        case .exit, .cgroup:
             return false
         }
         if isNew { profile.learning.lastNew = now }
@@ -201,7 +201,7 @@ public struct Learner: Sendable {
                 groups["\(rule)"] = [rule]
                 continue
             }
-            let prefix = network.family == 2 ? 3 : 8
+            let prefix = network.family == AddressFamily.ipv4 ? 3 : 8
             let key = "\(network.bytes.prefix(prefix))|\(rule.port)|\(rule.protocol)"
             groups[key, default: []].append(rule)
         }
@@ -211,11 +211,11 @@ public struct Learner: Sendable {
                 result.append(contentsOf: group)
                 continue
             }
-            let isV4 = first.family == 2
+            let isV4 = first.family == AddressFamily.ipv4
             var base = first.bytes
             for i in (isV4 ? 3 : 8)..<base.count { base[i] = 0 }
             let text = isV4 ? base.map(String.init).joined(separator: ".") + "/24"
-                            : base.withUnsafeBytes { Destination(family: 10, ipProtocol: 0, port: 0, address: $0).addressText } + "/64"
+                            : base.withUnsafeBytes { Destination(family: AddressFamily.ipv6, ipProtocol: 0, port: 0, address: $0).addressText } + "/64"
             result.append(EgressRule(address: text, port: group[0].port, protocol: group[0].protocol))
         }
         return result

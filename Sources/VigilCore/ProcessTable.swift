@@ -30,7 +30,7 @@ public struct ProcessTable: Sendable {
             entries[event.pid] = Entry(exe: Array(event.exe), execBootNanoseconds: event.bootNanoseconds, execDigest: nil)
         case .exit:
             entries[event.pid] = nil
-        case .file, .network:
+        case .file, .network, .cgroup:
             break
         }
     }

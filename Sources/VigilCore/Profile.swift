@@ -1,3 +1,4 @@
+import CVigilABI
 import Foundation
 
 /// What a workload normally does: the document `vigil learn` writes and `vigil monitor` checks
@@ -202,8 +203,9 @@ public protocol SyscallResolver: Sendable {
 
 /// A set of syscall numbers per ABI, as the kernel's bitmap holds them.
 public struct SyscallBitmap: Equatable, Sendable {
-    public static let slots = 512
-    public var words: [[UInt64]] = Array(repeating: Array(repeating: 0, count: slots / 64), count: SyscallABI.allCases.count)
+    /// Syscall numbers from 0 to slots - 1 (vigil_abi.h), as the kernel's bitmaps hold them.
+    public static let slots = Int(VIGIL_SYSCALL_SLOTS)
+    public var words: [[UInt64]] = Array(repeating: Array(repeating: 0, count: Int(VIGIL_SYSCALL_WORDS)), count: SyscallABI.allCases.count)
 
     public init() {}
 

@@ -6,6 +6,7 @@ public enum EventKind: UInt32, Sendable, CaseIterable {
     case file = 2
     case network = 3
     case exit = 4
+    case cgroup = 5
 
     /// The `kind` field of the JSON contract, for the kinds that are printed.
     public var contractName: String {
@@ -14,17 +15,31 @@ public enum EventKind: UInt32, Sendable, CaseIterable {
         case .file: "file.write"
         case .network: "network.connect"
         case .exit: "process.exit"
+        case .cgroup: "cgroup"
         }
     }
 
+    /// Kinds that keep the agent's books (a process ended, a cgroup came or went), not behaviour:
+    /// never printed, learned or checked.
+    public var isBookkeeping: Bool { self == .exit || self == .cgroup }
+
+    /// The smallest record of the kind (a cgroup's creation stops before the bitmaps).
     var recordSize: Int {
         switch self {
         case .exec: MemoryLayout<vigil_exec_event>.size
         case .file: MemoryLayout<vigil_file_event>.size
         case .network: MemoryLayout<vigil_net_event>.size
         case .exit: MemoryLayout<vigil_exit_event>.size
+        case .cgroup: Layout.cgroupSyscalls
         }
     }
+}
+
+public enum CgroupOperation: UInt32, Sendable {
+    /// Made below a watched cgroup, and now watched too.
+    case created = 1
+    /// A watched cgroup removed: no longer watched; its last syscalls are in the record.
+    case removed = 2
 }
 
 public enum FileOperation: UInt32, Sendable {
@@ -165,6 +180,15 @@ enum Layout {
 
     @inline(__always) static var exitCode: Int { MemoryLayout<vigil_exit_event>.offset(of: \vigil_exit_event.exit_code)! }
 
+    @inline(__always) static var cgroupOp: Int { MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.op)! }
+    @inline(__always) static var cgroupNameLength: Int { MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.name_len)! }
+    @inline(__always) static var cgroupParent: Int { MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.parent_id)! }
+    @inline(__always) static var cgroupName: Int { MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.name)! }
+    @inline(__always) static var cgroupSyscalls: Int { MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.syscalls)! }
+    @inline(__always) static var cgroupRuntimeSyscalls: Int {
+        MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.runtime_syscalls)!
+    }
+
     static var pathCapacity: Int { Int(VIGIL_PATH_LEN) }
     static var argsCapacity: Int { Int(VIGIL_ARGS_LEN) }
 }
@@ -192,6 +216,29 @@ extension RawEvent {
     /// argv as the kernel holds it: NUL-separated.
     public var arguments: UnsafeRawBufferPointer {
         text(at: Layout.execArgs, capacity: Layout.argsCapacity, length: Int(load(Layout.execArgsLength, as: UInt32.self)))
+    }
+
+    // MARK: cgroup
+
+    /// What happened to the cgroup `cgroupID` names (for a cgroup record, the cgroup's own id).
+    public var cgroupOperation: CgroupOperation? { CgroupOperation(rawValue: load(Layout.cgroupOp, as: UInt32.self)) }
+    public var parentCgroupID: UInt64 { load(Layout.cgroupParent, as: UInt64.self) }
+    /// The cgroup directory's name (its last path component).
+    public var cgroupName: UnsafeRawBufferPointer {
+        text(at: Layout.cgroupName, capacity: Int(VIGIL_CGROUP_NAME_LEN), length: Int(load(Layout.cgroupNameLength, as: UInt32.self)))
+    }
+
+    /// A removed cgroup's last syscall bitmaps (empty for a created one).
+    public var lastSyscalls: CgroupSyscalls {
+        guard bytes.count >= MemoryLayout<vigil_cgroup_event>.size else { return CgroupSyscalls(workload: SyscallBitmap()) }
+        let words = Int(VIGIL_SYSCALL_WORDS)
+        func row(_ offset: Int) -> [UInt64] { (0..<words).map { load(offset + $0 * 8, as: UInt64.self) } }
+        var workload = SyscallBitmap()
+        for abi in SyscallABI.allCases { workload.words[abi.rawValue] = row(Layout.cgroupSyscalls + abi.rawValue * words * 8) }
+        var before = SyscallBitmap(), after = SyscallBitmap()
+        before.words[SyscallABI.x86_64.rawValue] = row(Layout.cgroupRuntimeSyscalls)
+        after.words[SyscallABI.x86_64.rawValue] = row(Layout.cgroupRuntimeSyscalls + words * 8)
+        return CgroupSyscalls(workload: workload, runtimeBeforeFilter: before, runtimeAfterFilter: after)
     }
 
     // MARK: file
@@ -222,7 +269,7 @@ extension RawEvent {
     public var networkResult: Int64 { load(Layout.netReturn, as: Int64.self) }
     /// 4 bytes for IPv4, 16 for IPv6, in network order.
     public var address: UnsafeRawBufferPointer {
-        text(at: Layout.netAddress, capacity: 16, length: addressFamily == 2 ? 4 : 16)
+        text(at: Layout.netAddress, capacity: 16, length: addressFamily == AddressFamily.ipv4 ? 4 : 16)
     }
 
     // MARK: exit

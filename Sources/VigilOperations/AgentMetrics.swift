@@ -1,6 +1,5 @@
 import Prometheus
 import VigilAgent
-import VigilBPF
 import VigilCore
 
 /// The agent's Prometheus metrics, updated once a tick from counters the pipeline keeps anyway
@@ -31,25 +30,26 @@ public final class AgentMetrics: @unchecked Sendable {
                            labels: labels)
     }
 
-    public func update(session: CaptureSession, probes: KernelProbes, agent: NodeAgent, outputFailure: SinkFailure? = nil) {
+    public func update(agent: NodeAgent, outputFailure: SinkFailure? = nil) {
+        let (pipeline, kernel) = (agent.pipeline, agent.kernel)
         if let lost = outputFailure?.lostLines, lost > lastOutputLost {
             counter("output_lost_lines", [], help: "Event lines an output (stdout, eventsFile) could not take (the log says why)")
                 .increment(by: Int64(lost - lastOutputLost))
             lastOutputLost = lost
         }
-        for (kind, total) in session.received {
+        for (kind, total) in pipeline.received {
             let delta = total - (lastEvents[kind] ?? 0)
             if delta > 0 {
                 counter("events", [("kind", kind.contractName)], help: "Events received from the kernel, by kind").increment(by: Int64(delta))
             }
             lastEvents[kind] = total
         }
-        let drops = session.dropCounts()
+        let drops = pipeline.dropCounts()
         for (stage, kind, total) in drops.nonZero where total > lastDrops[stage, kind] {
             counter("drops", [("stage", stage.name), ("kind", kind.contractName)], help: "Events lost, by where and what").increment(by: Int64(total - lastDrops[stage, kind]))
         }
         lastDrops = drops
-        for (kind, total) in probes.suppressedCounts() where total > (lastSuppressed[kind] ?? 0) {
+        for (kind, total) in kernel.suppressedCounts() where total > (lastSuppressed[kind] ?? 0) {
             counter("suppressed", [("kind", kind.contractName)], help: "Known behaviour dropped in the kernel, by kind").increment(by: Int64(total - (lastSuppressed[kind] ?? 0)))
             lastSuppressed[kind] = total
         }
@@ -67,13 +67,15 @@ public final class AgentMetrics: @unchecked Sendable {
                 .increment(by: Int64(agent.writeFailures - lastWriteFailures))
             lastWriteFailures = agent.writeFailures
         }
+        gauge("pending_events", [], help: "Events waiting for their container to be named").set(Double(agent.pipeline.pendingEvents.events))
+        gauge("containers", [], help: "Containers of watched workloads on this node").set(Double(agent.knownContainers))
         let states = agent.workloadStates.values
         for state in [LearningState.learning, .stable] {
             gauge("profiles", [("state", state.rawValue)], help: "Workload profiles, by state")
                 .set(Double(states.filter { $0 == state }.count))
         }
-        gauge("ring_buffer_fill", unit: "ratio", [], help: "How full the kernel ring buffer is (0 to 1) when sampled").set(probes.ringBufferFill())
-        for program in probes.programStats() {
+        gauge("ring_buffer_fill", unit: "ratio", [], help: "How full the kernel ring buffer is (0 to 1) when sampled").set(kernel.ringBufferFill())
+        for program in kernel.programStats() {
             let last = lastPrograms[program.name] ?? (0, 0)
             if program.runs > last.runs {
                 counter("bpf_program_runs", [("program", program.name)], help: "Times each kernel program ran").increment(by: Int64(program.runs - last.runs))

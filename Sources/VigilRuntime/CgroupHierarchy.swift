@@ -11,8 +11,9 @@ public struct CgroupError: Error, CustomStringConvertible, Sendable {
 public final class CgroupHierarchy: @unchecked Sendable {
     /// Where cgroup2 is mounted, e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified.
     public let mountPoint: String
-    // Guarded by `lock`: the resolver is shared by the pipeline and the CLI.
+    // Guarded by `lock`: the resolver is shared by the pipeline and the container namer.
     private var pathsByID: [UInt64: String?] = [:]
+    static let cacheLimit = 65_536
     private let lock = NSLock()
 
     public init(mountPoint: String) {
@@ -100,6 +101,7 @@ public final class CgroupHierarchy: @unchecked Sendable {
         lock.unlock()
         let found = search(id: id)
         lock.lock()
+        if pathsByID.count >= Self.cacheLimit { pathsByID.removeAll(keepingCapacity: true) } // a bound, should ids never be forgotten
         pathsByID[id] = .some(found)
         lock.unlock()
         return found
@@ -111,7 +113,8 @@ public final class CgroupHierarchy: @unchecked Sendable {
         lock.unlock()
     }
 
-    private func remember(id: UInt64, path: String) {
+    /// Records a cgroup's path (the kernel told the agent where it was made).
+    public func remember(id: UInt64, path: String) {
         lock.lock()
         pathsByID[id] = .some(path)
         lock.unlock()

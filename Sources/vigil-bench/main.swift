@@ -11,6 +11,10 @@
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
 //       running agent that does not watch them, watched by it (trace), and monitored against a
 //       profile learned from them, with and without in-kernel suppression (median of R runs each).
+//   vigil-bench soak [--minutes M] [--containers-per-second N]
+//       the node agent on a simulated node (a recorded kernel, no root): N containers a second of
+//       30 deployments start, work and stop, one-off jobs come and go, stable workloads are sent
+//       distinct anomalies; the agent's resident memory and what it holds, once a minute.
 //   vigil-bench checkpoint [--rules N]
 //       a profile with N distinct file-write rules (a tenant writing N files in directories of
 //       random names, so none collapse):
@@ -24,8 +28,7 @@ import VigilCore
 import VigilRuntime
 import VigilProfiles
 import VigilSeccomp
-
-setvbuf(stdout, nil, _IOLBF, 0)
+import VigilTestSupport
 
 func option(_ name: String, default value: String) -> String {
     let args = CommandLine.arguments
@@ -97,29 +100,46 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
-/// Polls a session on its own thread until stopped, as `vigil trace` does.
+/// Polls a pipeline on its own thread until stopped, as `vigil trace` does.
 final class Poller: @unchecked Sendable {
-    private let session: CaptureSession
+    private let pipeline: EventPipeline
     private let lock = NSLock()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ session: CaptureSession) {
-        self.session = session
-        let done = done
-        Thread.detachNewThread { [weak self] in
-            while let self, !self.isStopping { _ = try? session.poll(timeoutMilliseconds: 50) }
-            _ = try? session.drain()
+    init(_ pipeline: EventPipeline) {
+        self.pipeline = pipeline
+        Thread.detachNewThread { [self] in
+            while !isStopping { _ = try? self.pipeline.poll(timeoutMilliseconds: 50) }
+            _ = try? self.pipeline.drain()
             done.signal()
         }
     }
 
-    private var isStopping: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
+    private var isStopping: Bool { lock.withLock { stopping } }
 
     func stop() {
-        lock.lock(); stopping = true; lock.unlock()
+        lock.withLock { stopping = true }
         done.wait()
     }
+}
+
+/// A pipeline that prints every event of the watched cgroups (`vigil trace`) into `sink`.
+func tracePipeline(_ kernel: KernelFacade, _ hierarchy: CgroupHierarchy, sink: EventSink) throws -> EventPipeline {
+    try EventPipeline(kernel: kernel, directory: CommandDirectory(hierarchy: hierarchy, workload: nil),
+                      consumer: EventPrinter(node: "bench", sink: sink), sink: sink, node: "bench")
+}
+
+/// The registry `vigil learn|monitor --workload bench` uses, opening the workload as `opening`.
+func benchRegistry(_ kernel: KernelFacade, store: String, suppressInKernel: Bool = true,
+                   opening: WorkloadRegistry.Opening) -> WorkloadRegistry {
+    var settings = WorkloadRegistry.Settings()
+    settings.checkpointInterval = 3600
+    settings.retireAfter = .infinity
+    settings.suppressInKernel = suppressInKernel
+    return WorkloadRegistry(kernel: kernel, sink: DiscardSink(), node: "bench", resolver: SeccompSyscallResolver(),
+                            runtimeExes: RuntimeExecutables.onThisHost(), settings: settings,
+                            writer: ProfileWriter(store: DirectoryProfileStore(root: store))) { _ in (opening, []) }
 }
 
 /// Raw records of a real workload run: from --records FILE, or recorded now through the kernel.
@@ -130,11 +150,9 @@ func recordWorkload() throws -> [UInt8] {
     } else {
         let hierarchy = try CgroupHierarchy.system()
         let probes = try KernelProbes()
-        let discard = DiscardSink()
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: discard,
-                                         consumer: EventPrinter(node: "bench", sink: discard))
+        let pipeline = try tracePipeline(probes, hierarchy, sink: DiscardSink())
         let recorder = CollectSink()
-        session.recordSink = recorder
+        pipeline.recordSink = recorder
         let path = "/vigil-bench-\(getpid())"
         try probes.watch(cgroupID: try hierarchy.create(path))
         defer { try? hierarchy.remove(path) }
@@ -143,7 +161,7 @@ func recordWorkload() throws -> [UInt8] {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         _ = try runWorkload(["chdir:\(dir)", "writes:2000:out", "rename:out:moved", "connects:1000:\(acceptor.port)",
                              "udp4:\(acceptor.port)", "execs:50:/bin/true"], cgroupDirectory: hierarchy.directory(of: path))
-        try session.drain()
+        try pipeline.drain()
         records = recorder.data
         try? FileManager.default.removeItem(atPath: dir)
     }
@@ -263,9 +281,8 @@ func overheadBenchmark() throws {
 
     var probes: KernelProbes? = try KernelProbes()
     let sink = DiscardSink()
-    var session: CaptureSession? = try CaptureSession(probes: probes!, hierarchy: hierarchy, node: "bench", sink: sink,
-                                                      consumer: EventPrinter(node: "bench", sink: sink))
-    var poller: Poller? = Poller(session!)
+    var pipeline: EventPipeline? = try tracePipeline(probes!, hierarchy, sink: sink)
+    var poller: Poller? = Poller(pipeline!)
     var unwatched: [Double] = []
     for (_, arguments, _) in loops { unwatched.append(try measure(arguments, in: unwatchedPath)) }
     try probes!.watch(cgroupID: watchedID)
@@ -274,7 +291,7 @@ func overheadBenchmark() throws {
     poller!.stop()
     let drops = probes!.dropCounts().total
     poller = nil
-    session = nil
+    pipeline = nil
     probes = nil // detaches every program
 
     // Monitor mode: learn the loops' profile, then check them against it, with the profile in
@@ -287,28 +304,31 @@ func overheadBenchmark() throws {
         let probes = try KernelProbes()
         let learner = Learner.start(workload: "bench", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(),
                                     resolver: resolver, runtimeExes: RuntimeExecutables.onThisHost())
-        let store = DirectoryProfileStore(root: dir + "/profiles")
-        let consumer = LearningConsumer(learner: learner, store: store, checkpointInterval: 3600)
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: DiscardSink(), consumer: consumer)
+        let registry = benchRegistry(probes, store: dir + "/profiles", opening: .learn(learner))
+        registry.workload("bench")
+        let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: "bench"),
+                                         consumer: registry, sink: DiscardSink(), node: "bench")
         try probes.watch(cgroupID: monitorID)
-        let poller = Poller(session)
+        let poller = Poller(pipeline)
         for (_, arguments, _) in loops { _ = try runWorkload(arguments, cgroupDirectory: hierarchy.directory(of: monitorPath)) }
         poller.stop()
-        try consumer.tick(probes: probes, force: true)
-        try consumer.stabilize()
-        return consumer.learner.profile
+        registry.tick()
+        registry.stabilize("bench")
+        registry.waitForWrites()
+        return registry.workloads["bench"]!.profile!
     }()
     func monitored(suppress: Bool) throws -> ([Double], UInt64) {
         let probes = try KernelProbes()
-        let consumer = MonitoringConsumer(profile: profile, resolver: resolver, node: "bench", sink: DiscardSink())
-        if suppress { try consumer.loadIntoKernel(probes, profileID: 1) }
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "bench", sink: DiscardSink(), consumer: consumer)
-        try probes.watch(cgroupID: monitorID, profileID: suppress ? 1 : 0)
-        let poller = Poller(session)
+        let registry = benchRegistry(probes, store: dir + "/profiles", suppressInKernel: suppress, opening: .monitor(profile))
+        let workload = registry.workload("bench") // its known behaviour in the kernel, when suppressing
+        let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: "bench"),
+                                         consumer: registry, sink: DiscardSink(), node: "bench")
+        try probes.watch(cgroupID: monitorID, profileID: suppress ? workload.profileID : 0)
+        let poller = Poller(pipeline)
         var times: [Double] = []
         for (_, arguments, _) in loops { times.append(try measure(arguments, in: monitorPath)) }
         poller.stop()
-        return (times, consumer.findings.values.reduce(0, +))
+        return (times, registry.findings.values.reduce(0, +))
     }
     let (userspaceCheck, userspaceFindings) = try monitored(suppress: false)
     let (kernelSuppressed, kernelFindings) = try monitored(suppress: true)
@@ -326,6 +346,97 @@ func overheadBenchmark() throws {
     }
     print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression)")
     print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
+}
+
+/// Resident memory of this process, in MiB (VmRSS).
+func residentMiB() -> Double {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
+}
+
+func soakBenchmark() throws {
+    let minutes = Double(option("--minutes", default: "10"))!
+    let perSecond = Int(option("--containers-per-second", default: "20"))!
+    let node = try SimulatedNode()
+    defer { node.remove() }
+    var configuration = node.configuration()
+    configuration.learning.minDuration = 60
+    configuration.learning.quietPeriod = 20
+    configuration.learning.retireAfter = 30
+    let agent = try node.agent(configuration)
+    let deployments = (0..<30).map { "app\($0)" }
+    var running: [(container: SimulatedNode.Container, stopAt: Double, deployment: Int)] = []
+    var random = SystemRandomNumberGenerator()
+    func podSuffix() -> String {
+        String((0..<9).map { _ in "bcdfghjklmnpqrstvwxz2456789".randomElement(using: &random)! }) + "-"
+            + String((0..<5).map { _ in "bcdfghjklmnpqrstvwxz2456789".randomElement(using: &random)! })
+    }
+    let start = now()
+    var started = 0, jobs = 0, events = 0, anomaliesSent = 0
+    var lastReport = start, lastTick = start
+    print("| minute | RSS (MiB) | containers started | events | anomalies sent | workloads (stable) | retired | containers held | cgroups held | processes held | folds | pending |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    func report(_ minute: Int) {
+        let stable = agent.workloadStates.values.filter { $0 == .stable }.count
+        print("| \(minute) | \(String(format: "%.1f", residentMiB())) | \(started) | \(events) | \(anomaliesSent) | "
+            + "\(agent.registry.workloads.count) (\(stable)) | \(agent.registry.retiredWorkloads) | \(agent.knownContainers) | "
+            + "\(agent.rememberedCgroups) | \(agent.pipeline.processes.entries.count) | \(agent.registry.foldCount) | \(agent.pipeline.pendingEvents.events) |")
+        fflush(nil) // a line a minute, seen as it comes when piped
+    }
+    report(0)
+    while now() - start < minutes * 60 {
+        let t = now()
+        // New replicas of the deployments, and a one-off job of a name never seen again.
+        for _ in 0..<perSecond {
+            let deployment = Int.random(in: 0..<deployments.count, using: &random)
+            let container = try node.startContainer(namespace: "soak", pod: "\(deployments[deployment])-\(podSuffix())")
+            running.append((container, t + Double.random(in: 1...3, using: &random), deployment))
+            started += 1
+        }
+        let job = try node.startContainer(namespace: "batch", pod: "job-\(jobs)-\(podSuffix())", name: "task")
+        running.append((job, t + 0.5, -1))
+        jobs += 1
+        // What each running container does this turn: a process runs its deployment's usual
+        // behaviour, and, once the profile is stable, now and then something it never did; then exits.
+        for (container, _, deployment) in running {
+            let pid = UInt32.random(in: 100...30000, using: &random)
+            let name = deployment >= 0 ? deployments[deployment] : "job"
+            node.exec(container, pid: pid, exe: "/usr/bin/\(name)")
+            for file in 0..<4 { node.write(container, pid: pid, path: "/var/lib/\(name)/state\(file).db") }
+            node.connect(container, pid: pid, to: [10, 0, UInt8(max(deployment, 0)), 1], port: 5432)
+            events += 6
+            if deployment >= 0, agent.workloadStates["soak/deployment/\(name)/server"] == .stable, Int.random(in: 0..<4, using: &random) == 0 {
+                node.write(container, pid: pid, path: "/tmp/dropped-\(UInt64.random(in: 0...UInt64.max, using: &random))")
+                events += 1
+                anomaliesSent += 1
+            }
+            node.exit(container, pid: pid)
+            events += 1
+        }
+        try node.settle(agent)
+        // Stopped ones go, with their last syscalls.
+        let stopping = running.filter { $0.stopAt <= t }
+        running.removeAll { $0.stopAt <= t }
+        for (container, _, _) in stopping { try node.stopContainer(container, lastSyscalls: [0, 1, 3, 202]) }
+        try node.settle(agent)
+        if now() - lastTick >= 1 {
+            agent.pipeline.reportDrops()
+            try agent.tick()
+            node.sink.removeAll()
+            lastTick = now()
+        }
+        if now() - lastReport >= 60 {
+            lastReport = now()
+            report(Int(((lastReport - start) / 60).rounded()))
+        }
+        let spent = now() - t
+        if spent < 1 { usleep(UInt32((1 - spent) * 1_000_000)) }
+    }
+    report(Int(((now() - start) / 60).rounded()))
+    print("drops: \(agent.drops.total); findings: \(agent.registry.findings.values.reduce(0, +)); anomaly lines: "
+        + "\(agent.anomaliesEmitted.values.reduce(0, +)); kernel: \(node.kernel.watchedCount) cgroups watched, "
+        + "\(node.kernel.knownEntries) known-behaviour entries")
 }
 
 func checkpointBenchmark() throws {
@@ -368,8 +479,9 @@ do {
     case "decode": try decodeBenchmark()
     case "overhead": try overheadBenchmark()
     case "detect": try detectBenchmark()
+    case "soak": try soakBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] | checkpoint [--rules N,...]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] | soak [--minutes M] [--containers-per-second N] | checkpoint [--rules N,...]")
         exit(2)
     }
 } catch {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import VigilAgent
 import VigilBPF
 import VigilCore
@@ -9,7 +10,7 @@ import VigilOperations
 import VigilProfiles
 import VigilRuntime
 
-struct AgentCommand: ParsableCommand {
+struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "The node daemon: learn every pod's workload until stable, then monitor it; install its seccomp profile.",
@@ -25,14 +26,11 @@ struct AgentCommand: ParsableCommand {
     @Option(name: .long, help: "Load vigil.bpf.o from this directory instead of the object built into vigil.") var bpfDir: String?
     @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).") var ringBufferSize: UInt32 = 16 << 20
 
-    func run() throws {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+    func run() async throws {
         let logger = Logger(label: "vigil.agent")
-        try reportingFailures {
+        do {
             let configuration = try AgentConfiguration.load(file: config)
             let node = configuration.node ?? ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
-            let stopSignals = SignalSet([SIGINT, SIGTERM, SIGHUP])
-            stopSignals.block()
             // Where the agent writes is checked now, not at the first stable profile an hour later.
             try DirectoryProfileStore(root: configuration.profiles).checkWritable()
             do {
@@ -60,49 +58,32 @@ struct AgentCommand: ParsableCommand {
                 throw CommandFailure("metricsAddress \(configuration.metricsAddress): cannot listen: \(error) "
                     + "(another process has the port? choose another metricsAddress)")
             }
-            defer { operations.stop() }
             let sysctl = (try? String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8))?.hasPrefix("1") ?? false
             if !probes.enableRunTimeStats() && !sysctl {
                 logger.notice("no per-program run-time metrics: enabling BPF stats needs CAP_SYS_ADMIN; `sysctl kernel.bpf_stats_enabled=1` on the node turns them on for every program")
             }
-            let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: node,
-                                  podMetadata: try podMetadataSource(configuration.kubernetes))
-            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink, consumer: agent)
+            let agent = try NodeAgent(configuration: configuration, kernel: probes, hierarchy: hierarchy, sink: sink, node: node,
+                                      podMetadata: try podMetadataSource(configuration.kubernetes))
             let roots = try agent.start()
-            func updateReadiness() {
-                operations.setReadiness(notReadyBecause: agent.isReady ? nil
-                    : "waiting for a cgroup root to appear: none of \(agent.awaitedRoots.joined(separator: ", ")) exists yet")
-            }
-            updateReadiness()
             logger.info("agent started", metadata: [
                 "node": "\(node)", "operations": "\(host):\(boundPort)",
                 "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists; checked every second" : roots.joined(separator: ","))",
                 "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
                 "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",
             ])
-            var lastTick = BootClock.nowBootNanoseconds()
-            var reportedOutputFailure: String?
-            while stopSignals.takePending() == nil {
-                operations.heartbeat()
-                try session.poll(timeoutMilliseconds: 100)
-                let now = BootClock.nowBootNanoseconds()
-                if now - lastTick >= 1_000_000_000 {
-                    session.reportDrops()
-                    try agent.tick()
-                    updateReadiness()
-                    metrics.update(session: session, probes: probes, agent: agent, outputFailure: sink.failure)
-                    // The agent goes on when an output fails (the other still works); it says so, once per cause.
-                    if let failure = sink.failure, failure.problem != reportedOutputFailure {
-                        logger.error("event output failing: lines are lost", metadata: ["problem": "\(failure.problem)"])
-                        reportedOutputFailure = failure.problem
-                    }
-                    lastTick = now
-                }
+            if !probes.absentSyscallHooks.isEmpty {
+                logger.info("syscalls this architecture does not have are not hooked (their *at forms are)",
+                            metadata: ["tracepoints": "\(probes.absentSyscallHooks.joined(separator: ","))"])
             }
-            try session.drain()
-            try agent.tick()
-            agent.checkpointAll()
+            let loop = AgentLoop(agent: agent, operations: operations, metrics: metrics, sink: sink, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [OperationsService(server: operations), loop],
+                gracefulShutdownSignals: [.sigterm, .sigint, .sighup], logger: logger))
+            try await group.run()
             logger.info("agent stopped; learning profiles checkpointed")
+        } catch {
+            FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
+            throw ExitCode(2)
         }
     }
 
@@ -115,5 +96,83 @@ struct AgentCommand: ParsableCommand {
         let client = try KubernetesPodClient(endpoint: .init(apiServer: server, tokenFile: kubernetes.tokenFile, caFile: kubernetes.caFile,
                                                             timeout: kubernetes.timeout))
         return CachedPodMetadataSource(client)
+    }
+}
+
+/// The agent's event loop as a service: it runs on a thread of its own (ring_buffer__poll blocks,
+/// which a cooperative thread must not), turns about ten times a second, ticks once a second, and
+/// on graceful shutdown drains, checkpoints every learning profile and returns.
+final class AgentLoop: Service, @unchecked Sendable {
+    private let agent: NodeAgent
+    private let operations: OperationsServer
+    private let metrics: AgentMetrics
+    private let sink: EventSink
+    private let logger: Logger
+    private let stopping = NSLock()
+    private var stopRequested = false
+
+    init(agent: NodeAgent, operations: OperationsServer, metrics: AgentMetrics, sink: EventSink, logger: Logger) {
+        self.agent = agent
+        self.operations = operations
+        self.metrics = metrics
+        self.sink = sink
+        self.logger = logger
+    }
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                let thread = Thread { [self] in
+                    do {
+                        try loop()
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = "vigil-events"
+                thread.start()
+            }
+        } onGracefulShutdown: { [self] in
+            stopping.withLock { stopRequested = true }
+        }
+    }
+
+    private func loop() throws {
+        var reportedOutputFailure: String?
+        var lastTick = BootClock.nowBootNanoseconds()
+        updateReadiness()
+        while !stopping.withLock({ stopRequested }) {
+            operations.heartbeat()
+            try agent.poll(timeoutMilliseconds: 100)
+            let now = BootClock.nowBootNanoseconds()
+            guard now - lastTick >= 1_000_000_000 else { continue }
+            lastTick = now
+            agent.pipeline.reportDrops()
+            try agent.tick()
+            updateReadiness()
+            metrics.update(agent: agent, outputFailure: sink.failure)
+            // The agent goes on when an output fails (the other still works); it says so, once per cause.
+            if let failure = sink.failure, failure.problem != reportedOutputFailure {
+                logger.error("event output failing: lines are lost", metadata: ["problem": "\(failure.problem)"])
+                reportedOutputFailure = failure.problem
+            }
+        }
+        try agent.stop()
+    }
+
+    private func updateReadiness() {
+        operations.setReadiness(notReadyBecause: agent.isReady ? nil
+            : "waiting for a cgroup root to appear: none of \(agent.awaitedRoots.joined(separator: ", ")) exists yet")
+    }
+}
+
+/// The operations endpoint (/metrics, /healthz, /readyz) as a service: listening until shutdown.
+struct OperationsService: Service {
+    let server: OperationsServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        server.stop()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CVigilSys
 import Foundation
 import VigilAgent
 import VigilBPF
@@ -50,46 +51,47 @@ struct CaptureOptions: ParsableArguments {
 struct CaptureLoop {
     let options: CaptureOptions
     let hierarchy: CgroupHierarchy
-    let probes: KernelProbes
-    let session: CaptureSession
+    let pipeline: EventPipeline
     var profileID: UInt32 = 0
     /// Return true to stop (e.g. learning reached stable with --until-stable).
     var tick: () throws -> Bool = { false }
 
     func run() throws -> Int32 {
-        // Block the signals that end a capture so the loop sees them instead of dying with
-        // events still in the ring buffer; the command starts with them unblocked.
-        let stopSignals = SignalSet([SIGINT, SIGTERM, SIGHUP])
-        stopSignals.block()
+        let kernel = pipeline.kernel
+        // The signals that end a capture are kept for the loop instead of killing vigil with
+        // events still in the ring buffer; the command starts with the default handlers.
+        try StopSignals.catchThem()
 
         var child: LaunchedProcess?
         var ownCgroup: String?
-        // The cgroup made for the command goes when the capture does, whatever way it ends.
+        // The cgroup made for the command goes when the capture does, whatever way it ends; the
+        // kernel's record of its removal (with its last syscalls) is read after.
         defer {
             if let ownCgroup {
                 do { try hierarchy.remove(ownCgroup) } catch {
                     FileHandle.standardError.write(Data("vigil: \(error) (processes the command left behind are still in it)\n".utf8))
                 }
+                _ = try? pipeline.drain()
             }
         }
         if let cgroup = options.cgroup {
             let path = try Self.cgroupPath(cgroup, in: hierarchy)
-            try hierarchy.forEachInSubtree(of: path) { _, id in try probes.watch(cgroupID: id, profileID: profileID) }
+            try hierarchy.forEachInSubtree(of: path) { _, id in try kernel.watch(cgroupID: id, profileID: profileID) }
         } else if !options.command.isEmpty {
             OwnCgroups.removeAbandoned(in: hierarchy)
             let path = OwnCgroups.path(for: getpid())
             let id = try hierarchy.create(path)
             ownCgroup = path
-            try probes.watch(cgroupID: id, profileID: profileID)
+            try kernel.watch(cgroupID: id, profileID: profileID)
             child = try LaunchedProcess.start(options.command, cgroupDirectory: hierarchy.directory(of: path))
         }
 
         var status: Int32 = 0
         var lastTick = BootClock.nowBootNanoseconds()
         loop: while true {
-            try session.poll(timeoutMilliseconds: 100)
-            if session.outputFailure != nil { break loop } // nowhere to write: stop rather than watch unreported
-            if let signal = stopSignals.takePending() {
+            try pipeline.poll(timeoutMilliseconds: 100)
+            if pipeline.outputFailure != nil { break loop } // nowhere to write: stop rather than watch unreported
+            if let signal = StopSignals.takePending() {
                 if let child { kill(child.pid, signal) } else { break loop }
             }
             if let child {
@@ -101,18 +103,18 @@ struct CaptureLoop {
             }
             let now = BootClock.nowBootNanoseconds()
             if now - lastTick > 1_000_000_000 {
-                session.reportDrops()
+                pipeline.reportDrops()
                 if try tick() { break loop }
                 lastTick = now
             }
         }
-        try session.drain()
-        session.reportDrops()
+        try pipeline.drain()
+        pipeline.reportDrops()
         if let child, status == 0, child.status(block: false) == .running {
             kill(child.pid, SIGTERM) // stopped early (--until-stable, or the output failed): the command goes too
             status = child.status(block: true).shellStatus
         }
-        if let failure = session.outputFailure {
+        if let failure = pipeline.outputFailure {
             throw CommandFailure("stopped: \(failure.description); nothing more could be reported")
         }
         return status
@@ -158,31 +160,22 @@ enum OwnCgroups {
     }
 }
 
-/// A set of signals delivered by polling instead of by handler.
-struct SignalSet {
-    private var set = sigset_t()
-
-    init(_ signals: [Int32]) {
-        sigemptyset(&set)
-        for signal in signals { sigaddset(&set, signal) }
+/// SIGINT, SIGTERM and SIGHUP, kept by a handler and taken by polling: the capture loop ends
+/// cleanly (drains the ring buffer, saves the profile) on whichever thread the signal lands.
+enum StopSignals {
+    static func catchThem() throws {
+        guard vigil_catch_stop_signals() == 0 else { throw CommandFailure("cannot handle SIGINT/SIGTERM: \(String(cString: strerror(errno)))") }
     }
 
-    func block() {
-        var copy = set
-        pthread_sigmask(SIG_BLOCK, &copy, nil)
-    }
-
-    /// A pending signal of the set, taken without waiting.
-    func takePending() -> Int32? {
-        var copy = set
-        var zero = timespec()
-        let signal = sigtimedwait(&copy, nil, &zero)
+    /// The stop signal received since the last call, if any.
+    static func takePending() -> Int32? {
+        let signal = vigil_take_stop_signal()
         return signal > 0 ? signal : nil
     }
 }
 
 /// "90s", "10m", "1h", "1.5h", "0s": a duration flag, from 0 to 10 years.
-struct Duration: ExpressibleByArgument {
+struct DurationArgument: ExpressibleByArgument {
     let seconds: Double
     static let maximumSeconds: Double = 10 * 365 * 86400
 

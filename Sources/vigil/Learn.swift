@@ -25,13 +25,13 @@ struct Learn: ParsableCommand {
     @OptionGroup var store: ProfileStoreOptions
 
     @Option(name: .long, help: "Learn at least this long before the profile may become stable (e.g. 30m, 2h, 0s).")
-    var minDuration: Duration = Duration(seconds: 3600)
+    var minDuration: DurationArgument = DurationArgument(seconds: 3600)
 
     @Option(name: .long, help: "And see nothing new for this long (e.g. 10m, 0s).")
-    var quietPeriod: Duration = Duration(seconds: 600)
+    var quietPeriod: DurationArgument = DurationArgument(seconds: 600)
 
     @Option(name: .long, help: "Write the profile to the store this often while learning.")
-    var checkpointInterval: Duration = Duration(seconds: 30)
+    var checkpointInterval: DurationArgument = DurationArgument(seconds: 30)
 
     @Option(name: .long, help: "A glob of model artifacts (repeatable), e.g. '/models/**': never generalised; an unexpected write there is critical.")
     var modelPath: [String] = []
@@ -55,7 +55,7 @@ struct Learn: ParsableCommand {
             let runtimeExes = RuntimeExecutables.onThisHost()
             let profileStore = store.store
             let now = Date()
-            var learner: Learner
+            let learner: Learner
             switch try profileStore.latest(workload: workload) {
             case nil:
                 learner = .start(workload: workload, modelPaths: modelPath, minDuration: minDuration.seconds,
@@ -82,25 +82,32 @@ struct Learn: ParsableCommand {
 
             let hierarchy = try CgroupHierarchy.system()
             let probes = try capture.loadProbes()
-            let consumer = LearningConsumer(learner: learner, store: profileStore, checkpointInterval: checkpointInterval.seconds)
             let sink = FileDescriptorSink()
-            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: capture.nodeName, sink: sink,
-                                             consumer: consumer)
-            var loop = CaptureLoop(options: capture, hierarchy: hierarchy, probes: probes, session: session)
+            var settings = WorkloadRegistry.Settings()
+            settings.checkpointInterval = checkpointInterval.seconds
+            settings.retireAfter = .infinity
+            let registry = WorkloadRegistry(kernel: probes, sink: sink, node: capture.nodeName, resolver: resolver, runtimeExes: runtimeExes,
+                                            settings: settings, writer: ProfileWriter(store: profileStore)) { _ in (.learn(learner), []) }
+            registry.workload(workload)
+            let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: workload),
+                                             consumer: registry, sink: sink, node: capture.nodeName)
+            var loop = CaptureLoop(options: capture, hierarchy: hierarchy, pipeline: pipeline)
             loop.tick = {
-                let state = try consumer.tick(probes: probes)
-                return untilStable && state == .stable
+                registry.tick()
+                return untilStable && registry.workloadStates[workload] == .stable
             }
             let status = try loop.run()
-            if !capture.command.isEmpty { consumer.commandEnded() }
-            let state = try consumer.tick(probes: probes, force: true)
-            let profile = consumer.learner.snapshot()
+            registry.tick()
+            registry.checkpointAll()
+            guard let learned = registry.workloads[workload], let profile = learned.snapshot else {
+                throw CommandFailure("\(workload): nothing was learned")
+            }
             let file = profileStore.path(workload: workload, version: profile.version)
             // The seccomp profile beside it (OCI JSON, enforce): `vigil seccomp install` puts it where the kubelet reads it.
             let seccompFile = String(file.dropLast(".yaml".count)) + ".seccomp.json"
             try AtomicFile.write(try SeccompExport.ociJSON(profile, mode: .enforce), to: seccompFile)
-            if let cap = consumer.learner.capReached { note("learning ended early: the profile reached its limit of \(cap)") }
-            note("\(workload) v\(profile.version): \(state.rawValue); \(profile.learning.events) events, "
+            if let cap = learned.capReached { note("learning ended early: the profile reached its limit of \(cap)") }
+            note("\(workload) v\(profile.version): \(profile.state.rawValue); \(profile.learning.events) events, "
                 + "\(profile.execs.count) execs, \(profile.fileWrites.count) file-write rules, \(profile.egress.count) destinations, "
                 + "\(profile.syscalls.x86_64.count + profile.syscalls.i386.count + profile.syscalls.x32.count) syscalls -> \(file), \(seccompFile)")
             return status

@@ -49,30 +49,32 @@ struct Monitor: ParsableCommand {
             if profile.state == .learning {
                 note("the profile of \(workload) (v\(profile.version)) is still learning: checking against what it has so far")
             }
-            var settings = AnomalyReporter.Settings()
-            settings.perSecond = rateLimit
-            settings.burst = burst
+            var settings = WorkloadRegistry.Settings()
+            settings.reporter.perSecond = rateLimit
+            settings.reporter.burst = burst
+            settings.suppressInKernel = !noKernelSuppression
+            settings.retireAfter = .infinity
             let hierarchy = try CgroupHierarchy.system()
             let probes = try capture.loadProbes()
             let sink = FileDescriptorSink()
-            let consumer = MonitoringConsumer(profile: profile, resolver: SeccompSyscallResolver(), node: capture.nodeName,
-                                              sink: sink, settings: settings)
-            let profileID: UInt32 = noKernelSuppression ? 0 : 1
-            if profileID != 0 { try consumer.loadIntoKernel(probes, profileID: profileID) }
-            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: capture.nodeName, sink: sink,
-                                             consumer: consumer)
-            var loop = CaptureLoop(options: capture, hierarchy: hierarchy, probes: probes, session: session)
-            loop.profileID = profileID
+            let registry = WorkloadRegistry(kernel: probes, sink: sink, node: capture.nodeName, resolver: SeccompSyscallResolver(),
+                                            runtimeExes: RuntimeExecutables.onThisHost(), settings: settings,
+                                            writer: ProfileWriter(store: store.store)) { _ in (.monitor(profile), []) }
+            let monitored = registry.workload(workload) // loads its known behaviour into the kernel under its profile id
+            let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: workload),
+                                             consumer: registry, sink: sink, node: capture.nodeName)
+            var loop = CaptureLoop(options: capture, hierarchy: hierarchy, pipeline: pipeline)
+            loop.profileID = noKernelSuppression ? 0 : monitored.profileID
             loop.tick = {
-                consumer.tick(probes: probes)
+                registry.tick()
                 return false
             }
             let status = try loop.run()
-            consumer.tick(probes: probes)
+            registry.tick()
             let suppressed = probes.suppressedCounts().values.reduce(0, +)
-            let anomalies = consumer.findings.map { "\($0.key.rawValue): \($0.value)" }.sorted().joined(separator: ", ")
-            note("\(workload) v\(profile.version): \(consumer.checked) events checked in userspace, \(suppressed) known events "
-                + "dropped in the kernel; findings: \(anomalies.isEmpty ? "none" : anomalies)")
+            let anomalies = registry.anomaliesEmitted.map { "\($0.key.rawValue): \($0.value)" }.sorted().joined(separator: ", ")
+            note("\(workload) v\(profile.version): \(registry.checkedEvents) events checked in userspace, \(suppressed) known events "
+                + "dropped in the kernel; anomaly lines: \(anomalies.isEmpty ? "none" : anomalies)")
             return status
         }
         throw ExitCode(status)

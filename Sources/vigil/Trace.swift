@@ -32,8 +32,8 @@ struct Trace: ParsableCommand {
             let hierarchy = try CgroupHierarchy.system()
             let probes = try capture.loadProbes(watchAll: all)
             let sink = FileDescriptorSink()
-            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: capture.nodeName, sink: sink,
-                                             consumer: EventPrinter(node: capture.nodeName, sink: sink))
+            let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: nil),
+                                             consumer: EventPrinter(node: capture.nodeName, sink: sink), sink: sink, node: capture.nodeName)
             if let record {
                 // Written in place (a device such as /dev/null is fine), never through a link.
                 let fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
@@ -41,9 +41,9 @@ struct Trace: ParsableCommand {
                     throw CommandFailure("--record \(record): cannot write: \(String(cString: strerror(errno)))"
                         + (errno == ELOOP ? " (a symbolic link: name the file itself)" : ""))
                 }
-                session.recordSink = FileDescriptorSink(fd: fd, name: "--record \(record)")
+                pipeline.recordSink = FileDescriptorSink(fd: fd, name: "--record \(record)")
             }
-            return try CaptureLoop(options: capture, hierarchy: hierarchy, probes: probes, session: session).run()
+            return try CaptureLoop(options: capture, hierarchy: hierarchy, pipeline: pipeline).run()
         }
         throw ExitCode(status)
     }

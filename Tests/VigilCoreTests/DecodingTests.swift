@@ -1,6 +1,7 @@
 import CVigilABI
 import Foundation
 @testable import VigilCore
+import VigilTestSupport
 import XCTest
 
 final class DecodingTests: XCTestCase {

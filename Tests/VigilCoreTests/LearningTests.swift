@@ -2,6 +2,7 @@ import CVigilABI
 import Foundation
 @testable import VigilCore
 import VigilSeccomp
+import VigilTestSupport
 import XCTest
 
 /// Recorded behaviour of a model server, as the kernel would report it: the records differ from
@@ -199,6 +200,34 @@ final class AnomalyReporterTests: XCTestCase {
         XCTAssertEqual(emitted[0][path: "anomaly.count"] as? Int, 5)
         XCTAssertEqual(emitted[0][path: "anomaly.first_seen"] as? String, "1970-01-01T00:00:00.000000000Z")
         XCTAssertEqual(emitted[0][path: "anomaly.last_seen"] as? String, "1970-01-01T00:00:04.000000000Z")
+    }
+
+    /// A behaviour reported in full and idle for `forgetIdleNanoseconds` leaves memory; one with
+    /// repeats still to report, or seen lately, stays. Its next occurrence is a new line from 1.
+    func testIdleBehavioursAreForgotten() throws {
+        var reporter = AnomalyReporter(profile: profile(), node: "n", clock: BootClock(offsetNanoseconds: 0))
+        var out = JSONLineWriter()
+        let second: UInt64 = 1_000_000_000
+        func see(_ key: UInt64, at time: UInt64) throws {
+            try RecordBuilder.exec(exe: "/bin/x\(key)", args: ["x"], boot: time).withRawEvent {
+                reporter.report(Finding(rule: .unexpectedExec, key: key), event: $0, workload: nil, processes: ProcessTable(), into: &out)
+            }
+        }
+        try see(1, at: 1 * second)           // reported at once, never again
+        try see(2, at: 1 * second)
+        try see(2, at: 2 * second)           // a repeat, reported at the next window
+        reporter.flush(now: 12 * second, into: &out)
+        try see(3, at: 50 * second)          // seen lately
+        XCTAssertEqual(reporter.foldCount, 3)
+        reporter.flush(now: 61 * second, into: &out)
+        XCTAssertEqual(reporter.foldCount, 2, "1 was idle for 60 s; 2 was last seen at 2 s, so it stays until 62 s")
+        reporter.flush(now: 62 * second, into: &out)
+        XCTAssertEqual(reporter.foldCount, 1, "only 3 is left")
+        out.removeAll()
+        try see(1, at: 70 * second)
+        let again = try lines(out)
+        XCTAssertEqual(again.count, 1)
+        XCTAssertEqual(again[0][path: "anomaly.count"] as? Int, 1)
     }
 
     func testRateLimitingSaysWhenItStartsAndEnds() throws {

@@ -4,6 +4,7 @@ import VigilBPF
 import VigilCore
 import VigilProfiles
 import VigilRuntime
+import VigilTestSupport
 import XCTest
 
 /// Pods as a node holds them, without a runtime: a pod's cgroup (`pod<uid>/<id>`) below a root
@@ -31,13 +32,7 @@ final class FakeNode {
     }
 
     func configuration() -> AgentConfiguration {
-        var configuration = AgentConfiguration()
-        configuration.cgroupRoots = [kubepods]
-        configuration.runtimeStateRoots = [stateRoot]
-        configuration.profiles = work + "/profiles"
-        configuration.seccompRoot = work + "/seccomp"
-        configuration.namespaces.exclude = []
-        return configuration
+        AgentConfiguration.testNode(kubepods: kubepods, stateRoot: stateRoot, work: work)
     }
 
     /// A container's cgroup and state for a pod; returns the cgroup's path.
@@ -55,14 +50,12 @@ final class FakeNode {
         return podCgroup + "/" + id
     }
 
-    /// A node agent on freshly loaded programs, with its capture session, watching the root.
-    func agent(_ configuration: AgentConfiguration) throws -> (agent: NodeAgent, session: CaptureSession, sink: MemorySink) {
-        let probes = try KernelProbes()
+    /// A node agent on freshly loaded programs, watching the root.
+    func agent(_ configuration: AgentConfiguration) throws -> (agent: NodeAgent, sink: MemorySink) {
         let sink = MemorySink()
-        let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: "n")
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink, consumer: agent)
+        let agent = try NodeAgent(configuration: configuration, kernel: try KernelProbes(), hierarchy: hierarchy, sink: sink, node: "n")
         try agent.start()
-        return (agent, session, sink)
+        return (agent, sink)
     }
 
     func start(_ actions: [String], in cgroup: String) throws -> LaunchedProcess {
@@ -84,7 +77,7 @@ final class AgentRobustnessTests: XCTestCase {
         var configuration = node.configuration()
         configuration.learning.minDuration = 3600
         configuration.learning.checkpointInterval = 0.2 // checkpoint as often as the test can
-        let (agent, session, sink) = try node.agent(configuration)
+        let (agent, sink) = try node.agent(configuration)
 
         let noisy = try node.container(namespace: "tenant-a", pod: "noisy-7d9c8f6b5-x2k4p")
         let quiet = try node.container(namespace: "tenant-b", pod: "quiet-7d9c8f6b5-q8w7e")
@@ -95,17 +88,17 @@ final class AgentRobustnessTests: XCTestCase {
         let steady = try node.start(quietActions, in: quiet)
         var lastTick = Date()
         while flood.status(block: false) == .running || steady.status(block: false) == .running {
-            try session.poll(timeoutMilliseconds: 20)
+            try agent.poll(timeoutMilliseconds: 20)
             if Date().timeIntervalSince(lastTick) > 0.2 {
                 try agent.tick()
                 lastTick = Date()
             }
         }
-        try session.drain()
+        try agent.settle()
         try agent.tick()
         agent.waitForWrites()
 
-        let drops = session.dropCounts()
+        let drops = agent.drops
         XCTAssertEqual(drops.total, 0, "nothing dropped anywhere: \(drops.nonZero)")
         let quietProfile = try XCTUnwrap(try DirectoryProfileStore(root: configuration.profiles).latest(workload: "tenant-b/deployment/quiet/server"))
         let rules = quietProfile.fileWrites.map { PathPattern($0.path) }
@@ -139,10 +132,10 @@ final class AgentRobustnessTests: XCTestCase {
         let v2 = try Data(contentsOf: URL(fileURLWithPath: corrupt))
 
         for _ in 0..<2 { // a restart changes nothing
-            let (agent, session, sink) = try node.agent(configuration)
+            let (agent, sink) = try node.agent(configuration)
             let cgroup = try node.container(namespace: "ml", pod: "llm-7d9c8f6b5-x2k4p")
             XCTAssertEqual(try node.start(["write:\(node.work)/new-file"], in: cgroup).status(block: true), .exited(0))
-            try session.drain()
+            try agent.settle()
             try agent.tick()
             agent.waitForWrites()
             XCTAssertEqual(agent.workloadStates, [workload: .stable], "monitored with v1")
@@ -163,12 +156,12 @@ final class AgentRobustnessTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: configuration.profiles, withIntermediateDirectories: true)
         try "in the way\n".write(toFile: configuration.profiles + "/" + WorkloadFileName.encode("ml/deployment/broken/server"),
                                  atomically: true, encoding: .utf8)
-        let (agent, session, sink) = try node.agent(configuration)
+        let (agent, sink) = try node.agent(configuration)
         for pod in ["broken-7d9c8f6b5-x2k4p", "fine-7d9c8f6b5-x2k4p"] {
             let cgroup = try node.container(namespace: "ml", pod: pod)
             XCTAssertEqual(try node.start(["write:\(node.work)/\(pod)"], in: cgroup).status(block: true), .exited(0))
         }
-        try session.drain()
+        try agent.settle()
         try agent.tick()
         agent.waitForWrites()
         try agent.tick()

@@ -98,7 +98,7 @@ enum AgentLife {
         agent.standardOutput = FileHandle.nullDevice
         agent.standardError = FileHandle(forWritingAtPath: work + "/agent.log")
         try agent.run()
-        defer { if agent.isRunning { agent.terminate() } }
+        defer { agent.stop(with: SIGKILL, within: 5) }
         var log: String { (try? String(contentsOfFile: work + "/agent.log", encoding: .utf8)) ?? "" }
         var ready = false
         for _ in 0..<150 where !ready && agent.isRunning {
@@ -130,8 +130,7 @@ enum AgentLife {
             let response = (try? HTTP.request(method, path, port: port)) ?? ""
             XCTAssertTrue(response.hasPrefix("HTTP/1.1 \(status)"), "\(method) \(path): \(response.prefix(80))")
         }
-        agent.terminate()
-        agent.waitUntilExit()
+        XCTAssertTrue(agent.stop(with: SIGTERM, within: 30), "the agent stops within 30 s of SIGTERM:\n\(log)")
         XCTAssertEqual(agent.terminationStatus, 0, "SIGTERM: checkpoint and exit 0:\n\(log)")
         XCTAssertTrue(log.contains("agent stopped"), log)
     }

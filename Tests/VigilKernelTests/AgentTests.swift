@@ -45,8 +45,7 @@ final class AgentTests: XCTestCase {
         let probes = try KernelProbes()
         XCTAssertTrue(probes.enableRunTimeStats())
         let sink = MemorySink()
-        let agent = NodeAgent(configuration: configuration, probes: probes, hierarchy: hierarchy, sink: sink, node: "node-a")
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "node-a", sink: sink, consumer: agent)
+        let agent = try NodeAgent(configuration: configuration, kernel: probes, hierarchy: hierarchy, sink: sink, node: "node-a")
         XCTAssertEqual(try agent.start(), [kubepods])
 
         // Containers are started after the agent: their cgroups do not exist yet.
@@ -59,17 +58,17 @@ final class AgentTests: XCTestCase {
                                               seccomp: RuncContainer.recordingFilter,
                                               annotations: annotations(namespace: namespace, pod: pod), id: id,
                                               stateRoot: stateRoot, writableRoot: true)
-            let result = try container.runDetachedAndWait(session: session, whileRunning: whileRunning.map { hook in { try hook(cgroup) } })
+            let result = try container.runDetachedAndWait(pipeline: agent.pipeline, whileRunning: whileRunning.map { hook in { try hook(cgroup) } })
             XCTAssertEqual(result.status, 0, result.output)
         }
         let normal = "echo hi > /tmp/cache.json; cat /etc/hostname; true"
         try start("ml", pod: "llm-server-7d9c8f6b5-x2k4p", normal)
         try start("ml", pod: "llm-server-7d9c8f6b5-q8w7e", normal)     // a second replica
-        // Excluded: once seen, its cgroup leaves the kernel's watch list (no more ring traffic).
+        // Excluded: once named, the kernel reports nothing of it but its removal (no more ring traffic).
         try start("kube-system", pod: "coredns-5d78c9869d-abcde", normal + "; sleep 1") { cgroup in
             let id = try hierarchy.id(of: cgroup)
-            for _ in 0..<40 where probes.isWatched(cgroupID: id) { try session.poll(timeoutMilliseconds: 25) }
-            XCTAssertFalse(probes.isWatched(cgroupID: id), "an excluded container is still watched in the kernel")
+            for _ in 0..<40 where !probes.isQuiet(cgroupID: id) { try agent.poll(timeoutMilliseconds: 25) }
+            XCTAssertTrue(probes.isQuiet(cgroupID: id), "an excluded container is still reported by the kernel")
         }
         try agent.tick()
         XCTAssertEqual(agent.workloadStates, ["ml/deployment/llm-server/server": .learning])
@@ -93,7 +92,9 @@ final class AgentTests: XCTestCase {
 
         // Stopped containers (runc deleted their cgroups) are forgotten, in memory and in the kernel.
         XCTAssertEqual(agent.knownContainers, 0)
-        XCTAssertEqual(agent.rememberedCgroups, 0, "the excluded container is forgotten too")
+        // What is held is what is still there (the roots, the QoS level, the pods' cgroups runc
+        // leaves behind): every removed container's cgroup, excluded one included, is forgotten.
+        XCTAssertEqual(agent.rememberedCgroups, try hierarchy.subtree(of: kubepods).count)
         for id in probes.syscallBitmaps().keys {
             let path = try XCTUnwrap(hierarchy.path(of: id), "a removed cgroup is still watched")
             XCTAssertTrue(FileManager.default.fileExists(atPath: hierarchy.directory(of: path)), path)
@@ -118,7 +119,7 @@ final class AgentTests: XCTestCase {
 
         // The operations endpoint: metrics from what happened above; read-only.
         let metrics = AgentMetrics()
-        metrics.update(session: session, probes: probes, agent: agent)
+        metrics.update(agent: agent)
         let server = OperationsServer(registry: metrics.registry)
         let port = try server.start(host: "127.0.0.1", port: 0)
         defer { server.stop() }
@@ -192,9 +193,9 @@ final class AgentTests: XCTestCase {
 }
 
 extension RuncContainer {
-    /// `runc create` + `runc start`, polling the capture session while the container runs (as the
+    /// `runc create` + `runc start`, polling the pipeline while the container runs (as the
     /// agent's loop does, with the container's state and cgroup still there), then `runc delete`.
-    func runDetachedAndWait(session: CaptureSession, whileRunning: (() throws -> Void)? = nil) throws -> Result {
+    func runDetachedAndWait(pipeline: EventPipeline, whileRunning: (() throws -> Void)? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") ? "/usr/sbin/runc" : "/usr/bin/runc")
         process.arguments = ["--root", stateRoot, "create", "--bundle", bundle, id]
@@ -207,11 +208,11 @@ extension RuncContainer {
         try whileRunning?()
         var stopped = false
         for _ in 0..<200 where !stopped {
-            try session.poll(timeoutMilliseconds: 50)
+            try pipeline.poll(timeoutMilliseconds: 50)
             let state = try Self.runc(["--root", stateRoot, "state", id]).output
             stopped = state.contains("\"status\": \"stopped\"")
         }
-        try session.drain()
+        try pipeline.drain()
         try Self.runc(["--root", stateRoot, "delete", "--force", id])
         try? output.fileHandleForWriting.close()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -349,7 +350,8 @@ final class AgentCommandTests: XCTestCase {
         var events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
         XCTAssertTrue(events.contains(#""kind":"profile.state""#), events)
 
-        // The API server refuses (RBAC): the new pod's events are dropped, and counted, not lost silently.
+        // The API server refuses (RBAC): the next lookup (retryInterval) would come after the
+        // container's naming time (60 s), so its events are dropped, and counted, not lost silently.
         apiServer.forbid()
         try run(pod: "llm-server-z9y8x", labels: ["app": "llm"], controller: ("DaemonSet", "llm-server"))
         for _ in 0..<50 where !metrics.contains("vigil_pod_lookup_failures_total 1\n") {
@@ -357,12 +359,16 @@ final class AgentCommandTests: XCTestCase {
             metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
         }
         XCTAssertTrue(metrics.contains("vigil_pod_lookup_failures_total 1\n"), "no lookup within retryInterval: \(metrics)")
+        for _ in 0..<20 where !metrics.contains(#"vigil_drops_total{stage="unidentified",kind="process.exec"}"#) {
+            usleep(200_000)
+            metrics = (try? HTTP.request("GET", "/metrics", port: port)) ?? ""
+        }
         XCTAssertTrue(metrics.contains(#"vigil_drops_total{stage="unidentified",kind="process.exec"}"#), metrics)
-        events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
-        XCTAssertTrue(events.contains(#""stage":"unidentified""#), events)
+        XCTAssertTrue(metrics.contains("vigil_pending_events 0.0\n"), metrics)
 
-        agent.interrupt()
-        agent.waitUntilExit()
+        XCTAssertTrue(agent.stop(with: SIGINT, within: 30), "the agent stops within 30 s of SIGINT")
         XCTAssertEqual(agent.terminationStatus, 0, "SIGINT/SIGTERM: checkpoint and exit cleanly")
+        events = try String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)
+        XCTAssertTrue(events.contains(#""stage":"unidentified","event_kind":"process.exec""#), events)
     }
 }

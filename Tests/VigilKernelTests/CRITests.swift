@@ -49,10 +49,7 @@ final class CRITests: XCTestCase {
             if startAgent { try agent.run() }
             let (agent, containerd, work) = (agent, containerd, work)
             test.addTeardownBlock {
-                if agent.isRunning {
-                    agent.terminate()
-                    agent.waitUntilExit()
-                }
+                agent.stop(with: SIGTERM, within: 30)
                 containerd.stop()
                 try? FileManager.default.removeItem(atPath: work)
             }

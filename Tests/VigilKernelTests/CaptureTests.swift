@@ -12,7 +12,7 @@ final class CaptureTests: XCTestCase {
     /// is reported with exact fields, in order. A process outside the cgroup is not reported.
     func testReportsEachSyscallOfAWatchedWorkloadExactly() throws {
         let traced = try TracedCgroup(self, node: "test-node")
-        let (hierarchy, sink, session, cgroup) = (traced.hierarchy, traced.sink, traced.session, (path: traced.path, id: traced.id))
+        let (hierarchy, sink, pipeline, cgroup) = (traced.hierarchy, traced.sink, traced.pipeline, (path: traced.path, id: traced.id))
 
         let tcp4 = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
         let tcp6 = try LoopbackSocket(family: AF_INET6, type: Int32(SOCK_STREAM.rawValue))
@@ -32,7 +32,7 @@ final class CaptureTests: XCTestCase {
         let watched = try LaunchedProcess.start(arguments, cgroupDirectory: hierarchy.directory(of: cgroup.path))
         XCTAssertEqual(watched.status(block: true), .exited(0))
         XCTAssertEqual(outsider.status(block: true), .exited(0))
-        try session.drain()
+        try pipeline.drain()
 
         let events = try sink.objects
         XCTAssertFalse(events.contains { $0[path: "process.pid"] as? Int == Int(outsider.pid) },
@@ -109,7 +109,7 @@ final class CaptureTests: XCTestCase {
         // Bound but not listening: the port is ours, and a TCP connect to it is refused.
         let closed = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue))
         try traced.run(["tcp4?:\(closed.port)"])
-        try traced.session.drain()
+        try traced.pipeline.drain()
         let connects = try traced.sink.objects.filter { $0["kind"] as? String == "network.connect" }
         XCTAssertEqual(connects.count, 1)
         XCTAssertEqual(connects.first?[path: "network.outcome"] as? String, "failure")
@@ -121,7 +121,7 @@ final class CaptureTests: XCTestCase {
     /// before a process can enter them; their processes are reported with their own path.
     func testWatchesCgroupsCreatedBelowAWatchedOne() throws {
         let traced = try TracedCgroup(self)
-        let (hierarchy, probes, sink, session) = (traced.hierarchy, traced.probes, traced.sink, traced.session)
+        let (hierarchy, probes, sink, pipeline) = (traced.hierarchy, traced.probes, traced.sink, traced.pipeline)
         let parent = (path: traced.path, id: traced.id)
 
         let childPath = parent.path + "/pod/container"
@@ -134,7 +134,7 @@ final class CaptureTests: XCTestCase {
 
         let directory = try KernelTestSupport.temporaryDirectory()
         try traced.run(["write:\(directory)/child"], in: childPath)
-        try session.drain()
+        try pipeline.drain()
         let writes = try sink.objects.filter { $0["kind"] as? String == "file.write" }
         XCTAssertEqual(writes.map { $0[path: "file.path"] as? String }, ["\(directory)/child"])
         XCTAssertEqual(writes.first?[path: "workload.cgroup"] as? String, childPath)
@@ -144,20 +144,20 @@ final class CaptureTests: XCTestCase {
     /// as dropped, per kind — and the drop is reported as an agent.drops line.
     func testFloodOverflowingTheRingBufferIsFullyAccountedFor() throws {
         let traced = try TracedCgroup(self, options: .init(ringBufferBytes: 16 << 10))
-        let (probes, sink, session) = (traced.probes, traced.sink, traced.session)
+        let (probes, sink, pipeline) = (traced.probes, traced.sink, traced.pipeline)
         let directory = try KernelTestSupport.temporaryDirectory()
 
         let writes = 2000
         // Nothing reads the ring buffer until the workload has finished.
         try traced.run(["writes:\(writes):\(directory)/f"])
         XCTAssertGreaterThan(probes.ringBufferFill(), 0.5, "the ring buffer is full before it is read")
-        try session.drain()
+        try pipeline.drain()
         XCTAssertEqual(probes.ringBufferFill(), 0, "and empty after")
-        let drops = session.reportDrops()
+        let drops = pipeline.reportDrops()
 
         let generated: [EventKind: UInt64] = [.exec: 1, .file: UInt64(writes), .exit: 1]
         for (kind, count) in generated {
-            XCTAssertEqual(session.received[kind, default: 0] + drops[.ringBufferFull, kind], count,
+            XCTAssertEqual(pipeline.received[kind, default: 0] + drops[.ringBufferFull, kind], count,
                            "\(kind): received + dropped must equal what the workload did")
         }
         XCTAssertGreaterThan(drops[.ringBufferFull, .file], 0, "the ring buffer was expected to overflow")
@@ -168,6 +168,6 @@ final class CaptureTests: XCTestCase {
         XCTAssertEqual(fileDrops?[path: "drops.stage"] as? String, "ring_buffer_full")
         XCTAssertEqual(fileDrops?[path: "drops.total"] as? Int, Int(drops[.ringBufferFull, .file]))
         let printedWrites = try sink.objects.filter { $0["kind"] as? String == "file.write" }.count
-        XCTAssertEqual(UInt64(printedWrites), session.received[.file])
+        XCTAssertEqual(UInt64(printedWrites), pipeline.received[.file])
     }
 }

@@ -45,19 +45,21 @@ final class HardeningTests: XCTestCase {
     /// A binary exec'd from memfd_create is reported as what it is (`memfd:NAME`, fileless, with
     /// its content's digest); one exec'd from a deleted file carries the flag. (Before: `exe: "/"`
     /// for every fileless binary, so once one payload was learned, any other passed.)
+    /// The payloads live 0.3 s: the digest is read from /proc while the process runs, and one
+    /// that exits first has none (the detector then matches no learned fileless binary).
     func testFilelessAndDeletedBinariesAreReportedAsSuch() throws {
         try KernelTestSupport.requireRoot()
         let busybox = KernelTestSupport.realpath("/bin/busybox")
         let work = try KernelTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let result = try vigil(["trace", "--", workloadBinary, "memfd-exec:payload:\(busybox):true"])
+        let result = try vigil(["trace", "--", workloadBinary, "memfd-exec:payload:\(busybox):sleep:0.3"])
         XCTAssertEqual(result.status, 0, result.error)
         let memfd = try XCTUnwrap(lines(result.output).first { $0["kind"] as? String == "process.exec" && $0[path: "process.exe_fileless"] != nil })
         XCTAssertEqual(memfd[path: "process.exe"] as? String, "memfd:payload")
         XCTAssertEqual(memfd[path: "process.exe_sha256"] as? String, try sha256(busybox))
         XCTAssertEqual(memfd[path: "process.exe_deleted"] as? Bool, true)
 
-        let deleted = try vigil(["trace", "--", workloadBinary, "deleted-exec:\(work)/dropped:\(busybox):true"])
+        let deleted = try vigil(["trace", "--", workloadBinary, "deleted-exec:\(work)/dropped:\(busybox):sleep:0.3"])
         XCTAssertEqual(deleted.status, 0, deleted.error)
         let exec = try XCTUnwrap(lines(deleted.output).first { $0[path: "process.exe_deleted"] as? Bool == true })
         XCTAssertEqual(exec[path: "process.exe"] as? String, "\(work)/dropped")
@@ -73,13 +75,13 @@ final class HardeningTests: XCTestCase {
         let profiles = try KernelTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: profiles) }
         let learned = try vigil(["learn", "--workload", "dropper", "--profiles", profiles, "--min-duration", "1h", "--",
-                                 workloadBinary, "memfd-exec:payload:\(busybox):true"])
+                                 workloadBinary, "memfd-exec:payload:\(busybox):sleep:0.3"])
         XCTAssertEqual(learned.status, 0, learned.error)
         XCTAssertEqual(try vigil(["profile", "promote", "dropper", "--profiles", profiles]).status, 0)
         let profile = try XCTUnwrap(try DirectoryProfileStore(root: profiles).latest(workload: "dropper"))
         XCTAssertTrue(profile.execs.contains { $0.exe == "fileless:memfd:payload@\((try? sha256(busybox)) ?? "")" }, "\(profile.execs)")
 
-        let same = try vigil(["monitor", "--workload", "dropper", "--profiles", profiles, "--", workloadBinary, "memfd-exec:payload:\(busybox):true"])
+        let same = try vigil(["monitor", "--workload", "dropper", "--profiles", profiles, "--", workloadBinary, "memfd-exec:payload:\(busybox):sleep:0.3"])
         XCTAssertFalse(lines(same.output).contains { $0[path: "anomaly.rule"] as? String == "fileless-exec" }, same.output)
         let swapped = try vigil(["monitor", "--workload", "dropper", "--profiles", profiles, "--", workloadBinary, "memfd-exec:payload:\(other):true"])
         let anomaly = try XCTUnwrap(lines(swapped.output).first { $0[path: "anomaly.rule"] as? String == "fileless-exec" }, swapped.output)

@@ -3,6 +3,7 @@ import VigilAgent
 import VigilBPF
 import VigilCore
 import VigilRuntime
+import VigilTestSupport
 import XCTest
 
 /// Tests here load Vigil's programs into the running kernel and start real processes in real
@@ -37,7 +38,7 @@ enum KernelTestSupport {
     static func temporaryDirectory() throws -> String {
         var template = Array("/tmp/vigil-test-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw CgroupError("mkdtemp failed") }
-        return realpath(String(cString: template))
+        return realpath(String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     /// A fresh cgroup under the v2 root, removed at the end of the test.
@@ -49,12 +50,13 @@ enum KernelTestSupport {
     }
 }
 
-/// A printing capture session on freshly loaded programs, watching a fresh cgroup of the test.
+/// A printing pipeline (`vigil trace`) on freshly loaded programs, watching a fresh cgroup of the test.
 struct TracedCgroup {
     let hierarchy: CgroupHierarchy
     let probes: KernelProbes
     let sink = MemorySink()
-    let session: CaptureSession
+    let pipeline: EventPipeline
+    private let printer: RecordingPrinter
     let path: String
     let id: UInt64
 
@@ -62,10 +64,21 @@ struct TracedCgroup {
         try KernelTestSupport.requireRoot()
         hierarchy = try CgroupHierarchy.system()
         probes = try KernelProbes(options: options)
-        session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: node, sink: sink,
-                                     consumer: EventPrinter(node: node, sink: sink))
+        printer = RecordingPrinter(EventPrinter(node: node, sink: sink))
+        pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: nil),
+                                     consumer: printer, sink: sink, node: node)
         (path, id) = try KernelTestSupport.makeCgroup(test, hierarchy: hierarchy)
         try probes.watch(cgroupID: id)
+    }
+
+    /// The syscalls every cgroup below the test's made: those still there, read from the kernel's
+    /// bitmaps, and those removed (a container runc deleted), from their cgroup_rmdir records.
+    func syscallsBelow() throws -> CgroupSyscalls {
+        try pipeline.drain()
+        var seen = CgroupSyscalls(workload: SyscallBitmap())
+        for (id, syscalls) in probes.syscallBitmaps() where id != self.id { seen.formUnion(syscalls) }
+        for syscalls in printer.removed.values { seen.formUnion(syscalls) }
+        return seen
     }
 
     /// Runs vigil-workload with these actions in the cgroup (or in `cgroup`) and waits for it.
@@ -78,34 +91,21 @@ struct TracedCgroup {
     }
 }
 
-/// Collects the JSON lines a session prints.
-final class MemorySink: EventSink {
-    private(set) var data = Data()
 
-    func write(_ lines: UnsafeRawBufferPointer) {
-        data.append(contentsOf: lines)
+/// Prints every event (`vigil trace`) and keeps the last syscalls of the cgroups removed.
+final class RecordingPrinter: EventConsumer {
+    private let printer: EventPrinter
+    private(set) var removed: [UInt64: CgroupSyscalls] = [:]
+
+    init(_ printer: EventPrinter) {
+        self.printer = printer
     }
 
-    func flush() {}
-
-    var objects: [[String: Any]] {
-        get throws {
-            try data.split(separator: UInt8(ascii: "\n")).map { line in
-                guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw CgroupError("not a JSON object: \(String(decoding: line, as: UTF8.self))")
-                }
-                return object
-            }
-        }
+    func consume(_ event: RawEvent, container: Container, processes: ProcessTable) {
+        printer.consume(event, container: container, processes: processes)
     }
-}
 
-extension Dictionary where Key == String, Value == Any {
-    subscript(path path: String) -> Any? {
-        var current: Any? = self
-        for part in path.split(separator: ".") {
-            current = (current as? [String: Any])?[String(part)]
-        }
-        return current
+    func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls) {
+        removed[cgroupID] = lastSyscalls
     }
 }

@@ -57,7 +57,7 @@ final class LearnMonitorTests: XCTestCase {
     /// Behaviour loaded as known never reaches the ring buffer; new behaviour does.
     func testKnownBehaviourCausesNoRingBufferTraffic() throws {
         let traced = try TracedCgroup(self)
-        let (hierarchy, probes, sink, session) = (traced.hierarchy, traced.probes, traced.sink, traced.session)
+        let (hierarchy, probes, sink, pipeline) = (traced.hierarchy, traced.probes, traced.sink, traced.pipeline)
         let cgroup = (path: traced.path, id: traced.id)
         let directory = try KernelTestSupport.temporaryDirectory()
         let known = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
@@ -66,20 +66,19 @@ final class LearnMonitorTests: XCTestCase {
         let knownDestination = [UInt8]([127, 0, 0, 1]).withUnsafeBytes {
             Destination(family: 2, ipProtocol: 6, port: known.port, address: $0)
         }
-        try probes.loadKnownBehaviour(
-            profileID: 7,
+        try probes.loadKnownBehaviour(KnownBehaviour(
             execHashes: [BehaviourHash.exec(exe: KernelTestSupport.workload, parent: testBinary)],
-            files: [(BehaviourHash.fileKind(.create), BehaviourHash.fnv1a("\(directory)/known"))],
-            destinations: [knownDestination])
+            files: [KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(.create), hash: BehaviourHash.fnv1a("\(directory)/known"))],
+            destinations: [knownDestination]), profileID: 7)
         try probes.watch(cgroupID: cgroup.id, profileID: 7)
 
         try run(hierarchy, cgroup.path, ["writes:50:\(directory)/known", "chdir:\(directory)", "writes:10:known",
                                          "connects:5:\(known.port)", "write:\(directory)/new", "tcp4:\(unknown.port)"])
-        try session.drain()
+        try pipeline.drain()
 
-        XCTAssertEqual(session.received[.exec, default: 0], 0, "the known exec was dropped in the kernel")
-        XCTAssertEqual(session.received[.file, default: 0], 1, "only the new write reached userspace")
-        XCTAssertEqual(session.received[.network, default: 0], 1, "only the new destination reached userspace")
+        XCTAssertEqual(pipeline.received[.exec, default: 0], 0, "the known exec was dropped in the kernel")
+        XCTAssertEqual(pipeline.received[.file, default: 0], 1, "only the new write reached userspace")
+        XCTAssertEqual(pipeline.received[.network, default: 0], 1, "only the new destination reached userspace")
         let suppressed = probes.suppressedCounts()
         XCTAssertEqual(suppressed[.exec], 1)
         XCTAssertEqual(suppressed[.file], 60, "absolute and relative names of the known path")
@@ -105,20 +104,32 @@ final class LearnMonitorTests: XCTestCase {
                       "connects:3:\(service.port)", "syscall:\(getppid)"]
         let store = DirectoryProfileStore(root: directory + "/profiles")
 
-        // Learn from two runs (two containers), then stabilise.
+        // Learn from two runs (two containers), then stabilise: `vigil learn`'s registry and pipeline.
+        let runtimeExes = [KernelTestSupport.realpath("/proc/self/exe")]
+        func registry(_ kernel: KernelProbes, sink: MemorySink, opening: WorkloadRegistry.Opening) throws -> (WorkloadRegistry, EventPipeline) {
+            var settings = WorkloadRegistry.Settings()
+            settings.retireAfter = .infinity
+            let registry = WorkloadRegistry(kernel: kernel, sink: sink, node: "n", resolver: resolver, runtimeExes: runtimeExes,
+                                            settings: settings, writer: ProfileWriter(store: store)) { _ in (opening, []) }
+            registry.workload("demo")
+            let pipeline = try EventPipeline(kernel: kernel, directory: CommandDirectory(hierarchy: hierarchy, workload: "demo"),
+                                             consumer: registry, sink: sink, node: "n")
+            return (registry, pipeline)
+        }
         do {
             let probes = try KernelProbes()
             let learner = Learner.start(workload: "demo", modelPaths: ["\(models)/**"], minDuration: 0, quietPeriod: 0,
-                                        now: Date(), resolver: resolver, runtimeExes: [KernelTestSupport.realpath("/proc/self/exe")])
-            let consumer = LearningConsumer(learner: learner, store: store, checkpointInterval: 3600)
-            let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: MemorySink(), consumer: consumer)
+                                        now: Date(), resolver: resolver, runtimeExes: runtimeExes)
+            let (learning, pipeline) = try registry(probes, sink: MemorySink(), opening: .learn(learner))
             for _ in 0..<2 {
                 let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
                 try probes.watch(cgroupID: cgroup.id)
                 try run(hierarchy, cgroup.path, normal)
             }
-            try session.drain()
-            XCTAssertEqual(try consumer.tick(probes: probes, force: true), .stable)
+            try pipeline.drain()
+            learning.tick()
+            learning.waitForWrites()
+            XCTAssertEqual(learning.workloadStates["demo"], .stable)
         }
         let profile = try XCTUnwrap(try store.latest(workload: "demo"))
         XCTAssertEqual(profile.state, .stable)
@@ -129,21 +140,19 @@ final class LearnMonitorTests: XCTestCase {
         XCTAssertEqual(profile.egress, [EgressRule(address: "127.0.0.1", port: Int(service.port), protocol: "tcp")])
         XCTAssertTrue(profile.syscalls.x86_64.contains("getppid"))
 
-        // Monitor: each run in a new container of the workload.
+        // Monitor (`vigil monitor`'s registry): each run in a new container of the workload.
         let probes = try KernelProbes()
         let sink = MemorySink()
-        let consumer = MonitoringConsumer(profile: profile, resolver: resolver, node: "n", sink: sink,
-                                          runtimeExes: [KernelTestSupport.realpath("/proc/self/exe")])
-        try consumer.loadIntoKernel(probes, profileID: 1)
-        let session = try CaptureSession(probes: probes, hierarchy: hierarchy, node: "n", sink: sink, consumer: consumer)
+        let (monitoring, pipeline) = try registry(probes, sink: sink, opening: .monitor(profile))
+        let profileID = monitoring.workload("demo").profileID
         func monitored(_ actions: [String]) throws -> [String] {
-            let before = consumer.findings
+            let before = monitoring.findings
             let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
-            try probes.watch(cgroupID: cgroup.id, profileID: 1)
+            try probes.watch(cgroupID: cgroup.id, profileID: profileID)
             try run(hierarchy, cgroup.path, actions)
-            try session.drain()
-            consumer.tick(probes: probes)
-            return consumer.findings.compactMap { rule, count in count > before[rule, default: 0] ? rule.rawValue : nil }.sorted()
+            try pipeline.drain()
+            monitoring.tick()
+            return monitoring.findings.compactMap { rule, count in count > before[rule, default: 0] ? rule.rawValue : nil }.sorted()
         }
         XCTAssertEqual(try monitored(normal), [], "normal behaviour, new temporary names: no anomaly")
         XCTAssertEqual(try monitored(normal + ["exec:/bin/true"]).filter { $0 != "unexpected-syscall" }, ["unexpected-exec"])
@@ -173,7 +182,7 @@ final class RuntimeIdentificationTests: XCTestCase {
             ["/bin/sh", "-c", "echo $$ > \(traced.hierarchy.directory(of: traced.path))/cgroup.procs && echo x > \(directory)/hidden"],
             cgroupDirectory: nil)
         XCTAssertEqual(shell.status(block: true), .exited(0))
-        try traced.session.drain()
+        try traced.pipeline.drain()
         let writes = try traced.sink.objects.compactMap { $0[path: "file.path"] as? String }
         XCTAssertEqual(writes, ["\(directory)/hidden"])
     }

@@ -25,9 +25,7 @@ final class SeccompTests: XCTestCase {
                                           seccomp: RuncContainer.recordingFilter)
         let result = try container.run()
         XCTAssertEqual(result.status, 0, result.output)
-        var seen = CgroupSyscalls(workload: SyscallBitmap())
-        for (id, syscalls) in traced.probes.syscallBitmaps() where id != traced.id { seen.formUnion(syscalls) }
-        return (seen, result)
+        return (try traced.syscallsBelow(), result)
     }
 
     private func profile(from syscalls: CgroupSyscalls) -> Profile {

@@ -12,7 +12,7 @@ final class SafeFilesTests: XCTestCase {
     override func setUpWithError() throws {
         var template = Array((NSTemporaryDirectory() + "vigil-safe-XXXXXX").utf8CString)
         guard mkdtemp(&template) != nil else { throw FileError(path: "tmp", problem: "mkdtemp") }
-        root = String(cString: template)
+        root = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     override func tearDownWithError() throws {

@@ -72,7 +72,7 @@ public final class Containerd {
         daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         daemon.arguments = ["containerd", "--config", directory + "/config.toml"]
-        FileManager.default.createFile(atPath: directory + "/containerd.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/containerd.log", contents: nil)
         let log = FileHandle(forWritingAtPath: directory + "/containerd.log")
         daemon.standardOutput = log
         daemon.standardError = log

@@ -81,12 +81,12 @@ public final class FakeAPIServer {
 
     /// From now on every request gets a plain 404, as from a proxy or another server on the port.
     public func answerLikeAProxy() {
-        FileManager.default.createFile(atPath: directory + "/pods/proxy", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory + "/pods/proxy", contents: Data())
     }
 
     /// From now on every pod request is refused with 403 (an RBAC rule missing).
     public func forbid() {
-        FileManager.default.createFile(atPath: directory + "/pods/forbidden", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory + "/pods/forbidden", contents: Data())
     }
 
     /// `GET <path> <Authorization header>`, one per request, in order.

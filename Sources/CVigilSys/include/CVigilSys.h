@@ -32,4 +32,12 @@ int vigil_exec_confined(const void *filter, size_t filter_size, char *const argv
  * CAP_AUDIT_READ). */
 int vigil_audit_multicast_socket(int receive_buffer);
 
+/* SIGINT, SIGTERM and SIGHUP, on whichever thread they land, are kept for
+ * vigil_take_stop_signal() instead of ending the process (a capture drains the ring buffer and
+ * saves its profile first). Handlers do not survive exec: commands vigil starts get the defaults. */
+int vigil_catch_stop_signals(void);
+
+/* The stop signal caught since the last call, or 0. */
+int vigil_take_stop_signal(void);
+
 #endif

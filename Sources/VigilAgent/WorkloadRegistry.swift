@@ -1,0 +1,336 @@
+import Foundation
+import Logging
+import VigilCore
+import VigilProfiles
+
+/// Every workload the capture meets, each with its profile's phase: events go to the one whose
+/// container they come from (to learn from, or to check), the kernel's syscall bitmaps are folded
+/// in once a tick, profiles move from learning to monitoring when the rule says, are saved by the
+/// writer, installed as seccomp profiles when stable (the agent), and workloads none of whose
+/// containers ran for `retireAfter` are retired (checkpointed, their known behaviour taken out of
+/// the kernel, forgotten). The one learning and monitoring path of `vigil learn`, `vigil monitor`
+/// and `vigil agent`.
+public final class WorkloadRegistry: EventConsumer {
+    public struct Settings: Sendable {
+        public var checkpointInterval: Double = 30
+        /// Seconds a workload with no container left is kept in memory (and its known behaviour
+        /// in the kernel) before it is retired.
+        public var retireAfter: Double = 600
+        public var reporter = AnomalyReporter.Settings()
+        /// Load stable profiles' exact behaviour into the kernel (off: every event is checked here).
+        public var suppressInKernel = true
+        public init() {}
+    }
+
+    /// How a workload met for the first time begins.
+    public enum Opening {
+        case learn(Learner)
+        case monitor(Profile)
+    }
+
+    public typealias Opener = (_ workload: String) -> (opening: Opening, problems: [String])
+
+    private let kernel: KernelFacade
+    private let sink: EventSink
+    private var encoder: EventEncoder
+    private let resolver: SyscallResolver
+    private let runtimeExes: [String]
+    public let settings: Settings
+    private let writer: ProfileWriter
+    private let installer: SeccompInstaller?
+    private let open: Opener
+    private let logger = Logger(label: "vigil.workloads")
+    private var line = JSONLineWriter()
+
+    public private(set) var workloads: [String: Workload] = [:]
+    /// Which workload each watched container belongs to.
+    private var members: [UInt64: String] = [:]
+    private var nextProfileID: UInt32 = 1
+    /// Profiles the writer could not save, for the metrics.
+    public private(set) var writeFailures: UInt64 = 0
+    /// Anomaly lines of retired workloads, so the totals only grow.
+    private var retiredAnomalies: [AnomalyRule: UInt64] = [:]
+    public private(set) var retiredWorkloads: UInt64 = 0
+    /// Events checked against a stable profile in userspace (those the kernel did not drop as known).
+    public private(set) var checkedEvents: UInt64 = 0
+    /// Departures from a profile found, by rule (before folding and rate limiting make them lines).
+    public private(set) var findings: [AnomalyRule: UInt64] = [:]
+
+    public init(kernel: KernelFacade, sink: EventSink, node: String, clock: BootClock = .system(), resolver: SyscallResolver,
+                runtimeExes: [String], settings: Settings = Settings(), writer: ProfileWriter, installer: SeccompInstaller? = nil,
+                open: @escaping Opener) {
+        self.kernel = kernel
+        self.sink = sink
+        self.encoder = EventEncoder(node: node, clock: clock)
+        self.resolver = resolver
+        self.runtimeExes = runtimeExes
+        self.settings = settings
+        self.writer = writer
+        self.installer = installer
+        self.open = open
+    }
+
+    // MARK: events
+
+    public func consume(_ event: RawEvent, container: Container, processes: ProcessTable) {
+        guard let key = container.workload else { return }
+        let workload = workloads[key] ?? make(key)
+        if workload.containers[event.cgroupID] == nil { join(workload, event.cgroupID, container) }
+        let digest = event.kind == .exec ? processes[event.pid]?.execDigest : nil
+        let handled = workload.withLearner { $0.observe(event, now: Date(), execDigest: digest) }
+        guard handled == nil else { return }
+        checkedEvents += 1
+        workload.withMonitor { monitor in
+            guard let finding = monitor.detector.check(event, execDigest: digest) else { return }
+            findings[finding.rule, default: 0] += 1
+            line.removeAll()
+            monitor.reporter.report(finding, event: event, workload: container.identity, processes: processes, into: &line)
+            if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
+        }
+    }
+
+    /// A container of the workload is met for the first time.
+    private func join(_ workload: Workload, _ cgroupID: UInt64, _ container: Container) {
+        workload.containers[cgroupID] = container
+        workload.emptySince = nil
+        members[cgroupID] = workload.key
+        workload.runtimes.insert(container.runtime)
+        if let runtime = container.runtime { workload.withLearner { $0.observeRuntime(runtime) } }
+        guard let profile = workload.withMonitor({ $0.detector.profile }) else { return }
+        if settings.suppressInKernel { try? kernel.watch(cgroupID: cgroupID, profileID: workload.profileID) }
+        // A stable profile from the store, or a container started differently from those it learned
+        // from (allowPrivilegeEscalation changed): its filter must let it start.
+        if !workload.seccompCheckedFor.contains(container.runtime) { installSeccomp(workload, profile) }
+    }
+
+    public func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls) {
+        guard let key = members.removeValue(forKey: cgroupID), let workload = workloads[key] else { return }
+        observeSyscalls(workload, lastSyscalls, now: Date())
+        workload.withLearner { $0.observeContainerStop() }
+        let container = workload.containers.removeValue(forKey: cgroupID)
+        if workload.containers.isEmpty { workload.emptySince = Date() }
+        _ = container
+    }
+
+    /// The workload, made now if the registry has not met it yet (`vigil learn|monitor` open theirs
+    /// at start, so a command that does nothing still has a profile).
+    @discardableResult
+    public func workload(_ key: String) -> Workload {
+        workloads[key] ?? make(key)
+    }
+
+    private func make(_ key: String) -> Workload {
+        let (opening, problems) = open(key)
+        let id = nextProfileID
+        nextProfileID = nextProfileID == UInt32.max ? 1 : nextProfileID + 1
+        let workload: Workload
+        switch opening {
+        case .learn(let learner):
+            workload = Workload(key: key, profileID: id, phase: .learning(learner))
+        case .monitor(let profile):
+            workload = Workload(key: key, profileID: id, phase: .retired)
+            startMonitoring(workload, profile)
+        }
+        workloads[key] = workload
+        for text in problems { problem(key, version: nil, text) }
+        logger.info("new workload", metadata: ["workload": "\(key)", "mode": "\(workload.state == .stable ? "monitoring" : "learning")"])
+        return workload
+    }
+
+    private func startMonitoring(_ workload: Workload, _ profile: Profile) {
+        let detector = Detector(profile: profile, resolver: resolver, runtimeExes: runtimeExes)
+        if settings.suppressInKernel {
+            do {
+                try kernel.loadKnownBehaviour(detector.knownBehaviour, profileID: workload.profileID)
+            } catch {
+                logger.warning("known behaviour stays in userspace", metadata: ["workload": "\(profile.workload)", "error": "\(error)"])
+            }
+        }
+        workload.startMonitoring(Workload.Monitor(detector: detector, reporter: AnomalyReporter(
+            profile: profile, node: encoder.node, clock: encoder.clock, settings: settings.reporter)))
+    }
+
+    // MARK: once a tick
+
+    /// Folds the kernel's syscall bitmaps into each workload, applies the end-of-learning rule,
+    /// checkpoints, reports unexpected syscalls and folded repeats, and retires workloads that
+    /// have had no container for `retireAfter`.
+    public func tick(now: Date = Date()) {
+        takeWriterOutcomes(now: now)
+        let bitmaps = kernel.syscallBitmaps()
+        line.removeAll()
+        for workload in workloads.values {
+            var seen = CgroupSyscalls(workload: SyscallBitmap())
+            for id in workload.containers.keys { if let syscalls = bitmaps[id] { seen.formUnion(syscalls) } }
+            observeSyscalls(workload, seen, now: now)
+            if let cap = workload.withLearner({ $0.capReached }) ?? nil {
+                // A workload that grows past a limit is broken or hostile: its learning ends
+                // here, and whatever it does beyond the profile is an anomaly from now on.
+                workload.withLearner { $0.stabilize(now: now) }
+                problem(workload.key, version: workload.profile?.version,
+                        "learning ended early: the profile reached its limit of \(cap); it is monitored from now on")
+            }
+            if let profile = workload.withLearner({ $0.evaluate(now: now) == .stable ? $0.profile : nil }) ?? nil {
+                promote(workload, profile)
+            } else if case .learning(let learner) = workload.phase,
+                      now.timeIntervalSince(workload.lastCheckpoint) >= settings.checkpointInterval {
+                writer.checkpoint(learner)
+                workload.lastCheckpoint = now
+            }
+            if let unsaved = workload.unsaved, now.timeIntervalSince(workload.lastCheckpoint) >= settings.checkpointInterval {
+                workload.unsaved = nil
+                workload.lastCheckpoint = now
+                writer.promote(unsaved)
+            }
+            workload.withMonitor { $0.reporter.flush(now: BootClock.nowBootNanoseconds(), into: &line) }
+        }
+        if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
+        for workload in workloads.values {
+            if let since = workload.emptySince, now.timeIntervalSince(since) >= settings.retireAfter { retire(workload) }
+        }
+        sink.flush()
+    }
+
+    /// Syscalls a workload's containers made: learned, or checked.
+    private func observeSyscalls(_ workload: Workload, _ seen: CgroupSyscalls, now: Date) {
+        if workload.withLearner({ $0.observeSyscalls(seen, now: now) }) != nil { return }
+        workload.withMonitor { monitor in
+            let unexpected = monitor.detector.unexpectedSyscalls(seen.workload, namedBy: resolver)
+            guard !unexpected.isEmpty else { return }
+            findings[.unexpectedSyscall, default: 0] += UInt64(unexpected.count)
+            var out = JSONLineWriter()
+            monitor.reporter.reportSyscalls(unexpected, workload: workload.someContainer, now: BootClock.nowBootNanoseconds(), into: &out)
+            if !out.bytes.isEmpty { out.bytes.withUnsafeBytes { sink.write($0) } }
+        }
+    }
+
+    /// A workload's profile became stable: saved (by the writer), monitored from now on (its known
+    /// behaviour loaded into the kernel), its seccomp profile installed (the agent).
+    private func promote(_ workload: Workload, _ profile: Profile) {
+        writer.promote(profile)
+        if let beyond = workload.withLearner({ $0.runtimeCallsBeyondAllowance }), !beyond.isEmpty {
+            logger.warning("the container runtime made calls after installing the seccomp filter that no measured allowance lists; they are allowed in this profile", metadata: [
+                "workload": "\(profile.workload)", "calls": "\(beyond.joined(separator: ","))",
+            ])
+        }
+        startMonitoring(workload, profile)
+        if settings.suppressInKernel {
+            for id in workload.containers.keys { try? kernel.watch(cgroupID: id, profileID: workload.profileID) }
+        }
+        logger.info("profile stable", metadata: [
+            "workload": "\(profile.workload)", "version": "\(profile.version)", "containers": "\(profile.learning.containers)",
+            "stopped": "\(profile.learning.stoppedContainers ?? 0)",
+        ])
+        if installer == nil { state(EventEncoder.ProfileState(profile)) }
+        installSeccomp(workload, profile)
+    }
+
+    private func installSeccomp(_ workload: Workload, _ profile: Profile) {
+        guard let installer else { return }
+        let runtimes = workload.runtimes.union((profile.learning.runtimes ?? []).map(Optional.some))
+        workload.seccompCheckedFor.formUnion(runtimes)
+        let outcome = installer.install(profile, runtimes: runtimes)
+        state(EventEncoder.ProfileState(profile, seccomp: outcome))
+        switch outcome {
+        case .installed(let relative):
+            logger.info("seccomp profile installed", metadata: ["workload": "\(profile.workload)", "localhostProfile": "\(relative)"])
+        case .refused(let reason):
+            logger.error("seccomp profile refused", metadata: ["workload": "\(profile.workload)", "version": "\(profile.version)", "reason": "\(reason)"])
+        }
+    }
+
+    /// Retires a workload none of whose containers is left: a learning profile is checkpointed, a
+    /// stable one's known behaviour leaves the kernel's maps; the workload leaves memory. A
+    /// container of it met later brings it back from the store.
+    private func retire(_ workload: Workload) {
+        if case .learning(let learner) = workload.phase { writer.checkpoint(learner) }
+        if let unsaved = workload.unsaved { writer.promote(unsaved) }
+        if case .monitoring(let monitor) = workload.phase {
+            if settings.suppressInKernel { kernel.unloadKnownBehaviour(profileID: workload.profileID) }
+            retiredAnomalies.merge(monitor.reporter.emitted, uniquingKeysWith: +)
+        }
+        workload.retire()
+        workloads[workload.key] = nil
+        retiredWorkloads += 1
+        logger.info("workload retired", metadata: ["workload": "\(workload.key)"])
+    }
+
+    /// What the writer did since the last tick: failures stay with their workload (a log line, a
+    /// `profile.state` line; a stable profile is saved again later), never stop the agent.
+    private func takeWriterOutcomes(now: Date) {
+        for outcome in writer.takeOutcomes() {
+            guard case let .failed(key, error) = outcome else { continue }
+            writeFailures += 1
+            problem(key, version: nil, "could not be saved: \(error)")
+            if let workload = workloads[key], case .monitoring(let monitor) = workload.phase {
+                workload.unsaved = monitor.detector.profile
+                workload.lastCheckpoint = now
+            }
+        }
+    }
+
+    /// Writes every learning profile (and any stable one not yet saved) and waits for the writer
+    /// (at exit): a restart continues from here.
+    public func checkpointAll() {
+        for workload in workloads.values {
+            if case .learning(let learner) = workload.phase { writer.checkpoint(learner) }
+            if let unsaved = workload.unsaved { writer.promote(unsaved) }
+        }
+        waitForWrites()
+    }
+
+    /// Waits until every profile handed to the writer is on disk.
+    public func waitForWrites() {
+        writer.drain()
+        takeWriterOutcomes(now: Date())
+        sink.flush()
+    }
+
+    /// Ends a learning workload's learning now (`--until-stable`, `vigil profile promote`).
+    public func stabilize(_ key: String, now: Date = Date()) {
+        guard let workload = workloads[key], let profile = workload.withLearner({ learner -> Profile in
+            learner.stabilize(now: now)
+            return learner.profile
+        }) else { return }
+        promote(workload, profile)
+    }
+
+    // MARK: what the registry says
+
+    private func state(_ line: EventEncoder.ProfileState) {
+        var out = JSONLineWriter()
+        encoder.encodeProfileState(line, atBoot: BootClock.nowBootNanoseconds(), into: &out)
+        out.bytes.withUnsafeBytes { sink.write($0) }
+    }
+
+    /// Something is wrong with one workload's profile: a log line and a `profile.state` line
+    /// with `problem`; the others go on.
+    private func problem(_ workload: String, version: Int?, _ text: String) {
+        logger.error("profile problem", metadata: ["workload": "\(workload)", "problem": "\(text)"])
+        state(EventEncoder.ProfileState(workload: workload, version: version, problem: text))
+    }
+
+    /// Anomaly lines emitted so far, by rule, over every workload (retired ones included).
+    public var anomaliesEmitted: [AnomalyRule: UInt64] {
+        var total = retiredAnomalies
+        for workload in workloads.values {
+            if case .monitoring(let monitor) = workload.phase { total.merge(monitor.reporter.emitted, uniquingKeysWith: +) }
+        }
+        return total
+    }
+
+    public var workloadStates: [String: LearningState] {
+        workloads.compactMapValues(\.state)
+    }
+
+    /// Containers in the registry, over every workload.
+    public var containerCount: Int { members.count }
+
+    /// Behaviours remembered for folding, over every workload.
+    public var foldCount: Int {
+        workloads.values.reduce(0) { total, workload in
+            if case .monitoring(let monitor) = workload.phase { return total + monitor.reporter.foldCount }
+            return total
+        }
+    }
+}

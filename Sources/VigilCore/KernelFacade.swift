@@ -1,0 +1,71 @@
+/// The kernel side as the agent uses it: the records the programs send, and the maps the agent
+/// writes (which cgroups are watched, what behaviour each profile already has). The seam between
+/// the agent's logic and BPF: `KernelProbes` (VigilBPF) is the real one, `RecordedKernel` replays
+/// records without a kernel, so the whole agent pipeline is tested and measured without root.
+public protocol KernelFacade: AnyObject {
+    /// Where records go: called on the thread that polls, with a view of each record that is
+    /// valid only during the call.
+    func setRecordHandler(_ handler: @escaping (UnsafeRawBufferPointer) -> Void) throws
+    /// Waits up to `timeoutMilliseconds` for records and hands over those ready; returns how many.
+    @discardableResult func poll(timeoutMilliseconds: Int32) throws -> Int
+    /// Hands over every record ready, without waiting.
+    @discardableResult func drain() throws -> Int
+
+    /// Report this cgroup's processes (and of the cgroups made below it). A non-zero profile id
+    /// names the known behaviour dropped in the kernel for it.
+    func watch(cgroupID: UInt64, profileID: UInt32) throws
+    func unwatch(cgroupID: UInt64)
+    /// Report nothing of this cgroup (or of those made below it) but its removal: a container
+    /// not to watch stays in the watch list only so that the agent hears when it goes.
+    func quiet(cgroupID: UInt64)
+    func isWatched(cgroupID: UInt64) -> Bool
+    func isQuiet(cgroupID: UInt64) -> Bool
+    /// The syscalls each watched cgroup made, read from the kernel.
+    func syscallBitmaps() -> [UInt64: CgroupSyscalls]
+
+    /// Behaviour of a stable profile, dropped in the kernel from now on for cgroups watched with
+    /// `profileID` (counted as suppressed, never sent).
+    func loadKnownBehaviour(_ known: KnownBehaviour, profileID: UInt32) throws
+    /// Removes what `loadKnownBehaviour` put in for `profileID` (a workload retired or relearned).
+    func unloadKnownBehaviour(profileID: UInt32)
+
+    /// Events the kernel lost (ring buffer full, in-flight table full), by kind; they only grow.
+    func dropCounts() -> DropCounts
+    /// Known behaviour dropped in the kernel, by kind.
+    func suppressedCounts() -> [EventKind: UInt64]
+    /// How full the ring buffer is (0...1).
+    func ringBufferFill() -> Double
+    /// Per program: how many times it ran and the kernel time it took (zero without BPF stats).
+    func programStats() -> [(name: String, runs: UInt64, nanoseconds: UInt64)]
+}
+
+extension KernelFacade {
+    public func watch(cgroupID: UInt64) throws { try watch(cgroupID: cgroupID, profileID: 0) }
+}
+
+/// A stable profile's exact behaviour, in the form the kernel's known-behaviour maps hold it
+/// (see vigil_abi.h: hashes computed as bpf/vigil.bpf.h computes them).
+public struct KnownBehaviour: Sendable, Equatable {
+    public struct FileKey: Sendable, Hashable {
+        /// `BehaviourHash.fileKind(op)`.
+        public var kind: UInt32
+        /// FNV-1a of the absolute path.
+        public var hash: UInt64
+        public init(kind: UInt32, hash: UInt64) {
+            self.kind = kind
+            self.hash = hash
+        }
+    }
+
+    public var execHashes: Set<UInt64>
+    public var files: Set<FileKey>
+    public var destinations: Set<Destination>
+
+    public init(execHashes: Set<UInt64> = [], files: Set<FileKey> = [], destinations: Set<Destination> = []) {
+        self.execHashes = execHashes
+        self.files = files
+        self.destinations = destinations
+    }
+
+    public var count: Int { execHashes.count + files.count + destinations.count }
+}

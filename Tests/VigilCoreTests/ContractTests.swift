@@ -1,0 +1,154 @@
+import CVigilABI
+import Foundation
+@testable import VigilCore
+import VigilTestSupport
+import XCTest
+
+/// The JSON-lines contract, one golden line per kind, all written by `EventEncoder` (the reporter
+/// and the registry only decide when). A change to any of these lines is a change to what every
+/// consumer of Vigil's output parses: make it on purpose, and say so in the README.
+final class ContractTests: XCTestCase {
+    private let clock = BootClock(offsetNanoseconds: 1_764_186_684_000_000_000) // 2025-11-26T19:51:24Z at boot 0
+    private let pod = WorkloadIdentity(id: "ml/deployment/llm/server", namespace: "ml", pod: "llm-7d9c8f6b5-x2k4p", container: "server",
+                                       containerID: "c0ffee", image: "registry.local/llm:1.4", cgroup: "/kubepods/pod1/c0ffee")
+
+    private func line(_ record: [UInt8], processes: ProcessTable = ProcessTable()) throws -> String {
+        var encoder = EventEncoder(node: "node-a", clock: clock)
+        var out = JSONLineWriter()
+        try record.withRawEvent { event in
+            XCTAssertTrue(encoder.encode(event, workload: pod, processes: processes, into: &out))
+        }
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    private func text(_ out: JSONLineWriter) -> String {
+        String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    func testProcessExec() throws {
+        XCTAssertEqual(try line(RecordBuilder.exec(pid: 4242, exe: "/usr/bin/python3", parent: "/bin/sh", args: ["python3", "serve.py"],
+                                                   boot: 123_456_789)), """
+        {"time":"2025-11-26T19:51:24.123456789Z","node":"node-a","kind":"process.exec","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},"process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3",\
+        "exe":"/usr/bin/python3","args":["python3","serve.py"],"exec_id":"4242-123456789","parent_exe":"/bin/sh"}}
+
+        """)
+    }
+
+    func testFileWrite() throws {
+        XCTAssertEqual(try line(RecordBuilder.file(op: VIGIL_FILE_CREATE, dir: "/srv", name: "cache/out.json",
+                                                   openFlags: UInt32(O_WRONLY | O_CREAT))), """
+        {"time":"2025-11-26T19:51:25.000000000Z","node":"node-a","kind":"file.write","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},"process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3"},\
+        "file":{"path":"/srv/cache/out.json","op":"create","flags":65,"outcome":"success"}}
+
+        """)
+    }
+
+    func testNetworkConnect() throws {
+        XCTAssertEqual(try line(RecordBuilder.network(family: UInt16(VIGIL_AF_INET6), address: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [7],
+                                                      port: 443, result: -111)), """
+        {"time":"2025-11-26T19:51:25.000000000Z","node":"node-a","kind":"network.connect","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},"process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3"},\
+        "network":{"protocol":"tcp","family":"ipv6","address":"2001:db8::7","port":443,"op":"connect","loopback":false,\
+        "outcome":"failure","errno":"ECONNREFUSED"}}
+
+        """)
+    }
+
+    func testAnomaly() throws {
+        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
+                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
+        var reporter = AnomalyReporter(profile: profile, node: "node-a", clock: clock)
+        var out = JSONLineWriter()
+        try RecordBuilder.exec(pid: 4242, exe: "/tmp/x", parent: "/bin/sh", args: ["/tmp/x"], boot: 2_000_000_000).withRawEvent {
+            reporter.report(Finding(rule: .unexpectedExec, key: 1), event: $0, workload: pod, processes: ProcessTable(), into: &out)
+        }
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:26.000000000Z","node":"node-a","kind":"anomaly","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},"anomaly":{"rule":"unexpected-exec","severity":"high","count":1,\
+        "first_seen":"2025-11-26T19:51:26.000000000Z","last_seen":"2025-11-26T19:51:26.000000000Z",\
+        "profile":{"id":"ml/deployment/llm/server","version":3,"state":"stable"}},"event":{"time":"2025-11-26T19:51:26.000000000Z",\
+        "node":"node-a","kind":"process.exec","process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3","exe":"/tmp/x","args":["/tmp/x"],\
+        "exec_id":"4242-2000000000","parent_exe":"/bin/sh"}}}
+
+        """)
+    }
+
+    func testAgentDrops() {
+        var out = JSONLineWriter()
+        EventEncoder(node: "node-a", clock: clock).encodeDrops(stage: "ring_buffer_full", kind: "file.write", count: 3, total: 10,
+                                                                atBoot: 0, into: &out)
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:24.000000000Z","node":"node-a","kind":"agent.drops","drops":{"stage":"ring_buffer_full",\
+        "event_kind":"file.write","count":3,"total":10}}
+
+        """)
+    }
+
+    func testAgentThrottle() {
+        var out = JSONLineWriter()
+        let encoder = EventEncoder(node: "node-a", clock: clock)
+        encoder.encodeThrottle(started: true, profile: "ml/deployment/llm/server", suppressed: 0, limitPerSecond: 5, atBoot: 0, into: &out)
+        encoder.encodeThrottle(started: false, profile: "ml/deployment/llm/server", suppressed: 7, limitPerSecond: 5,
+                               atBoot: 1_000_000_000, into: &out)
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:24.000000000Z","node":"node-a","kind":"agent.throttle","throttle":{"state":"started",\
+        "profile":"ml/deployment/llm/server","limit_per_second":5}}
+        {"time":"2025-11-26T19:51:25.000000000Z","node":"node-a","kind":"agent.throttle","throttle":{"state":"ended",\
+        "profile":"ml/deployment/llm/server","suppressed":7,"limit_per_second":5}}
+
+        """)
+    }
+
+    func testProfileState() {
+        var out = JSONLineWriter()
+        let encoder = EventEncoder(node: "node-a", clock: clock)
+        var stable = Profile(workload: "ml/deployment/llm/server", version: 2, state: .stable,
+                             learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
+        stable.learning.containers = 3
+        stable.learning.events = 1200
+        stable.learning.stoppedContainers = 1
+        encoder.encodeProfileState(.init(stable, seccomp: .installed(localhostProfile: "vigil/ml.deployment.llm.server.json")),
+                                   atBoot: 0, into: &out)
+        encoder.encodeProfileState(.init(stable, seccomp: .refused(reason: "no allowance was measured for crun")), atBoot: 0, into: &out)
+        encoder.encodeProfileState(.init(workload: "ml/deployment/llm/server", version: 2, problem: "could not be saved: disk full"),
+                                   atBoot: 0, into: &out)
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:24.000000000Z","node":"node-a","kind":"profile.state","profile":{"id":"ml/deployment/llm/server",\
+        "version":2,"state":"stable","containers":3,"events":1200,"stopped_containers":1,"seccomp":"installed",\
+        "seccomp_profile":"vigil/ml.deployment.llm.server.json"}}
+        {"time":"2025-11-26T19:51:24.000000000Z","node":"node-a","kind":"profile.state","profile":{"id":"ml/deployment/llm/server",\
+        "version":2,"state":"stable","containers":3,"events":1200,"stopped_containers":1,"seccomp":"refused",\
+        "reason":"no allowance was measured for crun"}}
+        {"time":"2025-11-26T19:51:24.000000000Z","node":"node-a","kind":"profile.state","profile":{"id":"ml/deployment/llm/server",\
+        "version":2,"problem":"could not be saved: disk full"}}
+
+        """)
+    }
+
+    /// Bookkeeping records (exits, cgroups made and removed) are never lines.
+    func testBookkeepingRecordsAreNotLines() throws {
+        var encoder = EventEncoder(node: "node-a", clock: clock)
+        var out = JSONLineWriter()
+        for record in [RecordBuilder.exit(), RecordBuilder.cgroupMade(9, parent: 8, name: "c"), RecordBuilder.cgroupRemoved(9, parent: 8, name: "c")] {
+            try record.withRawEvent { XCTAssertFalse(encoder.encode($0, workload: pod, processes: ProcessTable(), into: &out)) }
+        }
+        XCTAssertTrue(out.bytes.isEmpty)
+    }
+
+    /// Constants both sides use come from vigil_abi.h, so they cannot drift.
+    func testSwiftUsesTheABIHeadersConstants() {
+        XCTAssertEqual(SyscallABI.x86_64.rawValue, Int(VIGIL_SYSCALL_ABI_NATIVE.rawValue))
+        XCTAssertEqual(SyscallABI.x32.rawValue, Int(VIGIL_SYSCALL_ABI_X32.rawValue))
+        XCTAssertEqual(SyscallABI.i386.rawValue, Int(VIGIL_SYSCALL_ABI_COMPAT.rawValue))
+        XCTAssertEqual(SyscallABI.allCases.count, Int(VIGIL_SYSCALL_ABI_COUNT.rawValue))
+        XCTAssertEqual(SyscallBitmap().words.map(\.count), Array(repeating: Int(VIGIL_SYSCALL_WORDS), count: SyscallABI.allCases.count))
+        XCTAssertEqual(BehaviourHash.fnv1a(""), VIGIL_FNV_OFFSET)
+        XCTAssertEqual(BehaviourHash.fnv1a("a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a 64 of \"a\"")
+    }
+}
