@@ -53,6 +53,7 @@ let package = Package(
             name: "VigilKubernetes",
             dependencies: [
                 "VigilRuntime",
+                "VigilProfiles",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -105,7 +106,7 @@ let package = Package(
         .target(name: "VigilTestSupport", dependencies: ["VigilAgent", "VigilCore", "VigilRuntime", "CVigilABI",
                                                          .product(name: "Yams", package: "Yams")],
                 path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py", "cri"]),
-        .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilTestSupport"]),
+        .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilProfiles", "VigilCore", "VigilTestSupport"]),
         .testTarget(
             name: "VigilProfilesTests",
             dependencies: ["VigilProfiles", "VigilCore", "VigilSeccomp", "CVigilABI", "VigilTestSupport", .product(name: "Yams", package: "Yams")]

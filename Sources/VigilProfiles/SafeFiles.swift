@@ -234,11 +234,15 @@ public enum WorkloadFileName {
         var prefix = String(out.prefix(160))
         // Do not cut an escape in half.
         if let underscore = prefix.suffix(2).lastIndex(of: "_") { prefix = String(prefix[..<underscore]) }
-        let digest = SHA256.hash(data: Data(workload.utf8)).map { String(format: "%02x", $0) }.joined()
-        return prefix + "~" + digest.prefix(32)
+        return prefix + "~" + workload.sha256Hex.prefix(32)
     }
 }
 
 extension UInt64 {
     var hexadecimal: String { String(self, radix: 16) }
+}
+
+extension String {
+    /// The SHA-256 of the string's UTF-8, in lower-case hex.
+    var sha256Hex: String { SHA256.hash(data: Data(utf8)).map { String(format: "%02x", $0) }.joined() }
 }

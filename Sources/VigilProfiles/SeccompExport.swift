@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import VigilCore
 import Yams
@@ -76,7 +75,6 @@ public enum SeccompExport {
         let mapped = workload.lowercased().map { ($0.isLetter && $0.isASCII) || ($0.isNumber && $0.isASCII) || $0 == "-" || $0 == "." ? $0 : "-" }
         var name = String(String(mapped).trimmingCharacters(in: CharacterSet(charactersIn: "-.")).prefix(200))
         while name.hasSuffix("-") || name.hasSuffix(".") { name.removeLast() }
-        let digest = SHA256.hash(data: Data(workload.utf8)).prefix(5).map { String(format: "%02x", $0) }.joined()
-        return (name.isEmpty ? "workload" : name) + "-" + digest
+        return (name.isEmpty ? "workload" : name) + "-" + workload.sha256Hex.prefix(10)
     }
 }

@@ -1,31 +1,152 @@
 #!/usr/bin/env python3
-"""A stand-in Kubernetes API server for the tests: HTTPS with a test CA, serves
-GET /api/v1/namespaces/NS/pods/NAME from DIR/NS/NAME.json, checks the bearer token
-against the token file at each request (so a test can rotate it), answers 403 for
-every pod when DIR/forbidden exists, answers like a proxy (a plain 404 for everything) when
-DIR/proxy exists, and appends each request line to DIR/requests.log."""
+"""A stand-in Kubernetes API server for the tests: HTTPS with a test CA, a bearer token checked
+against the token file at each request (so a test can rotate it), and what Vigil uses of the API:
+
+- pods: GET /api/v1/namespaces/NS/pods/NAME from DIR/NS/NAME.json; 403 for every request when
+  DIR/forbidden exists; a plain 404 for everything, like a proxy, when DIR/proxy exists;
+- WorkloadProfile custom resources (vigil.dev/v1alpha1, namespaced, no status subresource) held
+  in memory with the API server's semantics for what Vigil relies on: create (201; 409
+  AlreadyExists), get (404 NotFound), list per namespace and across namespaces, update with
+  optimistic concurrency (metadata.resourceVersion required: 422 Invalid without it, 409 Conflict
+  when stale), delete; resourceVersion from one counter across the server, uid and
+  creationTimestamp set at create, generation bumped when the spec changes; a request body over
+  3 MiB is 413 RequestEntityTooLarge (the API server's own limit) and an object over 1.5 MiB is
+  refused by etcd (500 "etcdserver: request is too large").
+
+Each request line is appended to DIR/requests.log."""
+import datetime
 import http.server
+import json
 import os
 import re
 import ssl
 import sys
+import threading
+import uuid
 
 cert, key, pods, token_file, port_file = sys.argv[1:6]
-PATH = re.compile(r"^/api/v1/namespaces/([a-z0-9.-]+)/pods/([a-z0-9.-]+)$")
+POD = re.compile(r"^/api/v1/namespaces/([a-z0-9.-]+)/pods/([a-z0-9.-]+)$")
+GROUP, VERSION, PLURAL, KIND = "vigil.dev", "v1alpha1", "workloadprofiles", "WorkloadProfile"
+PROFILES = re.compile(rf"^/apis/{GROUP}/{VERSION}(?:/namespaces/([a-z0-9-]+))?/{PLURAL}(?:/([a-z0-9.-]+))?/?(?:\?.*)?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+MAX_OBJECT_BYTES = 1536 * 1024
+
+lock = threading.Lock()
+objects = {}  # (namespace, name) -> object
+counter = [1000]
+
+
+def status(code, reason, message, details=None):
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+    if details is not None:
+        body["details"] = details
+    return code, body
+
+
+def not_found(name):
+    return status(404, "NotFound", f'{PLURAL}.{GROUP} "{name}" not found',
+                  {"name": name, "group": GROUP, "kind": PLURAL})
+
+
+def next_version():
+    counter[0] += 1
+    return str(counter[0])
+
+
+def store(namespace, name, obj):
+    if len(json.dumps(obj, separators=(",", ":"))) > MAX_OBJECT_BYTES:
+        return status(500, "", "etcdserver: request is too large")
+    objects[(namespace, name)] = obj
+    return None
+
+
+def create(namespace, obj):
+    meta = obj.get("metadata") or {}
+    name = meta.get("name", "")
+    if obj.get("apiVersion") != f"{GROUP}/{VERSION}" or obj.get("kind") != KIND:
+        return status(400, "BadRequest", f"the API version in the data ({obj.get('apiVersion')}) or kind does not match")
+    if meta.get("namespace", namespace) != namespace:
+        return status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+    if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        return status(422, "Invalid", f'{KIND}.{GROUP} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+                      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
+    if (namespace, name) in objects:
+        return status(409, "AlreadyExists", f'{PLURAL}.{GROUP} "{name}" already exists',
+                      {"name": name, "group": GROUP, "kind": PLURAL})
+    meta = dict(meta, namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=next_version(), generation=1,
+                creationTimestamp=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    obj = dict(obj, metadata=meta)
+    return store(namespace, name, obj) or (201, obj)
+
+
+def update(namespace, name, obj):
+    current = objects.get((namespace, name))
+    if current is None:
+        return not_found(name)
+    meta = obj.get("metadata") or {}
+    if meta.get("name") != name:
+        return status(400, "BadRequest", "the name of the object does not match the name on the URL")
+    version = meta.get("resourceVersion")
+    if not version:
+        return status(422, "Invalid", f'{KIND}.{GROUP} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
+                      "must be specified for an update")
+    if version != current["metadata"]["resourceVersion"]:
+        return status(409, "Conflict", f'Operation cannot be fulfilled on {PLURAL}.{GROUP} "{name}": the object has been '
+                      "modified; please apply your changes to the latest version and try again",
+                      {"name": name, "group": GROUP, "kind": PLURAL})
+    kept = {k: current["metadata"][k] for k in ("uid", "creationTimestamp", "namespace", "generation")}
+    if obj.get("spec") != current.get("spec"):
+        kept["generation"] += 1
+    obj = dict(obj, metadata=dict(meta, **kept, resourceVersion=next_version()))
+    return store(namespace, name, obj) or (200, obj)
+
+
+def profiles(method, namespace, name, body):
+    with lock:
+        if method == "GET" and name:
+            obj = objects.get((namespace, name))
+            return (200, obj) if obj else not_found(name)
+        if method == "GET":
+            items = [o for (ns, _), o in sorted(objects.items()) if namespace is None or ns == namespace]
+            return 200, {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND + "List",
+                         "metadata": {"resourceVersion": str(counter[0])}, "items": items}
+        if namespace is None:
+            return status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        try:
+            obj = json.loads(body) if body else None
+        except ValueError as error:
+            return status(400, "BadRequest", f"the body of the request could not be decoded: {error}")
+        if method == "POST" and not name:
+            return create(namespace, obj or {})
+        if method == "PUT" and name:
+            return update(namespace, name, obj or {})
+        if method == "DELETE" and name:
+            obj = objects.pop((namespace, name), None)
+            return (200, obj) if obj else not_found(name)
+        return status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def reply(self, code, body):
-        data = body.encode()
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self):
+    def handle_any(self):
         with open(os.path.join(pods, "requests.log"), "a") as log:
             log.write(f"{self.command} {self.path} {self.headers.get('Authorization', '-')}\n")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            return self.reply(*status(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"))
+        body = self.rfile.read(length) if length else b""
         with open(token_file) as f:
             expected = "Bearer " + f.read().strip()
         if self.headers.get("Authorization") != expected:
@@ -34,8 +155,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(404, "404 page not found")
         if os.path.exists(os.path.join(pods, "forbidden")):
             return self.reply(403, '{"kind":"Status","code":403,"reason":"Forbidden"}')
-        match = PATH.match(self.path)
-        if not match:
+        match = PROFILES.match(self.path)
+        if match:
+            return self.reply(*profiles(self.command, match.group(1), match.group(2), body))
+        match = POD.match(self.path)
+        if not match or self.command != "GET":
             return self.reply(404, '{"kind":"Status","code":404}')
         file = os.path.join(pods, match.group(1), match.group(2) + ".json")
         if not os.path.exists(file):
@@ -44,6 +168,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               f'"details":{{"name":"{match.group(2)}","kind":"pods"}},"code":404}}')
         with open(file) as f:
             self.reply(200, f.read())
+
+    do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
     def log_message(self, *args):
         pass

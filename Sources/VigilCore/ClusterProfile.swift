@@ -1,0 +1,142 @@
+import Foundation
+
+/// What one node saw of a workload while it learned: the evidence a node adds to the cluster's
+/// profile (`status.nodes` of the WorkloadProfile resource).
+public struct NodeEvidence: Codable, Equatable, Sendable {
+    public var node: String
+    public var started: Date
+    /// When the node last saw something it had not seen before.
+    public var lastNew: Date
+    public var events: Int
+    public var containers: Int
+    public var stoppedContainers: Int
+
+    public init(node: String, started: Date, lastNew: Date, events: Int, containers: Int, stoppedContainers: Int) {
+        self.node = node
+        self.started = started
+        self.lastNew = lastNew
+        self.events = events
+        self.containers = containers
+        self.stoppedContainers = stoppedContainers
+    }
+
+    public init(node: String, _ learning: LearningEvidence) {
+        self.init(node: node, started: learning.started, lastNew: learning.lastNew, events: learning.events,
+                  containers: learning.containers, stoppedContainers: learning.stoppedContainers ?? 0)
+    }
+}
+
+/// A workload's one profile for the whole cluster: the union of what every node learned, with
+/// each node's evidence. `profile.learning` is the cluster's: learning began when the first node
+/// began, and `lastNew` is when the cluster (not one node) last learned something.
+public struct ClusterProfile: Equatable, Sendable {
+    public var profile: Profile
+    /// One entry per node that merged, sorted by node name.
+    public var nodes: [NodeEvidence]
+
+    public init(profile: Profile, nodes: [NodeEvidence]) {
+        self.profile = profile
+        self.nodes = nodes
+    }
+}
+
+/// Merges a node's profile into the cluster's. Pure: the Kubernetes client calls it between a
+/// read and an optimistic write, and again on a conflict with the fresh object.
+public enum ProfileMerge {
+    public enum Outcome: Equatable, Sendable {
+        /// Nothing the cluster lacks: no write.
+        case unchanged
+        /// The profile to write, and why (for the log and the tests).
+        case changed(ClusterProfile, reasons: [String])
+    }
+
+    /// Learning ends cluster-wide when `minDuration` has passed since the first node began and no
+    /// node has brought anything new for `quietPeriod`; a stable profile stays stable. A node's
+    /// profile of an older version than the cluster's is stale (the cluster relearns): ignored. One
+    /// of a newer version starts the cluster's new version from it.
+    public static func merge(_ local: Profile, from node: String, into cluster: ClusterProfile?, now: Date) -> Outcome {
+        let evidence = NodeEvidence(node: node, local.learning)
+        guard let cluster, cluster.profile.version >= local.version else {
+            var fresh = local
+            fresh.state = .learning
+            fresh.learning.stableSince = nil
+            var started = ClusterProfile(profile: fresh, nodes: [evidence])
+            started.profile.learning = clusterEvidence(started.nodes, minDuration: local.learning.minDuration,
+                                                       quietPeriod: local.learning.quietPeriod, lastNew: local.learning.lastNew)
+            started.profile.learning.runtimes = local.learning.runtimes
+            settleState(&started, now: now)
+            return .changed(started, reasons: [cluster == nil ? "created" : "version \(local.version)"])
+        }
+        guard cluster.profile.version == local.version else { return .unchanged }
+
+        var merged = cluster
+        var reasons: [String] = []
+        let before = merged.profile
+        merged.profile.execs = Array(Set(before.execs).union(local.execs)).sorted()
+        merged.profile.egress = Array(Set(before.egress).union(local.egress)).sorted()
+        merged.profile.modelPaths = Array(Set(before.modelPaths).union(local.modelPaths)).sorted()
+        merged.profile.fileWrites = mergeFileWrites(before.fileWrites, local.fileWrites)
+        for abi in SyscallABI.allCases {
+            merged.profile.syscalls[abi] = Array(Set(before.syscalls[abi]).union(local.syscalls[abi])).sorted()
+        }
+        merged.profile.seccomp = mergeSeccomp(before.seccomp, local.seccomp)
+        if merged.profile != before { reasons.append("new behaviour") }
+
+        if let index = merged.nodes.firstIndex(where: { $0.node == node }) {
+            merged.nodes[index] = evidence
+        } else {
+            merged.nodes.append(evidence)
+            merged.nodes.sort { $0.node < $1.node }
+            reasons.append("node \(node) joined")
+        }
+        let lastNew = reasons.contains("new behaviour") ? max(before.learning.lastNew, local.learning.lastNew) : before.learning.lastNew
+        let runtimes = Set(before.learning.runtimes ?? []).union(local.learning.runtimes ?? [])
+        if runtimes != Set(before.learning.runtimes ?? []) { reasons.append("new runtime") }
+        merged.profile.learning = clusterEvidence(merged.nodes, minDuration: before.learning.minDuration,
+                                                  quietPeriod: before.learning.quietPeriod, lastNew: lastNew)
+        merged.profile.learning.runtimes = runtimes.isEmpty ? nil : runtimes.sorted()
+        merged.profile.learning.stableSince = before.learning.stableSince
+        if settleState(&merged, now: now) { reasons.append("stable") }
+        return reasons.isEmpty ? .unchanged : .changed(merged, reasons: reasons)
+    }
+
+    /// Decides stability with nothing new from any node: what an agent checks at each interval,
+    /// so that learning ends even when no node has anything to add.
+    public static func settle(_ cluster: ClusterProfile, now: Date) -> Outcome {
+        var settled = cluster
+        return settleState(&settled, now: now) ? .changed(settled, reasons: ["stable"]) : .unchanged
+    }
+
+    /// Returns whether the state changed to stable.
+    @discardableResult
+    private static func settleState(_ cluster: inout ClusterProfile, now: Date) -> Bool {
+        let learning = cluster.profile.learning
+        guard cluster.profile.state == .learning,
+              now.timeIntervalSince(learning.started) >= learning.minDuration,
+              now.timeIntervalSince(learning.lastNew) >= learning.quietPeriod else { return false }
+        cluster.profile.state = .stable
+        cluster.profile.learning.stableSince = now
+        return true
+    }
+
+    private static func clusterEvidence(_ nodes: [NodeEvidence], minDuration: Double, quietPeriod: Double, lastNew: Date) -> LearningEvidence {
+        LearningEvidence(started: nodes.map(\.started).min() ?? lastNew, lastNew: lastNew,
+                         events: nodes.reduce(0) { $0 + $1.events }, containers: nodes.reduce(0) { $0 + $1.containers },
+                         minDuration: minDuration, quietPeriod: quietPeriod,
+                         stoppedContainers: nodes.reduce(0) { $0 + $1.stoppedContainers })
+    }
+
+    private static func mergeFileWrites(_ a: [FileWriteRule], _ b: [FileWriteRule]) -> [FileWriteRule] {
+        var ops: [String: Set<String>] = [:]
+        for rule in a + b { ops[rule.path, default: []].formUnion(rule.ops) }
+        return ops.map { FileWriteRule(path: $0.key, ops: $0.value.sorted()) }.sorted()
+    }
+
+    private static func mergeSeccomp(_ a: SeccompAdditions?, _ b: SeccompAdditions?) -> SeccompAdditions? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return SeccompAdditions(runtimes: Array(Set(a.runtimes).union(b.runtimes)).sorted(),
+                                runtime: Array(Set(a.runtime).union(b.runtime)).sorted(),
+                                baseline: Array(Set(a.baseline).union(b.baseline)).sorted())
+    }
+}

@@ -1,0 +1,107 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// Where the API server is and how to prove who the agent is.
+public struct APIEndpoint: Sendable, Equatable {
+    /// `https://host:port`, without a trailing path.
+    public var apiServer: String
+    public var tokenFile: String
+    public var caFile: String
+    /// Seconds a request may take, connection included.
+    public var timeout: Double
+
+    public init(apiServer: String, tokenFile: String, caFile: String, timeout: Double = 2) {
+        self.apiServer = apiServer
+        self.tokenFile = tokenFile
+        self.caFile = caFile
+        self.timeout = timeout
+    }
+
+    /// The API server's service address, as the kubelet puts it in every pod's environment.
+    public static func apiServerFromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty else { return nil }
+        let port = environment["KUBERNETES_SERVICE_PORT"] ?? "443"
+        return host.contains(":") ? "https://[\(host)]:\(port)" : "https://\(host):\(port)"
+    }
+}
+
+/// One HTTPS connection pool to the API server with the agent's service account: TLS checked
+/// against the cluster CA, the token read from its file on every request (kubelets rotate
+/// projected service-account tokens about hourly, and a token read once would expire under a
+/// long-running agent), every request bounded by the endpoint's timeout.
+final class APIConnection: Sendable {
+    let endpoint: APIEndpoint
+    private let client: HTTPClient
+
+    /// Reads the CA now, so that a missing or broken mount fails at start, not at the first request.
+    init(endpoint: APIEndpoint) throws {
+        guard let url = URL(string: endpoint.apiServer), url.scheme == "https", url.host != nil,
+              url.path.isEmpty || url.path == "/", url.query == nil else {
+            throw KubernetesError.configuration("apiServer '\(endpoint.apiServer)' is not https://HOST[:PORT] (no path)")
+        }
+        guard endpoint.timeout > 0, endpoint.timeout <= 30 else {
+            throw KubernetesError.configuration("timeout \(endpoint.timeout) is not between 0 and 30 seconds")
+        }
+        let roots: [NIOSSLCertificate]
+        do {
+            roots = try NIOSSLCertificate.fromPEMFile(endpoint.caFile)
+        } catch {
+            throw KubernetesError.configuration("the cluster CA '\(endpoint.caFile)' cannot be read as PEM (\(error)): is the service account token mounted (automountServiceAccountToken: true)?")
+        }
+        guard !roots.isEmpty else { throw KubernetesError.configuration("the cluster CA '\(endpoint.caFile)' holds no certificate") }
+        guard FileManager.default.isReadableFile(atPath: endpoint.tokenFile) else {
+            throw KubernetesError.configuration("the service account token '\(endpoint.tokenFile)' cannot be read: is it mounted (automountServiceAccountToken: true)?")
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(roots)
+        tls.minimumTLSVersion = .tlsv12
+        let timeout = TimeAmount.milliseconds(Int64(endpoint.timeout * 1000))
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow,
+                                                     timeout: .init(connect: timeout, read: timeout))
+        configuration.httpVersion = .http1Only
+        var endpoint = endpoint
+        if endpoint.apiServer.hasSuffix("/") { endpoint.apiServer.removeLast() }
+        self.endpoint = endpoint
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    deinit {
+        try? client.syncShutdown()
+    }
+
+    /// Blocks up to the endpoint's timeout. Throws only when no answer came; every HTTP status is
+    /// the caller's to read.
+    func send(_ method: HTTPMethod, _ path: String, json body: Data? = nil) throws -> (status: UInt, body: Data) {
+        let token: String
+        do {
+            token = try String(contentsOfFile: endpoint.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw KubernetesError.unavailable("the service account token '\(endpoint.tokenFile)' cannot be read: \(error)")
+        }
+        var request = try HTTPClient.Request(url: endpoint.apiServer + path, method: method)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+        }
+        let response: HTTPClient.Response
+        do {
+            response = try client.execute(request: request, deadline: .now() + .milliseconds(Int64(endpoint.timeout * 1000))).wait()
+        } catch let error where error is NIOSSLError || error is NIOSSLExtraError {
+            throw KubernetesError.unavailable("\(method) \(endpoint.apiServer)\(path): TLS failed (\(error)): does the API server's certificate chain to '\(endpoint.caFile)' and name the host in apiServer?")
+        } catch {
+            throw KubernetesError.unavailable("\(method) \(endpoint.apiServer)\(path) failed: \(error)")
+        }
+        return (response.status.code, response.body.map { Data($0.readableBytesView) } ?? Data())
+    }
+
+    /// A `Status` the API server answered with: its reason and, for `NotFound`, the kind of object.
+    static func status(_ body: Data) -> (reason: String, kind: String?, message: String)? {
+        guard let status = try? JSONSerialization.jsonObject(with: body) as? [String: Any], status["kind"] as? String == "Status" else { return nil }
+        return (status["reason"] as? String ?? "", (status["details"] as? [String: Any])?["kind"] as? String, status["message"] as? String ?? "")
+    }
+}

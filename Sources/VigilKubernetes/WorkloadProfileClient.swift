@@ -1,0 +1,153 @@
+import Foundation
+import NIOHTTP1
+import VigilCore
+import VigilProfiles
+
+/// Reads and writes `WorkloadProfile` objects (vigil.dev/v1alpha1), the cluster's one profile per
+/// workload. Every write is optimistic: an update carries the `resourceVersion` it was computed
+/// from, and the API server refuses it (409 Conflict) if another agent wrote in between; `merge`
+/// then reads the fresh object and merges again, so no node's learning is lost.
+public final class WorkloadProfileClient: Sendable {
+    private let connection: APIConnection
+
+    public init(endpoint: APIEndpoint) throws {
+        connection = try APIConnection(endpoint: endpoint)
+    }
+
+    public enum MergeResult: Equatable, Sendable {
+        /// The cluster already had everything: nothing written.
+        case unchanged(WorkloadProfileResource)
+        /// Written; `conflicts`: how many times another writer came first and the merge was redone.
+        case written(WorkloadProfileResource, reasons: [String], conflicts: Int)
+
+        public var resource: WorkloadProfileResource {
+            switch self {
+            case let .unchanged(resource), let .written(resource, _, _): resource
+            }
+        }
+    }
+
+    /// Merges what `node` learned of a workload into the cluster's profile: read, merge, write
+    /// with the version read; on a conflict, again from a fresh read after a jittered backoff, up to
+    /// `attempts` times. Blocks: call it off the event loop.
+    /// `beforeWrite` runs between the read and the write (tests use it to interleave a writer).
+    public func merge(_ local: Profile, node: String, now: Date = Date(), attempts: Int = 8,
+                      beforeWrite: () throws -> Void = {}) throws -> MergeResult {
+        let (namespace, name) = try WorkloadProfileResource.objectName(workload: local.workload)
+        var conflicts = 0
+        for _ in 0..<attempts {
+            let current = try get(namespace: namespace, name: name)
+            let outcome = ProfileMerge.merge(local, from: node, into: current?.cluster, now: now)
+            if case .unchanged = outcome, let current { return .unchanged(current) }
+            guard case let .changed(merged, reasons) = outcome else { continue }
+            let resource = WorkloadProfileResource(namespace: namespace, name: name, resourceVersion: current?.resourceVersion,
+                                                   cluster: merged)
+            try beforeWrite()
+            do {
+                let stored = current == nil ? try create(resource) : try replace(resource)
+                return .written(stored, reasons: reasons, conflicts: conflicts)
+            } catch KubernetesError.conflict {
+                conflicts += 1
+                // Writers that collided would collide again in step: back off, jittered, longer each time.
+                Thread.sleep(forTimeInterval: Double.random(in: 0.01...0.05) * Double(conflicts))
+            }
+        }
+        throw KubernetesError.unavailable("WorkloadProfile \(namespace)/\(name): \(attempts) writes in a row lost to other writers; "
+            + "retried at the next interval")
+    }
+
+    public func get(namespace: String, name: String) throws -> WorkloadProfileResource? {
+        let (status, body) = try connection.send(.GET, Self.path(namespace: namespace, name: name))
+        switch status {
+        case 200: return try WorkloadProfileResource.decode(body)
+        case 404 where APIConnection.status(body)?.reason == "NotFound": return nil
+        default: throw Self.failure("GET", namespace, name, status, body)
+        }
+    }
+
+    /// Every WorkloadProfile in `namespace`, or in the whole cluster. Objects that are not Vigil's
+    /// own (a name that does not match its workload) are left out, with why.
+    public func list(namespace: String? = nil) throws -> (profiles: [WorkloadProfileResource], problems: [String]) {
+        let path = "/apis/\(WorkloadProfileResource.group)/\(WorkloadProfileResource.version)"
+            + (namespace.map { "/namespaces/\($0)" } ?? "") + "/\(WorkloadProfileResource.plural)"
+        let (status, body) = try connection.send(.GET, path)
+        guard status == 200 else { throw Self.failure("LIST", namespace ?? "*", "", status, body) }
+        guard let list = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let items = list["items"] as? [Any] else {
+            throw KubernetesError.unavailable("LIST \(path): the answer is not a list")
+        }
+        var profiles: [WorkloadProfileResource] = [], problems: [String] = []
+        for item in items {
+            do {
+                profiles.append(try WorkloadProfileResource.decode(try JSONSerialization.data(withJSONObject: item)))
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        return (profiles, problems)
+    }
+
+    public func create(_ resource: WorkloadProfileResource) throws -> WorkloadProfileResource {
+        var fresh = resource
+        fresh.resourceVersion = nil
+        let (status, body) = try connection.send(.POST, Self.path(namespace: resource.namespace, name: nil), json: try Self.body(fresh))
+        switch status {
+        case 201, 200: return try WorkloadProfileResource.decode(body)
+        case 409: throw KubernetesError.conflict("WorkloadProfile \(resource.namespace)/\(resource.name) was created by another writer")
+        default: throw Self.failure("POST", resource.namespace, resource.name, status, body)
+        }
+    }
+
+    /// Replaces the object if it is still at `resource.resourceVersion`.
+    public func replace(_ resource: WorkloadProfileResource) throws -> WorkloadProfileResource {
+        let (status, body) = try connection.send(.PUT, Self.path(namespace: resource.namespace, name: resource.name),
+                                                 json: try Self.body(resource))
+        switch status {
+        case 200: return try WorkloadProfileResource.decode(body)
+        case 409: throw KubernetesError.conflict("WorkloadProfile \(resource.namespace)/\(resource.name) changed since version "
+            + "\(resource.resourceVersion ?? "-")")
+        default: throw Self.failure("PUT", resource.namespace, resource.name, status, body)
+        }
+    }
+
+    public func delete(namespace: String, name: String) throws {
+        let (status, body) = try connection.send(.DELETE, Self.path(namespace: namespace, name: name))
+        guard status == 200 || status == 202 || (status == 404 && APIConnection.status(body)?.reason == "NotFound") else {
+            throw Self.failure("DELETE", namespace, name, status, body)
+        }
+    }
+
+    /// The object's JSON, refused before it reaches the API server when it is larger than
+    /// `WorkloadProfileResource.maximumBytes`.
+    static func body(_ resource: WorkloadProfileResource) throws -> Data {
+        let data = try resource.encoded()
+        guard data.count <= WorkloadProfileResource.maximumBytes else {
+            throw KubernetesError.tooLarge("WorkloadProfile \(resource.namespace)/\(resource.name) would be \(data.count) bytes, over Vigil's "
+                + "limit of \(WorkloadProfileResource.maximumBytes) (the API server's objects stop at 1.5 MiB): the profile stays in the "
+                + "node's store; narrow the workload's behaviour or its model paths")
+        }
+        return data
+    }
+
+    static func path(namespace: String, name: String?) -> String {
+        "/apis/\(WorkloadProfileResource.group)/\(WorkloadProfileResource.version)/namespaces/\(namespace)/\(WorkloadProfileResource.plural)"
+            + (name.map { "/\($0)" } ?? "")
+    }
+
+    static func failure(_ verb: String, _ namespace: String, _ name: String, _ status: UInt, _ body: Data) -> KubernetesError {
+        let message = APIConnection.status(body)?.message ?? String(decoding: body.prefix(200), as: UTF8.self)
+        switch status {
+        case 401:
+            return .refused("\(verb) WorkloadProfile \(namespace)/\(name): the API server rejected the service account's token (401)")
+        case 403:
+            return .refused("\(verb) WorkloadProfile \(namespace)/\(name): forbidden (403): apply deploy/rbac.yaml "
+                + "(workloadprofiles.vigil.dev: get, list, create, update)")
+        case 404:
+            return .unavailable("\(verb) WorkloadProfile \(namespace)/\(name): 404 \(message): is the CRD installed "
+                + "(kubectl apply -f deploy/workloadprofile-crd.yaml)?")
+        case 413:
+            return .tooLarge("\(verb) WorkloadProfile \(namespace)/\(name): the API server refused the request as too large: \(message)")
+        default:
+            return .unavailable("\(verb) WorkloadProfile \(namespace)/\(name): HTTP \(status) \(message)")
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import VigilCore
+import VigilKubernetes
+import VigilProfiles
+import VigilTestSupport
+import XCTest
+
+/// The cluster profile client against the stand-in API server's WorkloadProfile resources:
+/// optimistic concurrency as the API server does it (resourceVersion, 409 Conflict), size
+/// limits, names that map one to one.
+final class WorkloadProfileClientTests: XCTestCase {
+    private var server: FakeAPIServer!
+    private let workload = "ml/deployment/llm-server/server"
+    private let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    override func setUpWithError() throws {
+        server = try FakeAPIServer()
+    }
+
+    override func tearDown() {
+        server.stop()
+    }
+
+    private func client() throws -> WorkloadProfileClient {
+        try WorkloadProfileClient(endpoint: .init(apiServer: server.url, tokenFile: server.tokenFile, caFile: server.caFile, timeout: 10))
+    }
+
+    private func local(execs: [String], writes: [String] = []) -> Profile {
+        Self.local(workload: workload, started: t0, execs: execs, writes: writes)
+    }
+
+    private static func local(workload: String, started t0: Date, execs: [String], writes: [String] = []) -> Profile {
+        Profile(workload: workload, state: .learning,
+                learning: LearningEvidence(started: t0, lastNew: t0, events: execs.count, containers: 1, minDuration: 3600, quietPeriod: 600),
+                execs: execs.map { ExecRule(exe: $0, parent: "(runtime)") },
+                fileWrites: writes.map { FileWriteRule(path: $0, ops: ["create"]) })
+    }
+
+    func testAMergeCreatesTheObjectThatGetAndListReadBack() throws {
+        let client = try client()
+        let result = try client.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0)
+        guard case let .written(stored, reasons, conflicts) = result else { return XCTFail("\(result)") }
+        XCTAssertEqual(reasons, ["created"])
+        XCTAssertEqual(conflicts, 0)
+        XCTAssertEqual(stored.namespace, "ml")
+        XCTAssertEqual(stored.name, "deployment.llm-server.server")
+        XCTAssertNotNil(stored.resourceVersion)
+
+        let read = try XCTUnwrap(try client.get(namespace: "ml", name: "deployment.llm-server.server"))
+        XCTAssertEqual(read, stored)
+        XCTAssertEqual(read.cluster.profile.execs.map(\.exe), ["/usr/bin/python3"])
+        XCTAssertEqual(read.cluster.nodes.map(\.node), ["node-a"])
+        XCTAssertEqual(try client.list(namespace: "ml").profiles, [stored])
+        XCTAssertEqual(try client.list().profiles, [stored])
+        XCTAssertEqual(try client.list(namespace: "other").profiles, [])
+
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: read.encoded()) as? [String: Any])
+        XCTAssertEqual(object[path: "status.counts.execs"] as? Int, 1, "printer columns read counts")
+        XCTAssertEqual(object[path: "status.state"] as? String, "learning")
+
+        XCTAssertEqual(try client.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0), .unchanged(stored),
+                       "nothing new: no write")
+        XCTAssertEqual(server.requests.filter { $0.hasPrefix("PUT") || $0.hasPrefix("POST") }.count, 1)
+
+        try client.delete(namespace: "ml", name: stored.name)
+        XCTAssertNil(try client.get(namespace: "ml", name: stored.name))
+    }
+
+    /// The API server's optimistic concurrency, as the client meets it: a write from a stale
+    /// read is refused, and a write without a version is invalid.
+    func testAStaleWriteIsAConflict() throws {
+        let client = try client()
+        let first = try client.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0).resource
+        _ = try client.merge(local(execs: ["/bin/sh"]), node: "node-b", now: t0)
+        var stale = first
+        stale.cluster.profile.execs.append(ExecRule(exe: "/usr/bin/curl", parent: "(runtime)"))
+        XCTAssertThrowsError(try client.replace(stale)) { error in
+            guard case KubernetesError.conflict = error else { return XCTFail("\(error)") }
+        }
+        stale.resourceVersion = nil
+        XCTAssertThrowsError(try client.replace(stale)) { error in
+            XCTAssertTrue("\(error)".contains("resourceVersion") && "\(error)".contains("must be specified"), "\(error)")
+        }
+        XCTAssertThrowsError(try client.create(first)) { error in
+            guard case KubernetesError.conflict = error else { return XCTFail("\(error)") }
+        }
+        let read = try XCTUnwrap(try client.get(namespace: "ml", name: first.name))
+        XCTAssertEqual(read.cluster.profile.execs.map(\.exe), ["/bin/sh", "/usr/bin/python3"], "neither refused write landed")
+    }
+
+    /// Another agent writes between this one's read and write: the write is refused, the merge
+    /// redone from a fresh read, and both nodes' learning is in the object.
+    func testAMergeThatLosesARaceIsRedoneAndLosesNothing() throws {
+        let client = try client(), other = try self.client()
+        _ = try client.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0)
+        var interleaved = false
+        let result = try client.merge(local(execs: ["/usr/bin/python3", "/usr/bin/nvidia-smi"]), node: "node-a", now: t0) {
+            guard !interleaved else { return }
+            interleaved = true
+            _ = try other.merge(self.local(execs: ["/bin/sh"]), node: "node-b", now: self.t0)
+        }
+        guard case let .written(stored, _, conflicts) = result else { return XCTFail("\(result)") }
+        XCTAssertEqual(conflicts, 1)
+        XCTAssertEqual(stored.cluster.profile.execs.map(\.exe), ["/bin/sh", "/usr/bin/nvidia-smi", "/usr/bin/python3"])
+        XCTAssertEqual(stored.cluster.nodes.map(\.node), ["node-a", "node-b"])
+    }
+
+    /// Six nodes merge eight rounds each at once into one object: every rule of every round is
+    /// there at the end (a lost update would drop some).
+    func testConcurrentWritersLoseNoUpdate() throws {
+        let nodes = 6, rounds = 8
+        let clients = try (0..<nodes).map { _ in try client() }
+        let failures = LockedList(), conflicts = LockedList()
+        let (workload, t0) = (workload, t0)
+        DispatchQueue.concurrentPerform(iterations: nodes) { n in
+            for round in 0..<rounds {
+                let execs = (0...round).map { "/opt/node-\(n)/tool-\($0)" }
+                do {
+                    let profile = Self.local(workload: workload, started: t0, execs: execs)
+                    if case let .written(_, _, lost) = try clients[n].merge(profile, node: "node-\(n)", now: t0) {
+                        conflicts.append("\(lost)")
+                    }
+                } catch {
+                    failures.append("node-\(n) round \(round): \(error)")
+                }
+            }
+        }
+        XCTAssertEqual(failures.items, [])
+        let stored = try XCTUnwrap(try client().get(namespace: "ml", name: "deployment.llm-server.server"))
+        XCTAssertEqual(stored.cluster.profile.execs.count, nodes * rounds)
+        XCTAssertEqual(stored.cluster.nodes.count, nodes)
+        print("concurrent writers: \(nodes * rounds) writes, conflicts redone: \(conflicts.items.compactMap { Int($0) }.reduce(0, +))")
+    }
+
+    /// A profile whose object would pass 1 MiB is refused before it is sent: nothing written,
+    /// and the error says where the profile stays.
+    func testAProfileTooLargeForTheAPIIsNotSent() throws {
+        let client = try client()
+        let writes = (0..<3000).map { "/var/lib/app/" + String(repeating: "d", count: 300) + "/file-\($0)" }
+        XCTAssertThrowsError(try client.merge(local(execs: [], writes: writes), node: "node-a", now: t0)) { error in
+            guard case KubernetesError.tooLarge(let text) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(text.contains("stays in the node's store"), text)
+        }
+        XCTAssertNil(try client.get(namespace: "ml", name: "deployment.llm-server.server"))
+        XCTAssertFalse(server.requests.contains { $0.hasPrefix("POST") || $0.hasPrefix("PUT") })
+    }
+
+    /// Names map one to one: dotted owners read back, long ones are cut with a digest of the key,
+    /// keys that are not an agent's are refused, and an object whose name does not match its
+    /// workload is not taken for it.
+    func testNamesMapOneToOne() throws {
+        XCTAssertEqual(try WorkloadProfileResource.objectName(workload: "ml/deployment/llm.v2/server").name, "deployment.llm.v2.server")
+        let owner = (0..<5).map { _ in String(repeating: "a", count: 48) }.joined(separator: ".") // 244 characters
+        let long = "ml/deployment/\(owner)/server"
+        let longer = "ml/deployment/\(owner)b/server"
+        let (a, b) = (try WorkloadProfileResource.objectName(workload: long).name, try WorkloadProfileResource.objectName(workload: longer).name)
+        XCTAssertLessThanOrEqual(a.utf8.count, 253)
+        XCTAssertNotEqual(a, b)
+        for bad in ["dropper", "ml/deployment/Web/server", "ml/deployment/web/ser.ver", "../deployment/web/server"] {
+            XCTAssertThrowsError(try WorkloadProfileResource.objectName(workload: bad), bad)
+        }
+
+        let client = try client()
+        let stored = try client.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0).resource
+        var impostor = stored
+        impostor.name = "deployment.other.server"
+        _ = try? client.create(impostor)
+        XCTAssertThrowsError(try client.get(namespace: "ml", name: "deployment.other.server")) { error in
+            XCTAssertTrue("\(error)".contains("names workload"), "\(error)")
+        }
+        let listed = try client.list(namespace: "ml")
+        XCTAssertEqual(listed.profiles, [stored])
+        XCTAssertEqual(listed.problems.count, 1)
+    }
+}
+
+/// Strings appended from several threads.
+private final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func append(_ item: String) { lock.withLock { list.append(item) } }
+    var items: [String] { lock.withLock { list } }
+}
