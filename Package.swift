@@ -103,7 +103,7 @@ let package = Package(
         // Test helpers shared by test targets and the soak benchmark: records built as the kernel
         // lays them out, a simulated node (cgroups, runtime state, a recorded kernel) for the agent
         // without root, a stand-in API server with real TLS, a containerd driven over CRI.
-        .target(name: "VigilTestSupport", dependencies: ["VigilAgent", "VigilCore", "VigilRuntime", "CVigilABI",
+        .target(name: "VigilTestSupport", dependencies: ["VigilAgent", "VigilCore", "VigilProfiles", "VigilRuntime", "CVigilABI",
                                                          .product(name: "Yams", package: "Yams")],
                 path: "Tests/VigilTestSupport", exclude: ["fake-apiserver.py", "cri"]),
         .testTarget(name: "VigilKubernetesTests", dependencies: ["VigilKubernetes", "VigilRuntime", "VigilProfiles", "VigilCore", "VigilTestSupport"]),
@@ -114,6 +114,7 @@ let package = Package(
         // The agent without the kernel or root: its whole pipeline on a recorded kernel, configuration,
         // operations endpoint.
         .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "VigilOperations", "VigilProfiles", "VigilRuntime",
+                                                            "VigilKubernetes",
                                                             "VigilSeccomp", "VigilTestSupport", "CVigilABI",
                                                             .product(name: "Prometheus", package: "swift-prometheus"),
                                                             .product(name: "NIOCore", package: "swift-nio")]),

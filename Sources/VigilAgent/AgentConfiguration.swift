@@ -22,6 +22,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     /// come from the API server, so a selector needs `kubernetes.enabled`.
     public var podSelector: LabelSelector = LabelSelector()
     public var kubernetes: Kubernetes = Kubernetes()
+    /// One profile per workload for the whole cluster, kept in the API (WorkloadProfile objects).
+    public var cluster: Cluster = Cluster()
     /// Model-artifact globs per workload (the workload key may be a glob: `ml/*/llm-*/*`).
     public var modelPaths: [ModelPaths] = []
     /// The read-only operations listener (/metrics, /healthz, /readyz): `host:port`; loopback by
@@ -103,6 +105,22 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
     }
 
+    /// Cluster profiles: every node merges what it learns into the workload's WorkloadProfile,
+    /// learning ends cluster-wide, and every node installs every stable workload's seccomp filter.
+    /// Needs `kubernetes.enabled` (the same API server, token and CA).
+    public struct Cluster: Codable, Equatable, Sendable {
+        public var enabled: Bool = false
+        /// Seconds between rounds (each jittered by ±20 %): at most one write per workload per round.
+        public var syncInterval: Double = 30
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
+            syncInterval = try c.decodeIfPresent(Double.self, forKey: .syncInterval) ?? syncInterval
+        }
+    }
+
     public enum KubernetesDefaults {
         public static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
     }
@@ -128,6 +146,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         "namespaces": ["include", "exclude"],
         "podSelector": ["matchLabels", "matchExpressions"],
         "kubernetes": ["enabled", "apiServer", "tokenFile", "caFile", "timeout", "retryInterval"],
+        "cluster": ["enabled", "syncInterval"],
     ]
 
     public func modelPaths(for workload: String) -> [String] {
@@ -135,7 +154,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, modelPaths
+        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, modelPaths
         case metricsAddress
         case eventsFile, eventsFileMaxBytes
     }
@@ -151,6 +170,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         namespaces = try c.decodeIfPresent(Namespaces.self, forKey: .namespaces) ?? namespaces
         podSelector = try c.decodeIfPresent(LabelSelector.self, forKey: .podSelector) ?? podSelector
         kubernetes = try c.decodeIfPresent(Kubernetes.self, forKey: .kubernetes) ?? kubernetes
+        cluster = try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? cluster
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
         metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
         eventsFile = try c.decodeIfPresent(String.self, forKey: .eventsFile)
@@ -228,6 +248,12 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             guard url?.scheme == "https", url?.host != nil, url?.path.isEmpty ?? false || url?.path == "/", url?.query == nil else {
                 throw ProfileError(file: file, field: "kubernetes.apiServer", problem: "'\(server)' is not https://HOST[:PORT] (no path)")
             }
+        }
+        if config.cluster.enabled && !k.enabled {
+            throw ProfileError(file: file, field: "cluster.enabled", problem: "needs kubernetes.enabled: true (cluster profiles live in the API server)")
+        }
+        guard config.cluster.syncInterval >= 1, config.cluster.syncInterval <= maximumSeconds else {
+            throw ProfileError(file: file, field: "cluster.syncInterval", problem: "must be at least 1 second, is \(config.cluster.syncInterval)")
         }
         let l = config.learning
         for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval),

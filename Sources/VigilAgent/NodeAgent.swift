@@ -15,6 +15,10 @@ public final class NodeAgent {
     public let pipeline: EventPipeline
     public let registry: WorkloadRegistry
     public let directory: PodDirectory
+    /// With `cluster.enabled`: this node's learning merged into the cluster's profiles, and those
+    /// profiles installed here.
+    public let cluster: ClusterSync?
+    private var nextClusterRound = Date.distantPast
     private let hierarchy: CgroupHierarchy
     private let store: DirectoryProfileStore
     private let logger = Logger(label: "vigil.agent")
@@ -25,7 +29,7 @@ public final class NodeAgent {
     public private(set) var awaitedRoots: [String] = []
 
     public init(configuration: AgentConfiguration, kernel: KernelFacade, hierarchy: CgroupHierarchy, sink: EventSink, node: String,
-                podMetadata: PodMetadataSource? = nil, clock: BootClock = .system(),
+                podMetadata: PodMetadataSource? = nil, clusterProfiles: ClusterProfileStore? = nil, clock: BootClock = .system(),
                 runtimeExes: [String] = RuntimeExecutables.onThisHost(), resolver: SyscallResolver = SeccompSyscallResolver()) throws {
         self.configuration = configuration
         self.kernel = kernel
@@ -38,9 +42,12 @@ public final class NodeAgent {
         directorySettings.retryInterval = configuration.kubernetes.retryInterval
         directory = PodDirectory(hierarchy: hierarchy, stateRoots: configuration.runtimeStateRoots, podMetadata: podMetadata,
                                  settings: directorySettings)
+        let cluster = clusterProfiles.map { ClusterSync(store: $0, node: node, seccompRoot: configuration.seccompRoot) }
+        self.cluster = cluster
         var settings = WorkloadRegistry.Settings()
         settings.checkpointInterval = configuration.learning.checkpointInterval
         settings.retireAfter = configuration.learning.retireAfter
+        settings.promoteLocally = cluster == nil
         let learning = configuration.learning
         registry = WorkloadRegistry(
             kernel: kernel, sink: sink, node: node, clock: clock, resolver: resolver, runtimeExes: runtimeExes, settings: settings,
@@ -55,6 +62,15 @@ public final class NodeAgent {
             for broken in usable.unusable {
                 problems.append("\(broken); " + (usable.profile.map { "using v\($0.version), the newest that loads" }
                     ?? "learning anew as v\(usable.nextVersion)"))
+            }
+            // The cluster's profile first: stable there means monitored here from the first
+            // container on; still learning there, and nothing here (a node that joins, a store
+            // lost), learning resumes from what the cluster learned so far.
+            if let shared = cluster?.cached(key)?.profile, shared.version >= (usable.profile?.version ?? 0) {
+                if shared.state == .stable { return (.monitor(shared), problems) }
+                if usable.profile?.version != shared.version {
+                    return (.learn(Learner(profile: shared, resolver: resolver, runtimeExes: runtimeExes)), problems)
+                }
             }
             switch usable.profile {
             case let existing? where existing.state == .stable:
@@ -77,6 +93,9 @@ public final class NodeAgent {
     /// naming the containers already there; the other roots are watched as soon as they appear.
     @discardableResult
     public func start() throws -> [String] {
+        // A node that joins late knows the cluster's stable profiles before its first container.
+        cluster?.runRound()
+        nextClusterRound = Date().addingTimeInterval(clusterInterval())
         awaitedRoots = configuration.cgroupRoots
         try watchAppearedRoots()
         return watchedRoots
@@ -110,6 +129,18 @@ public final class NodeAgent {
         }
         try pipeline.drain()
         registry.tick(now: now)
+        if let cluster {
+            for merged in cluster.takeMerged() { registry.adopt(merged.profile) }
+            if now >= nextClusterRound {
+                cluster.startRound(learners: registry.learners, now: now)
+                nextClusterRound = now.addingTimeInterval(clusterInterval())
+            }
+        }
+    }
+
+    /// `cluster.syncInterval`, jittered by ±20 % so that the nodes' writes spread out.
+    private func clusterInterval() -> Double {
+        configuration.cluster.syncInterval * Double.random(in: 0.8...1.2)
     }
 
     /// Writes every learning profile now and waits for the writer.
@@ -126,6 +157,8 @@ public final class NodeAgent {
         pipeline.abandonPending()
         pipeline.reportDrops()
         checkpointAll()
+        // What this node learned since the last round reaches the cluster before it goes.
+        cluster?.runRound(learners: registry.learners)
     }
 
     public func waitForWrites() {

@@ -19,6 +19,9 @@ public final class WorkloadRegistry: EventConsumer {
         public var reporter = AnomalyReporter.Settings()
         /// Load stable profiles' exact behaviour into the kernel (off: every event is checked here).
         public var suppressInKernel = true
+        /// End learning by this node's own evidence. Off when the cluster decides (`ClusterSync`):
+        /// a workload then turns stable when its cluster profile does (`adopt`), or at a limit.
+        public var promoteLocally = true
         public init() {}
     }
 
@@ -163,14 +166,20 @@ public final class WorkloadRegistry: EventConsumer {
             var seen = CgroupSyscalls(workload: SyscallBitmap())
             for id in workload.containers.keys { if let syscalls = bitmaps[id] { seen.formUnion(syscalls) } }
             observeSyscalls(workload, seen, now: now)
+            var stable: Profile?
             if let cap = workload.withLearner({ $0.capReached }) ?? nil {
                 // A workload that grows past a limit is broken or hostile: its learning ends
-                // here, and whatever it does beyond the profile is an anomaly from now on.
-                workload.withLearner { $0.stabilize(now: now) }
+                // here (cluster or not), and whatever it does beyond the profile is an anomaly.
+                stable = workload.withLearner { learner -> Profile in
+                    learner.stabilize(now: now)
+                    return learner.profile
+                }
                 problem(workload.key, version: workload.profile?.version,
                         "learning ended early: the profile reached its limit of \(cap); it is monitored from now on")
+            } else if settings.promoteLocally {
+                stable = workload.withLearner({ $0.evaluate(now: now) == .stable ? $0.profile : nil }) ?? nil
             }
-            if let profile = workload.withLearner({ $0.evaluate(now: now) == .stable ? $0.profile : nil }) ?? nil {
+            if let profile = stable {
                 promote(workload, profile)
             } else if case .learning(let learner) = workload.phase,
                       now.timeIntervalSince(workload.lastCheckpoint) >= settings.checkpointInterval {
@@ -284,6 +293,23 @@ public final class WorkloadRegistry: EventConsumer {
         writer.drain()
         takeWriterOutcomes(now: Date())
         sink.flush()
+    }
+
+    /// A cluster profile that turned stable (`ClusterSync`): a workload of it still learning here
+    /// is monitored from now on against the cluster's profile, saved to the node's store as its
+    /// cache. A profile of an older version than the one learning here is not taken.
+    public func adopt(_ cluster: Profile) {
+        guard cluster.state == .stable, let workload = workloads[cluster.workload],
+              let version = workload.withLearner({ $0.profile.version }), cluster.version >= version else { return }
+        promote(workload, cluster)
+    }
+
+    /// The learners of every workload still learning (values: copies, cheap until they change).
+    public var learners: [Learner] {
+        workloads.values.compactMap { workload in
+            if case .learning(let learner) = workload.phase { return learner }
+            return nil
+        }
     }
 
     /// Ends a learning workload's learning now (`--until-stable`, `vigil profile promote`).

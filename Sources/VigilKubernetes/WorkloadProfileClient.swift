@@ -151,3 +151,17 @@ public final class WorkloadProfileClient: Sendable {
         }
     }
 }
+
+extension WorkloadProfileClient: ClusterProfileStore {
+    public func merge(_ local: Profile, from node: String, now: Date) throws -> (cluster: ClusterProfile, wrote: Bool) {
+        switch try merge(local, node: node, now: now, attempts: 8) {
+        case .unchanged(let resource): (resource.cluster, false)
+        case .written(let resource, _, _): (resource.cluster, true)
+        }
+    }
+
+    public func all() throws -> (profiles: [ClusterProfile], problems: [String]) {
+        let (resources, problems) = try list()
+        return (resources.map(\.cluster), problems)
+    }
+}

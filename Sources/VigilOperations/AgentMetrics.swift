@@ -13,6 +13,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastSuppressed: [EventKind: UInt64] = [:]
     private var lastAnomalies: [AnomalyRule: UInt64] = [:]
     private var lastPodLookupFailures: UInt64 = 0
+    private var lastCluster: [String: UInt64] = [:]
     private var lastWriteFailures: UInt64 = 0
     private var lastOutputLost: UInt64 = 0
     private var lastPrograms: [String: (runs: UInt64, nanoseconds: UInt64)] = [:]
@@ -66,6 +67,16 @@ public final class AgentMetrics: @unchecked Sendable {
             counter("profile_write_failures", [], help: "Profiles the agent could not save (retried; the log says why)")
                 .increment(by: Int64(agent.writeFailures - lastWriteFailures))
             lastWriteFailures = agent.writeFailures
+        }
+        if let cluster = agent.cluster?.counts {
+            for (name, value, help) in [
+                ("cluster_writes", cluster.writes, "WorkloadProfile writes (a merge that added something, or ended learning)"),
+                ("cluster_failures", cluster.failures, "WorkloadProfile merges and reads that failed (retried next round; the log says why)"),
+                ("cluster_seccomp_installs", cluster.installs, "Seccomp filters installed from the cluster's stable profiles"),
+            ] where value > lastCluster[name, default: 0] {
+                counter(name, [], help: help).increment(by: Int64(value - lastCluster[name, default: 0]))
+                lastCluster[name] = value
+            }
         }
         gauge("pending_events", [], help: "Events waiting for their container to be named").set(Double(agent.pipeline.pendingEvents.events))
         gauge("containers", [], help: "Containers of watched workloads on this node").set(Double(agent.knownContainers))

@@ -151,6 +151,22 @@ public final class SafeDirectory: @unchecked Sendable {
         return result
     }
 
+    /// Removes the regular file `name`; a name that is not there is fine, anything else in its
+    /// place (a link, a directory) is left alone and said.
+    public func removeFile(_ name: String) throws {
+        try Self.checkName(name, in: path)
+        var existing = stat()
+        guard fstatat(fd, name, &existing, AT_SYMLINK_NOFOLLOW) == 0 else {
+            if errno == ENOENT { return }
+            throw FileError(path: path + "/" + name, errno: errno, doing: "look at")
+        }
+        guard existing.st_mode & S_IFMT == S_IFREG else {
+            throw FileError(path: path + "/" + name, problem: "is not a regular file (\(Self.kind(existing.st_mode))): left in place")
+        }
+        guard unlinkat(fd, name, 0) == 0 || errno == ENOENT else { throw FileError(path: path + "/" + name, errno: errno, doing: "remove") }
+        fsync(fd)
+    }
+
     /// The names in this directory (not `.` and `..`).
     public func entries() -> [String] {
         let copy = dup(fd)

@@ -21,6 +21,11 @@ public enum SeccompExport {
         return ("vigil/" + name, seccompRoot + "/vigil/" + name)
     }
 
+    /// Removes a workload's installed filter (its WorkloadProfile was deleted from the cluster).
+    public static func uninstall(workload: String, seccompRoot: String) throws {
+        try SafeDirectory.open(seccompRoot, create: false).subdirectory("vigil", create: false).removeFile(fileName(workload: workload))
+    }
+
     /// A security-profiles-operator `SeccompProfile` resource (its API is v1beta1).
     public static func spoYAML(_ profile: Profile, mode: SeccompPolicy.Mode, namespace: String?) throws -> String {
         let oci = SeccompPolicy.oci(profile, mode: mode)

@@ -63,13 +63,15 @@ struct AgentCommand: AsyncParsableCommand {
                 logger.notice("no per-program run-time metrics: enabling BPF stats needs CAP_SYS_ADMIN; `sysctl kernel.bpf_stats_enabled=1` on the node turns them on for every program")
             }
             let agent = try NodeAgent(configuration: configuration, kernel: probes, hierarchy: hierarchy, sink: sink, node: node,
-                                      podMetadata: try podMetadataSource(configuration.kubernetes))
+                                      podMetadata: try podMetadataSource(configuration.kubernetes),
+                                      clusterProfiles: try clusterProfileStore(configuration))
             let roots = try agent.start()
             logger.info("agent started", metadata: [
                 "node": "\(node)", "operations": "\(host):\(boundPort)",
                 "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists; checked every second" : roots.joined(separator: ","))",
                 "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
                 "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",
+                "cluster": "\(configuration.cluster.enabled ? "profiles shared through WorkloadProfile objects" : "off (profiles are this node's)")",
             ])
             if !probes.absentSyscallHooks.isEmpty {
                 logger.info("syscalls this architecture does not have are not hooked (their *at forms are)",
@@ -90,12 +92,20 @@ struct AgentCommand: AsyncParsableCommand {
     /// The API server client when `kubernetes.enabled`; its CA and token are checked now.
     private func podMetadataSource(_ kubernetes: AgentConfiguration.Kubernetes) throws -> PodMetadataSource? {
         guard kubernetes.enabled else { return nil }
-        guard let server = kubernetes.apiServer ?? KubernetesPodClient.Endpoint.apiServerFromEnvironment() else {
+        return CachedPodMetadataSource(try KubernetesPodClient(endpoint: try apiEndpoint(kubernetes)))
+    }
+
+    /// The WorkloadProfile client when `cluster.enabled` (which needs `kubernetes.enabled`).
+    private func clusterProfileStore(_ configuration: AgentConfiguration) throws -> ClusterProfileStore? {
+        guard configuration.cluster.enabled else { return nil }
+        return try WorkloadProfileClient(endpoint: try apiEndpoint(configuration.kubernetes))
+    }
+
+    private func apiEndpoint(_ kubernetes: AgentConfiguration.Kubernetes) throws -> APIEndpoint {
+        guard let server = kubernetes.apiServer ?? APIEndpoint.apiServerFromEnvironment() else {
             throw CommandFailure("kubernetes.enabled, but KUBERNETES_SERVICE_HOST is not set (not in a pod?): set kubernetes.apiServer")
         }
-        let client = try KubernetesPodClient(endpoint: .init(apiServer: server, tokenFile: kubernetes.tokenFile, caFile: kubernetes.caFile,
-                                                            timeout: kubernetes.timeout))
-        return CachedPodMetadataSource(client)
+        return APIEndpoint(apiServer: server, tokenFile: kubernetes.tokenFile, caFile: kubernetes.caFile, timeout: kubernetes.timeout)
     }
 }
 

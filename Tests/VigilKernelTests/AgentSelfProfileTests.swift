@@ -88,13 +88,14 @@ enum AgentLife {
           apiServer: https://127.0.0.1:\(apiServer.port)
           tokenFile: \(apiServer.tokenFile)
           caFile: \(apiServer.caFile)
+        cluster: {enabled: true, syncInterval: 1}
         metricsAddress: 127.0.0.1:\(port)
         eventsFile: \(work)/events.jsonl
         """.write(toFile: work + "/agent.yaml", atomically: true, encoding: .utf8)
         let agent = Process()
         agent.executableURL = URL(fileURLWithPath: launcher[0])
         agent.arguments = Array(launcher.dropFirst()) + [VigilBinary.path, "agent", "--config", work + "/agent.yaml"]
-        FileManager.default.createFile(atPath: work + "/agent.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: work + "/agent.log", contents: nil)
         agent.standardOutput = FileHandle.nullDevice
         agent.standardError = FileHandle(forWritingAtPath: work + "/agent.log")
         try agent.run()

@@ -43,7 +43,7 @@ final class CRITests: XCTestCase {
             """.write(toFile: work + "/agent.yaml", atomically: true, encoding: .utf8)
             agent.executableURL = URL(fileURLWithPath: VigilBinary.path)
             agent.arguments = ["agent", "--config", work + "/agent.yaml"]
-            FileManager.default.createFile(atPath: agentLog, contents: nil)
+            _ = FileManager.default.createFile(atPath: agentLog, contents: nil)
             agent.standardOutput = FileHandle.nullDevice
             agent.standardError = FileHandle(forWritingAtPath: agentLog)
             if startAgent { try agent.run() }

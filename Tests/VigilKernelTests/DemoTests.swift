@@ -19,7 +19,7 @@ final class DemoTests: XCTestCase {
         demo.environment = ["PORT": "18181", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
         let output = Pipe()
         let log = NSTemporaryDirectory() + "vigil-demo-\(getpid()).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: log) }
         demo.standardOutput = output
         demo.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

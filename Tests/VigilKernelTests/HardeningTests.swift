@@ -71,7 +71,7 @@ final class HardeningTests: XCTestCase {
     /// binary — name and content: a different payload under the same memfd name is caught.
     func testAFilelessPayloadMatchesOnlyTheExactBinaryLearned() throws {
         try KernelTestSupport.requireRoot()
-        let busybox = KernelTestSupport.realpath("/bin/busybox"), other = KernelTestSupport.realpath("/bin/true")
+        let busybox = KernelTestSupport.realpath("/bin/busybox"), other = KernelTestSupport.realpath("/bin/sleep")
         let profiles = try KernelTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: profiles) }
         let learned = try vigil(["learn", "--workload", "dropper", "--profiles", profiles, "--min-duration", "1h", "--",
@@ -83,7 +83,7 @@ final class HardeningTests: XCTestCase {
 
         let same = try vigil(["monitor", "--workload", "dropper", "--profiles", profiles, "--", workloadBinary, "memfd-exec:payload:\(busybox):sleep:0.3"])
         XCTAssertFalse(lines(same.output).contains { $0[path: "anomaly.rule"] as? String == "fileless-exec" }, same.output)
-        let swapped = try vigil(["monitor", "--workload", "dropper", "--profiles", profiles, "--", workloadBinary, "memfd-exec:payload:\(other):true"])
+        let swapped = try vigil(["monitor", "--workload", "dropper", "--profiles", profiles, "--", workloadBinary, "memfd-exec:payload:\(other):0.3"])
         let anomaly = try XCTUnwrap(lines(swapped.output).first { $0[path: "anomaly.rule"] as? String == "fileless-exec" }, swapped.output)
         XCTAssertEqual(anomaly[path: "anomaly.severity"] as? String, "high")
         XCTAssertEqual(anomaly[path: "event.process.exe_sha256"] as? String, try sha256(other))

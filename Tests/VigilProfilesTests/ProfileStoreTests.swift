@@ -3,6 +3,7 @@ import Foundation
 import VigilCore
 @testable import VigilProfiles
 import VigilSeccomp
+import VigilTestSupport
 import XCTest
 
 final class ProfileStoreTests: XCTestCase {
@@ -103,17 +104,6 @@ final class ProfileStoreTests: XCTestCase {
     }
 
     private func record(exe: String) -> [UInt8] {
-        var event = vigil_exec_event()
-        event.hdr.kind = VIGIL_KIND_EXEC.rawValue
-        event.hdr.tgid = 1
-        withUnsafeMutableBytes(of: &event.exe) { $0.copyBytes(from: Array(exe.utf8)) }
-        event.exe_len = UInt32(exe.utf8.count)
-        return withUnsafeBytes(of: event) { Array($0) }
-    }
-}
-
-extension Array where Element == UInt8 {
-    func withRawEvent<R>(_ body: (RawEvent) throws -> R) throws -> R {
-        try withUnsafeBytes { try body(try RawEvent(decoding: $0)) }
+        RecordBuilder.exec(pid: 1, exe: exe, args: [exe])
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// A stand-in Kubernetes API server for tests (fake-apiserver.py beside this file): real TLS
 /// with a CA made for the test by openssl, a bearer token checked at every request, pods served
-/// from JSON files. The client under test is the real one; only the cluster is missing.
+/// from JSON files, WorkloadProfile objects held with the API server's semantics. The client
+/// under test is the real one; only the cluster is missing.
 public final class FakeAPIServer {
     public let directory: String
     public let port: Int
@@ -84,9 +85,14 @@ public final class FakeAPIServer {
         _ = FileManager.default.createFile(atPath: directory + "/pods/proxy", contents: Data())
     }
 
-    /// From now on every pod request is refused with 403 (an RBAC rule missing).
+    /// From now on every request is refused with 403 (an RBAC rule missing).
     public func forbid() {
         _ = FileManager.default.createFile(atPath: directory + "/pods/forbidden", contents: Data())
+    }
+
+    /// Requests are answered again (after `forbid()`).
+    public func allow() {
+        try? FileManager.default.removeItem(atPath: directory + "/pods/forbidden")
     }
 
     /// `GET <path> <Authorization header>`, one per request, in order.

@@ -2,6 +2,7 @@ import CVigilABI
 import Foundation
 import VigilAgent
 import VigilCore
+import VigilProfiles
 import VigilRuntime
 
 /// A Kubernetes node as the agent sees it, without a kernel or root: a directory stands in for the
@@ -56,9 +57,10 @@ public final class SimulatedNode {
     }
 
     /// A started agent on this node's kernel.
-    public func agent(_ configuration: AgentConfiguration? = nil, runtimeExes: [String] = ["/usr/bin/runc"]) throws -> NodeAgent {
+    public func agent(_ configuration: AgentConfiguration? = nil, runtimeExes: [String] = ["/usr/bin/runc"], node: String = "sim",
+                      clusterProfiles: ClusterProfileStore? = nil) throws -> NodeAgent {
         let agent = try NodeAgent(configuration: configuration ?? self.configuration(), kernel: kernel, hierarchy: hierarchy,
-                                  sink: sink, node: "sim", runtimeExes: runtimeExes)
+                                  sink: sink, node: node, clusterProfiles: clusterProfiles, runtimeExes: runtimeExes)
         try agent.start()
         return agent
     }

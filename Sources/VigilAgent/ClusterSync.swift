@@ -1,0 +1,163 @@
+import Foundation
+import Logging
+import VigilCore
+import VigilProfiles
+
+/// Keeps this node's learning in the cluster's profiles, and the cluster's profiles on this node,
+/// from a thread of its own (every call to the API server blocks; the loop that empties the ring
+/// buffer must not). Once an interval the loop hands over its learning workloads; a round then
+/// merges each into its cluster profile (a write only when the node adds something, or when
+/// learning ends), reads every cluster profile, installs the seccomp filter of every stable one
+/// — whether or not this node ever ran the workload, so a pod starts on any node — and removes
+/// the filters it installed for profiles since deleted. The loop takes the merged profiles back
+/// (`takeMerged`) to adopt those that became stable, and asks the last read (`cached`) when it
+/// meets a workload for the first time. With the API server unreachable, rounds fail, are
+/// counted and logged once per cause, and the node goes on from its own store.
+public final class ClusterSync: @unchecked Sendable {
+    private let store: ClusterProfileStore
+    private let node: String
+    private let installer: SeccompInstaller
+    private let queue = DispatchQueue(label: "vigil.cluster-sync")
+    private let logger = Logger(label: "vigil.cluster")
+    private let lock = NSLock()
+    // Guarded by `lock`:
+    private var running = false
+    private var cache: [String: ClusterProfile] = [:]
+    private var merged: [ClusterProfile] = []
+    private var counters = Counters()
+    // Only on `queue`:
+    private var installed: [String: Profile] = [:]
+    private var lastFailure: String?
+
+    public struct Counters: Sendable, Equatable {
+        /// Writes to the cluster (a merge that added something, or ended learning).
+        public var writes: UInt64 = 0
+        /// Merges and reads that failed (the API server down, refusing, or the object too large).
+        public var failures: UInt64 = 0
+        public var rounds: UInt64 = 0
+        /// Seccomp filters installed or removed for the cluster's stable profiles.
+        public var installs: UInt64 = 0
+        public var removals: UInt64 = 0
+    }
+
+    public init(store: ClusterProfileStore, node: String, seccompRoot: String) {
+        self.store = store
+        self.node = node
+        self.installer = SeccompInstaller(seccompRoot: seccompRoot)
+    }
+
+    /// Starts a round with these learners' profiles, unless one is still running (an API server
+    /// slower than the interval: rounds never pile up).
+    public func startRound(learners: [Learner], now: Date = Date()) {
+        let free = lock.withLock { () -> Bool in
+            guard !running else { return false }
+            running = true
+            return true
+        }
+        guard free else { return }
+        queue.async { [self] in
+            round(learners.map { $0.snapshot() }, now: now)
+            lock.withLock { running = false }
+        }
+    }
+
+    /// Runs a round now and waits for it (at start, so a node that joins late knows the stable
+    /// profiles before its first container; and in tests).
+    public func runRound(learners: [Learner] = [], now: Date = Date()) {
+        queue.sync { round(learners.map { $0.snapshot() }, now: now) }
+    }
+
+    private func round(_ profiles: [Profile], now: Date) {
+        var results: [ClusterProfile] = [], wrote: UInt64 = 0, failures: UInt64 = 0
+        for profile in profiles {
+            do {
+                let (cluster, write) = try store.merge(profile, from: node, now: now)
+                results.append(cluster)
+                if write { wrote += 1 }
+            } catch {
+                failures += 1
+                failed("could not merge \(profile.workload) into the cluster's profile: \(error)")
+            }
+        }
+        var everything: [ClusterProfile]?
+        do {
+            let (profiles, problems) = try store.all()
+            everything = profiles
+            for problem in problems { logger.warning("a WorkloadProfile is ignored", metadata: ["problem": "\(problem)"]) }
+        } catch {
+            failures += 1
+            failed("could not read the cluster's profiles: \(error)")
+        }
+        if failures == 0 && lastFailure != nil {
+            logger.notice("the cluster's profiles are reachable again")
+            lastFailure = nil
+        }
+        let (installs, removals) = everything.map(install) ?? (0, 0)
+        lock.withLock {
+            if let everything { cache = Dictionary(everything.map { ($0.profile.workload, $0) }, uniquingKeysWith: { a, _ in a }) }
+            for cluster in results { cache[cluster.profile.workload] = cluster }
+            merged += results
+            counters.rounds += 1
+            counters.writes += wrote
+            counters.failures += failures
+            counters.installs += installs
+            counters.removals += removals
+        }
+    }
+
+    /// Installs every stable profile's filter that changed since this agent last installed it,
+    /// and removes those it installed whose profile is gone from the cluster.
+    private func install(_ profiles: [ClusterProfile]) -> (UInt64, UInt64) {
+        var installs: UInt64 = 0, removals: UInt64 = 0
+        var present = Set<String>()
+        for cluster in profiles where cluster.profile.state == .stable {
+            let profile = cluster.profile
+            present.insert(profile.workload)
+            guard installed[profile.workload] != profile else { continue }
+            let runtimes = Set((profile.learning.runtimes ?? []).map(Optional.some))
+            switch installer.install(profile, runtimes: runtimes) {
+            case .installed(let localhostProfile):
+                installed[profile.workload] = profile
+                installs += 1
+                logger.info("seccomp profile installed from the cluster", metadata: ["workload": "\(profile.workload)",
+                                                                                     "localhostProfile": "\(localhostProfile)"])
+            case .refused(let reason):
+                installed[profile.workload] = profile // said once per version of the profile
+                logger.error("the cluster's seccomp profile was not installed", metadata: ["workload": "\(profile.workload)", "reason": "\(reason)"])
+            }
+        }
+        for workload in installed.keys where !present.contains(workload) {
+            do {
+                try SeccompExport.uninstall(workload: workload, seccompRoot: installer.seccompRoot)
+                removals += 1
+                logger.info("seccomp profile removed: its WorkloadProfile is gone", metadata: ["workload": "\(workload)"])
+            } catch {
+                logger.error("seccomp profile not removed", metadata: ["workload": "\(workload)", "error": "\(error)"])
+            }
+            installed[workload] = nil
+        }
+        return (installs, removals)
+    }
+
+    /// A failure is logged when its cause changes, not at every round of an outage.
+    private func failed(_ text: String) {
+        guard text != lastFailure else { return }
+        lastFailure = text
+        logger.warning("cluster profiles unavailable; learning and monitoring go on from the node's store", metadata: ["error": "\(text)"])
+    }
+
+    /// The cluster profiles merged since the last call.
+    public func takeMerged() -> [ClusterProfile] {
+        lock.withLock {
+            defer { merged.removeAll() }
+            return merged
+        }
+    }
+
+    /// The workload's cluster profile as last read or written.
+    public func cached(_ workload: String) -> ClusterProfile? {
+        lock.withLock { cache[workload] }
+    }
+
+    public var counts: Counters { lock.withLock { counters } }
+}

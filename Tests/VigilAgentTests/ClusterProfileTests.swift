@@ -1,0 +1,158 @@
+import Foundation
+import VigilAgent
+import VigilCore
+import VigilKubernetes
+import VigilProfiles
+import VigilTestSupport
+import XCTest
+
+/// Several simulated nodes, one stand-in API server: the nodes' agents merge what they learn into
+/// one WorkloadProfile, learning ends for the cluster, and a node that never ran the workload
+/// installs its seccomp filter and monitors its first replica at once.
+final class ClusterProfileTests: XCTestCase {
+    private var server: FakeAPIServer!
+    private var nodes: [SimulatedNode] = []
+    private let key = "shop/deployment/web/server"
+
+    override func setUpWithError() throws {
+        server = try FakeAPIServer()
+    }
+
+    override func tearDown() {
+        server.stop()
+        for node in nodes { node.remove() }
+    }
+
+    private func client() throws -> WorkloadProfileClient {
+        try WorkloadProfileClient(endpoint: .init(apiServer: server.url, tokenFile: server.tokenFile, caFile: server.caFile, timeout: 5))
+    }
+
+    private func node(_ name: String) throws -> (SimulatedNode, NodeAgent) {
+        let node = try SimulatedNode()
+        nodes.append(node)
+        var configuration = node.configuration()
+        configuration.learning.minDuration = 600
+        configuration.learning.quietPeriod = 60
+        return (node, try node.agent(configuration, node: name, clusterProfiles: try client()))
+    }
+
+    private func seccompFile(_ node: SimulatedNode) -> String {
+        node.directory + "/seccomp/" + SeccompExport.localhostProfile(workload: key)
+    }
+
+    func testNodesShareOneProfileAndALateNodeMonitorsAtOnce() throws {
+        let (nodeA, a) = try node("node-a")
+        let (nodeB, b) = try node("node-b")
+        let webA = try nodeA.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        nodeA.exec(webA, exe: "/usr/bin/python3")
+        try nodeA.settle(a)
+        let webB = try nodeB.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-k8p2q")
+        nodeB.exec(webB, exe: "/usr/bin/python3")
+        nodeB.connect(webB, to: [10, 0, 0, 5], port: 5432)
+        try nodeB.settle(b)
+
+        let start = Date()
+        a.cluster!.runRound(learners: a.registry.learners, now: start)
+        b.cluster!.runRound(learners: b.registry.learners, now: start)
+        let shared = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
+        XCTAssertEqual(shared.cluster.nodes.map(\.node), ["node-a", "node-b"])
+        XCTAssertTrue(shared.cluster.profile.execs.contains { $0.exe == "/usr/bin/python3" })
+        XCTAssertEqual(shared.cluster.profile.egress.map(\.address), ["10.0.0.5"], "node-b's destination is everyone's")
+        XCTAssertEqual(shared.cluster.profile.state, .learning)
+
+        // Past minDuration and quietPeriod a node alone would end its learning at this tick; with
+        // the cluster deciding, it waits for the round, which ends learning for the cluster, and
+        // both nodes monitor against the one profile.
+        let later = start.addingTimeInterval(700)
+        try a.tick(now: later)
+        XCTAssertEqual(a.workloadStates[key], .learning)
+        for agent in [a, b] {
+            agent.cluster!.runRound(learners: agent.registry.learners, now: later)
+            try agent.tick(now: later)
+            XCTAssertEqual(agent.workloadStates[key], .stable)
+            XCTAssertEqual(agent.registry.workload(key).profile?.egress.map(\.address), ["10.0.0.5"])
+        }
+        XCTAssertEqual(try client().get(namespace: "shop", name: "deployment.web.server")?.cluster.profile.state, .stable)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(nodeA)))
+
+        // node-c joins: before its first replica it has the filter, and the first replica is monitored.
+        let (nodeC, c) = try node("node-c")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(nodeC)), "installed at start, no replica yet")
+        XCTAssertEqual(c.cluster!.counts.installs, 1)
+        let webC = try nodeC.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-m4n5b")
+        nodeC.exec(webC, exe: "/usr/bin/python3")
+        nodeC.connect(webC, to: [10, 0, 0, 5], port: 5432)
+        nodeC.exec(webC, pid: 101, exe: "/bin/sh")
+        try nodeC.settle(c)
+        XCTAssertEqual(c.workloadStates[key], .stable)
+        let anomalies = try nodeC.sink.objects(kind: "anomaly")
+        XCTAssertEqual(anomalies.map { $0[path: "anomaly.rule"] as? String }, ["unexpected-exec"], "only the shell: \(anomalies)")
+        XCTAssertEqual(anomalies.first?[path: "event.process.exe"] as? String, "/bin/sh")
+
+        // The WorkloadProfile is deleted: the filter this node installed from it goes.
+        try client().delete(namespace: "shop", name: "deployment.web.server")
+        c.cluster!.runRound()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: seccompFile(nodeC)))
+        XCTAssertEqual(c.cluster!.counts.removals, 1)
+    }
+
+    /// The API server refuses (or is down): rounds fail and are counted, the node keeps learning
+    /// from its own store, and the next round after it returns brings everything in.
+    func testAnUnreachableAPIServerLosesNothing() throws {
+        let (node, agent) = try node("node-a")
+        server.forbid()
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        node.exec(web, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        agent.cluster!.runRound(learners: agent.registry.learners)
+        XCTAssertEqual(agent.cluster!.counts.failures, 2, "the merge and the read")
+        XCTAssertEqual(agent.cluster!.counts.writes, 0)
+        XCTAssertEqual(agent.workloadStates[key], .learning)
+        node.write(web, path: "/var/cache/web/index")
+        try node.settle(agent)
+
+        server.allow()
+        agent.cluster!.runRound(learners: agent.registry.learners)
+        XCTAssertEqual(agent.cluster!.counts.writes, 1)
+        let shared = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
+        XCTAssertTrue(shared.cluster.profile.execs.contains { $0.exe == "/usr/bin/python3" })
+        XCTAssertFalse(shared.cluster.profile.fileWrites.isEmpty, "what was learned during the outage is there")
+    }
+
+    /// `cluster` in the agent's configuration: read, and refused without the API server.
+    func testTheConfigurationTurnsClusterProfilesOn() throws {
+        let node = try SimulatedNode()
+        nodes.append(node)
+        let file = node.directory + "/agent.yaml"
+        try "kubernetes: {enabled: true}\ncluster: {enabled: true, syncInterval: 45}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let configuration = try AgentConfiguration.load(file: file)
+        XCTAssertEqual(configuration.cluster.enabled, true)
+        XCTAssertEqual(configuration.cluster.syncInterval, 45)
+        for (text, field) in [("cluster: {enabled: true}\n", "cluster.enabled"),
+                              ("kubernetes: {enabled: true}\ncluster: {enabled: true, syncInterval: 0}\n", "cluster.syncInterval"),
+                              ("cluster: {enable: true}\n", "cluster.enable")] {
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try AgentConfiguration.load(file: file), text) { error in
+                XCTAssertTrue("\(error)".contains(field), "\(error)")
+            }
+        }
+    }
+
+    /// An agent restarted with an empty store (a new node, a lost disk) resumes the workload's
+    /// learning from the cluster, not from zero.
+    func testARestartedAgentResumesFromTheCluster() throws {
+        let (nodeA, a) = try node("node-a")
+        let web = try nodeA.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        nodeA.exec(web, exe: "/usr/bin/python3")
+        try nodeA.settle(a)
+        a.cluster!.runRound(learners: a.registry.learners)
+
+        let (nodeB, b) = try node("node-b")
+        let other = try nodeB.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-q2w3e")
+        nodeB.exec(other, exe: "/usr/bin/nginx")
+        try nodeB.settle(b)
+        let learned = try XCTUnwrap(b.registry.workload(key).snapshot)
+        XCTAssertTrue(learned.execs.contains { $0.exe == "/usr/bin/python3" }, "node-a's learning, taken from the cluster: \(learned.execs)")
+        XCTAssertTrue(learned.execs.contains { $0.exe == "/usr/bin/nginx" })
+    }
+}
