@@ -9,7 +9,8 @@ import VigilProfiles
 /// merges each into its cluster profile (a write only when the node adds something, or when
 /// learning ends), reads every cluster profile, installs the seccomp filter of every stable one
 /// — whether or not this node ever ran the workload, so a pod starts on any node — and removes
-/// the filters it installed for profiles since deleted. The loop takes the merged profiles back
+/// the filters it installed for profiles since deleted. Reading costs one list of metadata and a
+/// GET per object changed since the last round that is stable or of a workload this node runs. The loop takes the merged profiles back
 /// (`takeMerged`) to adopt those that became stable, and asks the last read (`cached`) when it
 /// meets a workload for the first time. With the API server unreachable, rounds fail, are
 /// counted and logged once per cause, and the node goes on from its own store.
@@ -28,6 +29,8 @@ public final class ClusterSync: @unchecked Sendable {
     // Only on `queue`:
     private var installed: [String: Profile] = [:]
     private var lastFailure: String?
+    /// Objects that cannot be read, said once until they change.
+    private var reportedProblems: Set<String> = []
 
     public struct Counters: Sendable, Equatable {
         /// Writes to the cluster (a merge that added something, or ended learning).
@@ -48,7 +51,8 @@ public final class ClusterSync: @unchecked Sendable {
 
     /// Starts a round with these learners' profiles, unless one is still running (an API server
     /// slower than the interval: rounds never pile up).
-    public func startRound(learners: [Learner], now: Date = Date()) {
+    /// `workloads`: those this node runs, whose cluster profiles are read whatever their state.
+    public func startRound(learners: [Learner], workloads: Set<String> = [], now: Date = Date()) {
         let free = lock.withLock { () -> Bool in
             guard !running else { return false }
             running = true
@@ -56,18 +60,18 @@ public final class ClusterSync: @unchecked Sendable {
         }
         guard free else { return }
         queue.async { [self] in
-            round(learners.map { $0.snapshot() }, now: now)
+            round(learners.map { $0.snapshot() }, workloads: workloads, now: now)
             lock.withLock { running = false }
         }
     }
 
     /// Runs a round now and waits for it (at start, so a node that joins late knows the stable
     /// profiles before its first container; and in tests).
-    public func runRound(learners: [Learner] = [], now: Date = Date()) {
-        queue.sync { round(learners.map { $0.snapshot() }, now: now) }
+    public func runRound(learners: [Learner] = [], workloads: Set<String> = [], now: Date = Date()) {
+        queue.sync { round(learners.map { $0.snapshot() }, workloads: workloads, now: now) }
     }
 
-    private func round(_ profiles: [Profile], now: Date) {
+    private func round(_ profiles: [Profile], workloads: Set<String>, now: Date) {
         var results: [ClusterProfile] = [], wrote: UInt64 = 0, failures: UInt64 = 0
         for profile in profiles {
             do {
@@ -79,11 +83,14 @@ public final class ClusterSync: @unchecked Sendable {
                 failed("could not merge \(profile.workload) into the cluster's profile: \(error)")
             }
         }
-        var everything: [ClusterProfile]?
+        var snapshot: ClusterSnapshot?
         do {
-            let (profiles, problems) = try store.all()
-            everything = profiles
-            for problem in problems { logger.warning("a WorkloadProfile is ignored", metadata: ["problem": "\(problem)"]) }
+            snapshot = try store.current(including: workloads.union(profiles.map(\.workload)))
+            let problems = snapshot?.problems ?? []
+            for problem in problems where !reportedProblems.contains(problem) {
+                logger.warning("a WorkloadProfile is ignored", metadata: ["problem": "\(problem)"])
+            }
+            reportedProblems = Set(problems)
         } catch {
             failures += 1
             failed("could not read the cluster's profiles: \(error)")
@@ -92,9 +99,9 @@ public final class ClusterSync: @unchecked Sendable {
             logger.notice("the cluster's profiles are reachable again")
             lastFailure = nil
         }
-        let (installs, removals) = everything.map(install) ?? (0, 0)
+        let (installs, removals) = snapshot.map(install) ?? (0, 0)
         lock.withLock {
-            if let everything { cache = Dictionary(everything.map { ($0.profile.workload, $0) }, uniquingKeysWith: { a, _ in a }) }
+            if let snapshot { cache = Dictionary(snapshot.profiles.map { ($0.profile.workload, $0) }, uniquingKeysWith: { a, _ in a }) }
             for cluster in results { cache[cluster.profile.workload] = cluster }
             merged += results
             counters.rounds += 1
@@ -106,13 +113,12 @@ public final class ClusterSync: @unchecked Sendable {
     }
 
     /// Installs every stable profile's filter that changed since this agent last installed it,
-    /// and removes those it installed whose profile is gone from the cluster.
-    private func install(_ profiles: [ClusterProfile]) -> (UInt64, UInt64) {
+    /// and removes those it installed whose profile is gone from the cluster (one relearning
+    /// keeps its filter: its pods still name it).
+    private func install(_ snapshot: ClusterSnapshot) -> (UInt64, UInt64) {
         var installs: UInt64 = 0, removals: UInt64 = 0
-        var present = Set<String>()
-        for cluster in profiles where cluster.profile.state == .stable {
+        for cluster in snapshot.profiles where cluster.profile.state == .stable {
             let profile = cluster.profile
-            present.insert(profile.workload)
             guard installed[profile.workload] != profile else { continue }
             let runtimes = Set((profile.learning.runtimes ?? []).map(Optional.some))
             switch installer.install(profile, runtimes: runtimes) {
@@ -126,7 +132,7 @@ public final class ClusterSync: @unchecked Sendable {
                 logger.error("the cluster's seccomp profile was not installed", metadata: ["workload": "\(profile.workload)", "reason": "\(reason)"])
             }
         }
-        for workload in installed.keys where !present.contains(workload) {
+        for workload in installed.keys where !snapshot.workloads.contains(workload) {
             do {
                 try SeccompExport.uninstall(workload: workload, seccompRoot: installer.seccompRoot)
                 removals += 1

@@ -130,9 +130,11 @@ public final class NodeAgent {
         try pipeline.drain()
         registry.tick(now: now)
         if let cluster {
-            for merged in cluster.takeMerged() { registry.adopt(merged.profile) }
+            for merged in cluster.takeMerged() {
+                if merged.profile.state == .stable { registry.adopt(merged.profile) } else { registry.absorb(merged.profile) }
+            }
             if now >= nextClusterRound {
-                cluster.startRound(learners: registry.learners, now: now)
+                cluster.startRound(learners: registry.learners, workloads: Set(registry.workloads.keys), now: now)
                 nextClusterRound = now.addingTimeInterval(clusterInterval())
             }
         }

@@ -304,6 +304,11 @@ public final class WorkloadRegistry: EventConsumer {
         promote(workload, cluster)
     }
 
+    /// A cluster profile still learning: what other nodes learned joins this node's learner.
+    public func absorb(_ cluster: Profile) {
+        workloads[cluster.workload]?.withLearner { $0.absorb(cluster) }
+    }
+
     /// The learners of every workload still learning (values: copies, cheap until they change).
     public var learners: [Learner] {
         workloads.values.compactMap { workload in

@@ -57,7 +57,8 @@ public enum ProfileMerge {
     public static func merge(_ local: Profile, from node: String, into cluster: ClusterProfile?, now: Date) -> Outcome {
         let evidence = NodeEvidence(node: node, local.learning)
         guard let cluster, cluster.profile.version >= local.version else {
-            var fresh = local
+            // In the merged form (sets sorted), so that the next merge of the same rules is no change.
+            var fresh = unionRules(local, local)
             fresh.state = .learning
             fresh.learning.stableSince = nil
             var started = ClusterProfile(profile: fresh, nodes: [evidence])
@@ -72,15 +73,8 @@ public enum ProfileMerge {
         var merged = cluster
         var reasons: [String] = []
         let before = merged.profile
-        merged.profile.execs = Array(Set(before.execs).union(local.execs)).sorted()
-        merged.profile.egress = Array(Set(before.egress).union(local.egress)).sorted()
-        merged.profile.modelPaths = Array(Set(before.modelPaths).union(local.modelPaths)).sorted()
-        merged.profile.fileWrites = mergeFileWrites(before.fileWrites, local.fileWrites)
-        for abi in SyscallABI.allCases {
-            merged.profile.syscalls[abi] = Array(Set(before.syscalls[abi]).union(local.syscalls[abi])).sorted()
-        }
-        merged.profile.seccomp = mergeSeccomp(before.seccomp, local.seccomp)
-        if merged.profile != before { reasons.append("new behaviour") }
+        merged.profile = unionRules(before, local)
+        if merged.profile != unionRules(before, before) { reasons.append("new behaviour") }
 
         if let index = merged.nodes.firstIndex(where: { $0.node == node }) {
             merged.nodes[index] = evidence
@@ -124,6 +118,20 @@ public enum ProfileMerge {
                          events: nodes.reduce(0) { $0 + $1.events }, containers: nodes.reduce(0) { $0 + $1.containers },
                          minDuration: minDuration, quietPeriod: quietPeriod,
                          stoppedContainers: nodes.reduce(0) { $0 + $1.stoppedContainers })
+    }
+
+    /// `base` with `other`'s rules added, every list sorted and without repeats.
+    private static func unionRules(_ base: Profile, _ other: Profile) -> Profile {
+        var result = base
+        result.execs = Array(Set(base.execs).union(other.execs)).sorted()
+        result.egress = Array(Set(base.egress).union(other.egress)).sorted()
+        result.modelPaths = Array(Set(base.modelPaths).union(other.modelPaths)).sorted()
+        result.fileWrites = mergeFileWrites(base.fileWrites, other.fileWrites)
+        for abi in SyscallABI.allCases {
+            result.syscalls[abi] = Array(Set(base.syscalls[abi]).union(other.syscalls[abi])).sorted()
+        }
+        result.seccomp = mergeSeccomp(base.seccomp, other.seccomp)
+        return result
     }
 
     private static func mergeFileWrites(_ a: [FileWriteRule], _ b: [FileWriteRule]) -> [FileWriteRule] {

@@ -176,6 +176,17 @@ public struct Learner: Sendable {
     }
 
     /// The profile as it stands: generalised, collapsed, sorted, ready to store.
+    /// Takes in what other nodes learned of the workload (its cluster profile): their rules become
+    /// this learner's, without counting as new here.
+    public mutating func absorb(_ other: Profile) {
+        guard !isStable, other.version == profile.version else { return }
+        execs.formUnion(other.execs)
+        for rule in other.fileWrites { fileOps[rule.path, default: []].formUnion(rule.ops) }
+        destinations.formUnion(other.egress)
+        syscalls.formUnion(SyscallBitmap(other.syscalls, resolver: resolver))
+        runtimes.formUnion(other.learning.runtimes ?? [])
+    }
+
     public func snapshot() -> Profile {
         guard !isStable else { return profile }
         var result = profile

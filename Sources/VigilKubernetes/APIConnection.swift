@@ -74,7 +74,7 @@ final class APIConnection: Sendable {
 
     /// Blocks up to the endpoint's timeout. Throws only when no answer came; every HTTP status is
     /// the caller's to read.
-    func send(_ method: HTTPMethod, _ path: String, json body: Data? = nil) throws -> (status: UInt, body: Data) {
+    func send(_ method: HTTPMethod, _ path: String, json body: Data? = nil, accept: String = "application/json") throws -> (status: UInt, body: Data) {
         let token: String
         do {
             token = try String(contentsOfFile: endpoint.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -83,7 +83,7 @@ final class APIConnection: Sendable {
         }
         var request = try HTTPClient.Request(url: endpoint.apiServer + path, method: method)
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(body)

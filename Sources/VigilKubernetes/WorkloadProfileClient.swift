@@ -7,8 +7,11 @@ import VigilProfiles
 /// workload. Every write is optimistic: an update carries the `resourceVersion` it was computed
 /// from, and the API server refuses it (409 Conflict) if another agent wrote in between; `merge`
 /// then reads the fresh object and merges again, so no node's learning is lost.
-public final class WorkloadProfileClient: Sendable {
+public final class WorkloadProfileClient: @unchecked Sendable {
     private let connection: APIConnection
+    /// Objects as last read, by namespace/name, for `refresh`.
+    private let lock = NSLock()
+    private var lastRead: [String: WorkloadProfileResource] = [:]
 
     public init(endpoint: APIEndpoint) throws {
         connection = try APIConnection(endpoint: endpoint)
@@ -86,6 +89,47 @@ public final class WorkloadProfileClient: Sendable {
         return (profiles, problems)
     }
 
+    /// Every WorkloadProfile in the cluster, at the price of one list of their metadata (a few
+    /// hundred bytes each) and a GET of each object whose resourceVersion changed since this
+    /// client last read it: polled by every node every round, the full objects would be read
+    /// again and again for nothing once profiles are stable.
+    /// Only stable objects and those named in `including` (workload keys) are read.
+    public func refresh(including workloads: Set<String> = []) throws
+        -> (profiles: [WorkloadProfileResource], workloads: Set<String>, problems: [String], fetched: Int) {
+        // resourceVersion=0: served from the API server's cache, not a quorum read of etcd; a list
+        // a moment old only delays an install by a round.
+        let path = "/apis/\(WorkloadProfileResource.group)/\(WorkloadProfileResource.version)/\(WorkloadProfileResource.plural)?resourceVersion=0"
+        let (status, body) = try connection.send(.GET, path, accept: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
+        guard status == 200 else { throw Self.failure("LIST", "*", "", status, body) }
+        guard let list = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let items = list["items"] as? [[String: Any]] else {
+            throw KubernetesError.unavailable("LIST \(path): the answer is not a list")
+        }
+        let known = lock.withLock { lastRead }
+        var current: [String: WorkloadProfileResource] = [:], problems: [String] = [], fetched = 0
+        var existing = Set<String>()
+        for item in items {
+            guard let metadata = item["metadata"] as? [String: Any], let namespace = metadata["namespace"] as? String,
+                  let name = metadata["name"] as? String else { continue }
+            let key = namespace + "/" + name
+            let workload = (metadata["annotations"] as? [String: String])?[WorkloadProfileResource.workloadAnnotation]
+            if let workload { existing.insert(workload) }
+            let stable = (metadata["labels"] as? [String: String])?[WorkloadProfileResource.stateLabel] == LearningState.stable.rawValue
+            guard stable || workload.map(workloads.contains) == true else { continue }
+            if let cached = known[key], cached.resourceVersion == metadata["resourceVersion"] as? String {
+                current[key] = cached
+                continue
+            }
+            do {
+                fetched += 1
+                if let resource = try get(namespace: namespace, name: name) { current[key] = resource }
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        lock.withLock { lastRead = current }
+        return (current.values.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }, existing, problems, fetched)
+    }
+
     public func create(_ resource: WorkloadProfileResource) throws -> WorkloadProfileResource {
         var fresh = resource
         fresh.resourceVersion = nil
@@ -160,8 +204,8 @@ extension WorkloadProfileClient: ClusterProfileStore {
         }
     }
 
-    public func all() throws -> (profiles: [ClusterProfile], problems: [String]) {
-        let (resources, problems) = try list()
-        return (resources.map(\.cluster), problems)
+    public func current(including workloads: Set<String>) throws -> ClusterSnapshot {
+        let (resources, existing, problems, _) = try refresh(including: workloads)
+        return ClusterSnapshot(profiles: resources.map(\.cluster), workloads: existing, problems: problems)
     }
 }

@@ -8,6 +8,22 @@ public protocol ClusterProfileStore: Sendable {
     /// Merges what `node` learned into the workload's cluster profile (writing only when it adds
     /// something, or when learning ends) and returns the cluster's profile after it.
     func merge(_ local: Profile, from node: String, now: Date) throws -> (cluster: ClusterProfile, wrote: Bool)
-    /// Every workload's cluster profile, and what could not be read (one text each).
-    func all() throws -> (profiles: [ClusterProfile], problems: [String])
+    /// Every stable cluster profile, and those of `workloads` whatever their state (learning ones
+    /// of other workloads are not read: a node needs them only once it runs the workload).
+    func current(including workloads: Set<String>) throws -> ClusterSnapshot
+}
+
+/// What `ClusterProfileStore.current` read.
+public struct ClusterSnapshot: Sendable {
+    public var profiles: [ClusterProfile]
+    /// Every workload that has a cluster profile, read or not (its filter stays installed).
+    public var workloads: Set<String>
+    /// Objects that could not be read, one text each.
+    public var problems: [String]
+
+    public init(profiles: [ClusterProfile], workloads: Set<String>, problems: [String]) {
+        self.profiles = profiles
+        self.workloads = workloads
+        self.problems = problems
+    }
 }

@@ -12,6 +12,10 @@ public struct WorkloadProfileResource: Equatable, Sendable {
     /// Vigil keeps its objects under this size; the API server refuses request bodies over 3 MiB
     /// and etcd objects over 1.5 MiB.
     public static let maximumBytes = 1 << 20
+    /// The profile's state as a label, so that a list of metadata tells which objects are stable.
+    public static let stateLabel = "vigil.dev/state"
+    /// The workload key, readable from metadata alone (the name may be cut to fit).
+    public static let workloadAnnotation = "vigil.dev/workload"
 
     public var namespace: String
     public var name: String
@@ -113,6 +117,7 @@ public struct WorkloadProfileResource: Equatable, Sendable {
             var namespace: String
             var resourceVersion: String?
             var labels: [String: String]?
+            var annotations: [String: String]?
         }
         struct Spec: Codable {
             var workload: String
@@ -149,7 +154,8 @@ public struct WorkloadProfileResource: Equatable, Sendable {
             apiVersion = "\(WorkloadProfileResource.group)/\(WorkloadProfileResource.version)"
             kind = Profile.kindName
             metadata = Metadata(name: resource.name, namespace: resource.namespace, resourceVersion: resource.resourceVersion,
-                                labels: ["app.kubernetes.io/managed-by": "vigil"])
+                                labels: ["app.kubernetes.io/managed-by": "vigil", WorkloadProfileResource.stateLabel: profile.state.rawValue],
+                                annotations: [WorkloadProfileResource.workloadAnnotation: profile.workload])
             spec = Spec(workload: profile.workload, version: profile.version, modelPaths: profile.modelPaths, execs: profile.execs,
                         fileWrites: profile.fileWrites, egress: profile.egress, syscalls: profile.syscalls, seccomp: profile.seccomp)
             status = Status(state: profile.state, learning: profile.learning, nodes: resource.cluster.nodes,

@@ -119,6 +119,31 @@ final class ClusterProfileTests: XCTestCase {
         XCTAssertFalse(shared.cluster.profile.fileWrites.isEmpty, "what was learned during the outage is there")
     }
 
+    /// Writes are batched: one merge per workload per round, a write only when the node brings
+    /// something new — however many events came between rounds.
+    func testWritesAreBatchedAndOnlyForWhatIsNew() throws {
+        let (node, agent) = try node("node-a")
+        let pods = ["web-7d4b9c6f5-x2x9z", "api-6c8d7b5f4-k2k2k", "cache-5b7c6d4e3-p9p9p"]
+        let containers = try pods.map { try node.startContainer(namespace: "shop", pod: $0) }
+        func writes() -> Int { server.requests.filter { $0.hasPrefix("PUT ") || $0.hasPrefix("POST ") }.count }
+        func busyRound(newPath: String? = nil) throws {
+            for (i, container) in containers.enumerated() {
+                for n in 0..<200 { node.exec(container, pid: UInt32(100 + n), exe: "/usr/bin/app\(i)") }
+                node.connect(container, to: [10, 0, 0, UInt8(i)], port: 443)
+            }
+            if let newPath { node.write(containers[0], path: newPath) }
+            try node.settle(agent)
+            agent.cluster!.runRound(learners: agent.registry.learners)
+        }
+        try busyRound()
+        XCTAssertEqual(writes(), 3, "one object per workload")
+        for _ in 0..<4 { try busyRound() }
+        XCTAssertEqual(writes(), 3, "four rounds of 600 events each, nothing new: no write")
+        try busyRound(newPath: "/var/lib/web/new-state")
+        XCTAssertEqual(writes(), 4, "something new in one workload: one write")
+        XCTAssertEqual(agent.cluster!.counts.writes, 4)
+    }
+
     /// `cluster` in the agent's configuration: read, and refused without the API server.
     func testTheConfigurationTurnsClusterProfilesOn() throws {
         let node = try SimulatedNode()
@@ -139,7 +164,7 @@ final class ClusterProfileTests: XCTestCase {
     }
 
     /// An agent restarted with an empty store (a new node, a lost disk) resumes the workload's
-    /// learning from the cluster, not from zero.
+    /// learning from the cluster, not from zero: its first round brings in what the others learned.
     func testARestartedAgentResumesFromTheCluster() throws {
         let (nodeA, a) = try node("node-a")
         let web = try nodeA.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
@@ -151,6 +176,9 @@ final class ClusterProfileTests: XCTestCase {
         let other = try nodeB.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-q2w3e")
         nodeB.exec(other, exe: "/usr/bin/nginx")
         try nodeB.settle(b)
+        XCTAssertFalse(try XCTUnwrap(b.registry.workload(key).snapshot).execs.contains { $0.exe == "/usr/bin/python3" })
+        b.cluster!.runRound(learners: b.registry.learners)
+        try b.tick()
         let learned = try XCTUnwrap(b.registry.workload(key).snapshot)
         XCTAssertTrue(learned.execs.contains { $0.exe == "/usr/bin/python3" }, "node-a's learning, taken from the cluster: \(learned.execs)")
         XCTAssertTrue(learned.execs.contains { $0.exe == "/usr/bin/nginx" })

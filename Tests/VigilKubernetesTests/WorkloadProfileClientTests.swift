@@ -145,6 +145,44 @@ final class WorkloadProfileClientTests: XCTestCase {
         XCTAssertFalse(server.requests.contains { $0.hasPrefix("POST") || $0.hasPrefix("PUT") })
     }
 
+    /// A refresh reads one list of metadata, then only the objects that changed since the last
+    /// refresh and are stable or asked for: polled every round by every node, it costs nothing
+    /// more while nothing changes.
+    func testRefreshReadsOnlyWhatChangedAndIsNeeded() throws {
+        let client = try client(), writer = try self.client()
+        let other = "ml/deployment/embedder/server"
+        _ = try writer.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0)
+        var learning = local(execs: ["/usr/bin/python3"])
+        learning.workload = other
+        _ = try writer.merge(learning, node: "node-a", now: t0)
+        // Stable only once learning ends: a merge past minDuration and quietPeriod.
+        _ = try writer.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0.addingTimeInterval(7200))
+        func gets() -> Int { server.requests.filter { $0.hasPrefix("GET /apis/vigil.dev/v1alpha1/namespaces/") }.count }
+
+        var before = gets()
+        var result = try client.refresh()
+        XCTAssertEqual(result.profiles.map(\.cluster.profile.workload), [workload], "the learning one is not read")
+        XCTAssertEqual(result.workloads, [workload, other], "but known to exist")
+        XCTAssertEqual(gets() - before, 1)
+
+        before = gets()
+        result = try client.refresh(including: [other])
+        XCTAssertEqual(Set(result.profiles.map(\.cluster.profile.workload)), [workload, other])
+        XCTAssertEqual(result.fetched, 1, "the stable one had not changed")
+        XCTAssertEqual(gets() - before, 1)
+
+        before = gets()
+        result = try client.refresh(including: [other])
+        XCTAssertEqual(result.fetched, 0)
+        XCTAssertEqual(gets() - before, 0, "nothing changed: only the list")
+        XCTAssertEqual(result.profiles.count, 2)
+
+        try writer.delete(namespace: "ml", name: "deployment.embedder.server")
+        result = try client.refresh(including: [other])
+        XCTAssertEqual(result.profiles.map(\.cluster.profile.workload), [workload])
+        XCTAssertEqual(result.workloads, [workload])
+    }
+
     /// Names map one to one: dotted owners read back, long ones are cut with a digest of the key,
     /// keys that are not an agent's are refused, and an object whose name does not match its
     /// workload is not taken for it.

@@ -44,7 +44,7 @@ public final class Containerd {
         self.cgroupMount = cgroupMount
         var template = Array((NSTemporaryDirectory() + "vigil-containerd-XXXXXX").utf8CString)
         guard mkdtemp(&template) != nil else { throw TestSupportError(description: "mkdtemp failed") }
-        directory = String(cString: template)
+        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         try """
         version = 2
         root = "\(directory)/root"

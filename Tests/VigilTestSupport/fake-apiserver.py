@@ -9,7 +9,8 @@ against the token file at each request (so a test can rotate it), and what Vigil
   AlreadyExists), get (404 NotFound), list per namespace and across namespaces, update with
   optimistic concurrency (metadata.resourceVersion required: 422 Invalid without it, 409 Conflict
   when stale), delete; resourceVersion from one counter across the server, uid and
-  creationTimestamp set at create, generation bumped when the spec changes; a request body over
+  creationTimestamp set at create, generation bumped when the spec changes; lists of metadata
+  only (Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1); a request body over
   3 MiB is 413 RequestEntityTooLarge (the API server's own limit) and an object over 1.5 MiB is
   refused by etcd (500 "etcdserver: request is too large").
 
@@ -103,13 +104,18 @@ def update(namespace, name, obj):
     return store(namespace, name, obj) or (200, obj)
 
 
-def profiles(method, namespace, name, body):
+def profiles(method, namespace, name, body, accept):
     with lock:
         if method == "GET" and name:
             obj = objects.get((namespace, name))
             return (200, obj) if obj else not_found(name)
         if method == "GET":
             items = [o for (ns, _), o in sorted(objects.items()) if namespace is None or ns == namespace]
+            if "as=PartialObjectMetadataList" in accept:
+                return 200, {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                             "metadata": {"resourceVersion": str(counter[0])},
+                             "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                        "metadata": o["metadata"]} for o in items]}
             return 200, {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND + "List",
                          "metadata": {"resourceVersion": str(counter[0])}, "items": items}
         if namespace is None:
@@ -157,7 +163,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(403, '{"kind":"Status","code":403,"reason":"Forbidden"}')
         match = PROFILES.match(self.path)
         if match:
-            return self.reply(*profiles(self.command, match.group(1), match.group(2), body))
+            return self.reply(*profiles(self.command, match.group(1), match.group(2), body, self.headers.get("Accept", "")))
         match = POD.match(self.path)
         if not match or self.command != "GET":
             return self.reply(404, '{"kind":"Status","code":404}')
