@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "VigilRuntime",
                 "VigilProfiles",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -133,6 +133,9 @@ public final class NodeAgent {
             for merged in cluster.takeMerged() {
                 if merged.profile.state == .stable { registry.adopt(merged.profile) } else { registry.absorb(merged.profile) }
             }
+            for key in registry.workloads.keys {
+                if let shared = cluster.cached(key)?.profile { registry.relearn(from: shared) }
+            }
             if now >= nextClusterRound {
                 cluster.startRound(learners: registry.learners, workloads: Set(registry.workloads.keys), now: now)
                 nextClusterRound = now.addingTimeInterval(clusterInterval())

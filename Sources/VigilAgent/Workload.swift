@@ -96,6 +96,11 @@ public final class Workload {
         phase = .monitoring(monitor)
     }
 
+    func startLearning(_ learner: Learner) {
+        phase = .learning(learner)
+        seccompCheckedFor = []
+    }
+
     func retire() {
         phase = .retired
     }

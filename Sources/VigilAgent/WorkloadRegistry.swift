@@ -304,6 +304,23 @@ public final class WorkloadRegistry: EventConsumer {
         promote(workload, cluster)
     }
 
+    /// A newer version of the workload's profile started elsewhere (a person's relearn): this
+    /// node learns it from now on — a monitored workload's known behaviour leaves the kernel and
+    /// its containers' events come to userspace again. Its installed seccomp filter stays (its
+    /// pods name it) until the new version is stable.
+    public func relearn(from newer: Profile) {
+        guard let workload = workloads[newer.workload], let current = workload.profile, newer.version > current.version else { return }
+        if case .monitoring = workload.phase, settings.suppressInKernel {
+            kernel.unloadKnownBehaviour(profileID: workload.profileID)
+            for id in workload.containers.keys { try? kernel.watch(cgroupID: id) }
+        }
+        workload.startLearning(Learner(profile: newer, resolver: resolver, runtimeExes: runtimeExes))
+        for runtime in workload.runtimes.compactMap({ $0 }) { workload.withLearner { $0.observeRuntime(runtime) } }
+        logger.info("relearning: a newer version was started in the cluster", metadata: [
+            "workload": "\(newer.workload)", "version": "\(newer.version)",
+        ])
+    }
+
     /// A cluster profile still learning: what other nodes learned joins this node's learner.
     public func absorb(_ cluster: Profile) {
         workloads[cluster.workload]?.withLearner { $0.absorb(cluster) }

@@ -410,7 +410,8 @@ public final class KernelProbes: KernelFacade {
         var buffer = [CChar](repeating: 0, count: 8192)
         let n = vigil_bpf_take_log(&buffer, buffer.count)
         guard n > 0 else { return "" }
-        return String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

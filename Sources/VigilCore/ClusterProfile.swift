@@ -94,6 +94,25 @@ public enum ProfileMerge {
         return reasons.isEmpty ? .unchanged : .changed(merged, reasons: reasons)
     }
 
+    /// A person ends learning now (`vigil profile promote --cluster`).
+    public static func promote(_ cluster: inout ClusterProfile, now: Date) {
+        guard cluster.profile.state == .learning else { return }
+        cluster.profile.state = .stable
+        cluster.profile.learning.stableSince = now
+    }
+
+    /// A person starts the workload's profile anew (`vigil profile relearn --cluster`): the next
+    /// version, with no rules and no evidence. Nodes see the newer version at their next round and
+    /// learn it from their containers; their older learning is not merged into it.
+    public static func relearn(_ cluster: inout ClusterProfile, now: Date) {
+        let old = cluster.profile
+        cluster.profile = Profile(workload: old.workload, version: old.version + 1, state: .learning,
+                                  learning: LearningEvidence(started: now, lastNew: now, minDuration: old.learning.minDuration,
+                                                             quietPeriod: old.learning.quietPeriod),
+                                  modelPaths: old.modelPaths)
+        cluster.nodes = []
+    }
+
     /// Decides stability with nothing new from any node: what an agent checks at each interval,
     /// so that learning ends even when no node has anything to add.
     public static func settle(_ cluster: ClusterProfile, now: Date) -> Outcome {

@@ -37,7 +37,8 @@ public struct Detector: Sendable {
     /// Fileless binaries the profile learned, by name and content: matched exactly, nothing else.
     private let filelessExecs: Set<ExecRule>
     private let fileHashes: Set<UInt64>
-    private let filePatterns: [(path: PathPattern, ops: Set<FileOperation>)]
+    /// The profile's file patterns as one tree of components (`PatternTree`).
+    private let filePatterns: PatternTree
     private let destinations: Set<Destination>
     private let networks: [(network: IPNetwork, port: UInt16, ipProtocol: UInt16)]
     private let modelPaths: [PathPattern]
@@ -63,7 +64,7 @@ public struct Detector: Sendable {
             }
         }
         var fileHashes: Set<UInt64> = []
-        var filePatterns: [(PathPattern, Set<FileOperation>)] = []
+        var filePatterns: [(path: PathPattern, ops: Set<FileOperation>)] = []
         for rule in profile.fileWrites {
             let ops = Set(rule.ops.compactMap(FileOperation.init(contractName:)))
             let pattern = PathPattern(rule.path)
@@ -89,7 +90,7 @@ public struct Detector: Sendable {
         self.execPatterns = execPatterns
         self.filelessExecs = filelessExecs
         self.fileHashes = fileHashes
-        self.filePatterns = filePatterns
+        self.filePatterns = PatternTree(filePatterns)
         self.destinations = destinations
         self.networks = networks
         self.modelPaths = profile.modelPaths.map(PathPattern.init)
@@ -144,8 +145,7 @@ public struct Detector: Sendable {
                 if modelPaths.contains(where: { $0.matches(bytes) }) {
                     return Finding(rule: .modelArtifactWrite, key: hash)
                 }
-                for (pattern, ops) in filePatterns where ops.contains(op) && pattern.matches(bytes) { return nil }
-                return Finding(rule: .unexpectedFileWrite, key: hash)
+                return filePatterns.matches(bytes, op: op) ? nil : Finding(rule: .unexpectedFileWrite, key: hash)
             }
         case .network:
             let destination = Destination(event)

@@ -3,7 +3,7 @@
 /// Matching works on bytes and does not allocate, so the detector can run it per event.
 public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
     public let text: String
-    private let components: [[UInt8]]
+    let components: [[UInt8]]
     /// No `*` at all: matching is comparing, and the kernel can match it by hash.
     public let isExact: Bool
 

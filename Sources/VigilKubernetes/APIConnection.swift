@@ -12,12 +12,18 @@ public struct APIEndpoint: Sendable, Equatable {
     public var caFile: String
     /// Seconds a request may take, connection included.
     public var timeout: Double
+    /// A token given inline (a kubeconfig's `token`), used instead of `tokenFile`.
+    public var token: String?
+    /// The CA given inline (a kubeconfig's `certificate-authority-data`), PEM, used instead of `caFile`.
+    public var caPEM: [UInt8]?
 
-    public init(apiServer: String, tokenFile: String, caFile: String, timeout: Double = 2) {
+    public init(apiServer: String, tokenFile: String, caFile: String, timeout: Double = 2, token: String? = nil, caPEM: [UInt8]? = nil) {
         self.apiServer = apiServer
         self.tokenFile = tokenFile
         self.caFile = caFile
         self.timeout = timeout
+        self.token = token
+        self.caPEM = caPEM
     }
 
     /// The API server's service address, as the kubelet puts it in every pod's environment.
@@ -47,12 +53,12 @@ final class APIConnection: Sendable {
         }
         let roots: [NIOSSLCertificate]
         do {
-            roots = try NIOSSLCertificate.fromPEMFile(endpoint.caFile)
+            roots = try endpoint.caPEM.map { try NIOSSLCertificate.fromPEMBytes($0) } ?? NIOSSLCertificate.fromPEMFile(endpoint.caFile)
         } catch {
             throw KubernetesError.configuration("the cluster CA '\(endpoint.caFile)' cannot be read as PEM (\(error)): is the service account token mounted (automountServiceAccountToken: true)?")
         }
         guard !roots.isEmpty else { throw KubernetesError.configuration("the cluster CA '\(endpoint.caFile)' holds no certificate") }
-        guard FileManager.default.isReadableFile(atPath: endpoint.tokenFile) else {
+        guard endpoint.token != nil || FileManager.default.isReadableFile(atPath: endpoint.tokenFile) else {
             throw KubernetesError.configuration("the service account token '\(endpoint.tokenFile)' cannot be read: is it mounted (automountServiceAccountToken: true)?")
         }
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -77,7 +83,8 @@ final class APIConnection: Sendable {
     func send(_ method: HTTPMethod, _ path: String, json body: Data? = nil, accept: String = "application/json") throws -> (status: UInt, body: Data) {
         let token: String
         do {
-            token = try String(contentsOfFile: endpoint.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            token = try endpoint.token
+                ?? String(contentsOfFile: endpoint.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         } catch {
             throw KubernetesError.unavailable("the service account token '\(endpoint.tokenFile)' cannot be read: \(error)")
         }

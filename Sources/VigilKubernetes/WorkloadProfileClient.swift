@@ -59,6 +59,24 @@ public final class WorkloadProfileClient: @unchecked Sendable {
             + "retried at the next interval")
     }
 
+    /// Changes a workload's cluster profile the way a person does (`vigil profile promote` or
+    /// `relearn --cluster`): read, change, write with the version read; redone on a conflict.
+    public func update(workload: String, attempts: Int = 8, _ change: (inout ClusterProfile) throws -> Void) throws -> WorkloadProfileResource {
+        let (namespace, name) = try WorkloadProfileResource.objectName(workload: workload)
+        for attempt in 1...attempts {
+            guard var resource = try get(namespace: namespace, name: name) else {
+                throw KubernetesError.configuration("no WorkloadProfile for \(workload) (\(namespace)/\(name)): no agent has learned it yet")
+            }
+            try change(&resource.cluster)
+            do {
+                return try replace(resource)
+            } catch KubernetesError.conflict {
+                Thread.sleep(forTimeInterval: Double.random(in: 0.01...0.05) * Double(attempt))
+            }
+        }
+        throw KubernetesError.unavailable("WorkloadProfile \(namespace)/\(name): \(attempts) writes in a row lost to other writers; try again")
+    }
+
     public func get(namespace: String, name: String) throws -> WorkloadProfileResource? {
         let (status, body) = try connection.send(.GET, Self.path(namespace: namespace, name: name))
         switch status {

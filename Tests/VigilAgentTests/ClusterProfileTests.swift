@@ -144,6 +144,40 @@ final class ClusterProfileTests: XCTestCase {
         XCTAssertEqual(agent.cluster!.counts.writes, 4)
     }
 
+    /// A person relearns the workload in the cluster (`vigil profile relearn --cluster`): a node
+    /// monitoring it learns the new version at its next round — its known behaviour out of the
+    /// kernel, its containers' events learned again — and its seccomp filter stays installed.
+    func testARelearnInTheClusterTurnsMonitoringNodesBackToLearning() throws {
+        let (node, agent) = try node("node-a")
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        node.exec(web, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        let start = Date()
+        agent.cluster!.runRound(learners: agent.registry.learners, now: start)
+        _ = try client().update(workload: key) { ProfileMerge.promote(&$0, now: start) }
+        agent.cluster!.runRound(learners: agent.registry.learners, workloads: [key], now: start)
+        try agent.tick()
+        XCTAssertEqual(agent.workloadStates[key], .stable)
+        XCTAssertGreaterThan(node.kernel.knownEntries, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(node)))
+
+        let relearned = try client().update(workload: key) { ProfileMerge.relearn(&$0, now: Date()) }
+        XCTAssertEqual(relearned.cluster.profile.version, 2)
+        XCTAssertEqual(relearned.cluster.profile.execs, [])
+        agent.cluster!.runRound(workloads: [key])
+        try agent.tick()
+        XCTAssertEqual(agent.workloadStates[key], .learning)
+        XCTAssertEqual(agent.registry.workload(key).profile?.version, 2)
+        XCTAssertEqual(node.kernel.knownEntries, 0, "its known behaviour left the kernel")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(node)), "the filter stays while it relearns")
+        node.exec(web, pid: 102, exe: "/usr/bin/python3.12")
+        try node.settle(agent)
+        agent.cluster!.runRound(learners: agent.registry.learners, workloads: [key])
+        let shared = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
+        XCTAssertEqual(shared.cluster.profile.version, 2)
+        XCTAssertEqual(shared.cluster.profile.execs.map(\.exe), ["/usr/bin/python3.12"], "v2 learned anew, nothing of v1")
+    }
+
     /// `cluster` in the agent's configuration: read, and refused without the API server.
     func testTheConfigurationTurnsClusterProfilesOn() throws {
         let node = try SimulatedNode()

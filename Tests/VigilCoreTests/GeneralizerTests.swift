@@ -45,6 +45,32 @@ final class GeneralizerTests: XCTestCase {
 }
 
 final class PathPatternTests: XCTestCase {
+    /// The detector matches a profile's file patterns as one tree (`PatternTree`): for every
+    /// path and operation it must say what matching each pattern alone says.
+    func testThePatternTreeAgreesWithEachPattern() {
+        let rules: [(String, Set<FileOperation>)] = [
+            ("/tmp/*", [.create]), ("/var/lib/**/state", [.create, .truncate]), ("/a/b*/c", [.openWrite]), ("/models/**", [.unlink]),
+            ("/srv/*/cache/*.bin", [.create]), ("/x/**/y/*", [.rename]), ("/tmp/*/noisy/aab/state", [.create]),
+            ("/tmp/*/noisy/aac/state", [.create]), ("/tmp/**", [.unlink]), ("/srv/app/cache/a.bin", [.truncate]),
+        ]
+        let patterns = rules.map { (path: PathPattern($0.0), ops: $0.1) }
+        let tree = PatternTree(patterns)
+        let paths = ["/tmp/a", "/tmp", "/var/lib/state", "/var/lib/x/y/state", "/a/b1/c", "/a/b/c", "/models", "/models/w/x.bin",
+                     "/srv/app/cache/a.bin", "/srv/app/cache/a.txt", "/x/y/z", "/x/q/y/z", "//tmp//a", "/", "/tmp/vigil-x/noisy/aab/state",
+                     "/tmp/vigil-x/noisy/aad/state", "/srv/app/cache/sub/a.bin", "/var/lib/state/more"]
+        var agreed = 0
+        for path in paths {
+            for op in [FileOperation.openWrite, .create, .truncate, .rename, .unlink] {
+                let expected = patterns.contains { $0.ops.contains(op) && $0.path.matches(path) }
+                var bytes = Array(path.utf8)
+                let actual = bytes.withUnsafeMutableBytes { tree.matches(UnsafeRawBufferPointer($0), op: op) }
+                XCTAssertEqual(actual, expected, "\(path) \(op)")
+                if expected { agreed += 1 }
+            }
+        }
+        XCTAssertGreaterThan(agreed, 10)
+    }
+
     func testMatching() {
         XCTAssertTrue(PathPattern("/tmp/tmp*.json").matches("/tmp/tmpab12.json"))
         XCTAssertFalse(PathPattern("/tmp/tmp*.json").matches("/tmp/x/tmpab12.json"), "* stays within a component")
