@@ -260,5 +260,10 @@ extension UInt64 {
 
 extension String {
     /// The SHA-256 of the string's UTF-8, in lower-case hex.
-    var sha256Hex: String { SHA256.hash(data: Data(utf8)).map { String(format: "%02x", $0) }.joined() }
+    var sha256Hex: String { Data(utf8).sha256Hex }
+}
+
+extension Data {
+    /// The SHA-256 of the bytes, in lower-case hex.
+    public var sha256Hex: String { SHA256.hash(data: self).map { String(format: "%02x", $0) }.joined() }
 }

@@ -142,6 +142,10 @@ public struct WorkloadProfileResource: Equatable, Sendable {
             var nodes: [NodeEvidence]
             /// For `kubectl get`'s columns, which cannot count a list.
             var counts: Counts
+            /// Once stable: the filter every node installs, as pods name it, and the SHA-256 of its
+            /// JSON (derived from the spec at each write; what a node installed can be checked against it).
+            var seccompProfile: String?
+            var seccompDigest: String?
         }
         var apiVersion: String
         var kind: String
@@ -162,6 +166,10 @@ public struct WorkloadProfileResource: Equatable, Sendable {
                             counts: Counts(execs: profile.execs.count, fileWrites: profile.fileWrites.count, destinations: profile.egress.count,
                                            syscalls: SyscallABI.allCases.reduce(0) { $0 + profile.syscalls[$1].count },
                                            nodes: resource.cluster.nodes.count))
+            if profile.state == .stable, let json = try? SeccompExport.ociJSON(profile, mode: .enforce) {
+                status.seccompProfile = SeccompExport.localhostProfile(workload: profile.workload)
+                status.seccompDigest = "sha256:" + json.sha256Hex
+            }
         }
 
         var resource: WorkloadProfileResource {

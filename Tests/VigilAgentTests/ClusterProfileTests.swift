@@ -73,11 +73,18 @@ final class ClusterProfileTests: XCTestCase {
             XCTAssertEqual(agent.registry.workload(key).profile?.egress.map(\.address), ["10.0.0.5"])
         }
         XCTAssertEqual(try client().get(namespace: "shop", name: "deployment.web.server")?.cluster.profile.state, .stable)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(nodeA)))
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server")).encoded()) as? [String: Any])
+        let digest = try XCTUnwrap(object[path: "status.seccompDigest"] as? String)
+        XCTAssertEqual(object[path: "status.seccompProfile"] as? String, SeccompExport.localhostProfile(workload: key))
+        for node in [nodeA, nodeB] {
+            let installed = try Data(contentsOf: URL(fileURLWithPath: seccompFile(node)))
+            XCTAssertEqual("sha256:" + installed.sha256Hex, digest, "every node installs the one filter the object names")
+        }
 
         // node-c joins: before its first replica it has the filter, and the first replica is monitored.
         let (nodeC, c) = try node("node-c")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(nodeC)), "installed at start, no replica yet")
+        XCTAssertEqual(try "sha256:" + Data(contentsOf: URL(fileURLWithPath: seccompFile(nodeC))).sha256Hex, digest,
+                       "installed at start, no replica yet, the same filter")
         XCTAssertEqual(c.cluster!.counts.installs, 1)
         let webC = try nodeC.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-m4n5b")
         nodeC.exec(webC, exe: "/usr/bin/python3")
