@@ -19,6 +19,8 @@ public final class NodeAgent {
     /// profiles installed here.
     public let cluster: ClusterSync?
     private var nextClusterRound = Date.distantPast
+    /// The cluster rounds whose results the loop has looked at.
+    private var roundsSeen: UInt64 = 0
     private let hierarchy: CgroupHierarchy
     private let store: DirectoryProfileStore
     private let logger = Logger(label: "vigil.agent")
@@ -130,11 +132,16 @@ public final class NodeAgent {
         try pipeline.drain()
         registry.tick(now: now)
         if let cluster {
+            let rounds = cluster.counts.rounds
             for merged in cluster.takeMerged() {
                 if merged.profile.state == .stable { registry.adopt(merged.profile) } else { registry.absorb(merged.profile) }
             }
-            for key in registry.workloads.keys {
-                if let shared = cluster.cached(key)?.profile { registry.relearn(from: shared) }
+            // The cache changes only when a round ends: look for relearns then, not every tick.
+            if rounds != roundsSeen {
+                roundsSeen = rounds
+                for key in registry.workloads.keys {
+                    if let shared = cluster.cached(key)?.profile { registry.relearn(from: shared) }
+                }
             }
             if now >= nextClusterRound {
                 cluster.startRound(learners: registry.learners, workloads: Set(registry.workloads.keys), now: now)

@@ -110,9 +110,8 @@ public final class WorkloadRegistry: EventConsumer {
         guard let key = members.removeValue(forKey: cgroupID), let workload = workloads[key] else { return }
         observeSyscalls(workload, lastSyscalls, now: Date())
         workload.withLearner { $0.observeContainerStop() }
-        let container = workload.containers.removeValue(forKey: cgroupID)
+        workload.containers[cgroupID] = nil
         if workload.containers.isEmpty { workload.emptySince = Date() }
-        _ = container
     }
 
     /// The workload, made now if the registry has not met it yet (`vigil learn|monitor` open theirs
