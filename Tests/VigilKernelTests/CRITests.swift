@@ -172,7 +172,9 @@ extension CRITests {
     /// and reaps them), so it is learned the way a cluster shows it: a replica stops while the
     /// workload learns (a rollout). Replicas then run and stop under the profile.
     func testNginxProfileStartsServesAndStopsUnderContainerd() throws {
-        let node = try Node(self)
+        // Starting the second replica and serving it must fit within the quiet period, or learning
+        // ends before the rollout's stop; 4 s was too short for a freshly started CI containerd.
+        let node = try Node(self, quietPeriod: 12)
         let workload = "web/deployment/nginx/server"
         var learning: [Containerd.RunningPod] = []
         var expected: [String] = []
@@ -183,6 +185,7 @@ extension CRITests {
             expected = try Self.nginxTraffic(port: node.port + 1100 + replica)
         }
         XCTAssertEqual(expected.first, "ok")
+        XCTAssertFalse(node.events.contains { $0["kind"] as? String == "profile.state" }, "learning ended before the rollout's stop: the setup outlasted the quiet period")
         XCTAssertEqual(try node.containerd.stopContainer(learning[1], timeout: 10).exitCode, 0, "unconfined nginx stops cleanly")
         let state = try XCTUnwrap(node.profileState(workload), "never stable\n\(node.log)")
         XCTAssertEqual(state[path: "profile.seccomp"] as? String, "installed", "\(state)")
