@@ -169,6 +169,7 @@ public final class NodeAgent {
         pipeline.abandonPending()
         pipeline.reportDrops()
         checkpointAll()
+        cluster?.stopWatching()
         // What this node learned since the last round reaches the cluster before it goes.
         cluster?.runRound(learners: registry.learners)
     }

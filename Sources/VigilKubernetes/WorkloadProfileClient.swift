@@ -12,6 +12,9 @@ public final class WorkloadProfileClient: @unchecked Sendable {
     /// Objects as last read, by namespace/name, for `refresh`.
     private let lock = NSLock()
     private var lastRead: [String: WorkloadProfileResource] = [:]
+    /// Watches running now, cancelled by `cancelWatches`.
+    private var watches: [UUID: StreamHandle] = [:]
+    private var watchesCancelled = false
 
     public init(endpoint: APIEndpoint) throws {
         connection = try APIConnection(endpoint: endpoint)
@@ -112,8 +115,9 @@ public final class WorkloadProfileClient: @unchecked Sendable {
     /// client last read it: polled by every node every round, the full objects would be read
     /// again and again for nothing once profiles are stable.
     /// Only stable objects and those named in `including` (workload keys) are read.
+    /// `resourceVersion`: the list's, to watch from.
     public func refresh(including workloads: Set<String> = []) throws
-        -> (profiles: [WorkloadProfileResource], workloads: Set<String>, problems: [String], fetched: Int) {
+        -> (profiles: [WorkloadProfileResource], workloads: Set<String>, problems: [String], fetched: Int, resourceVersion: String?) {
         // resourceVersion=0: served from the API server's cache, not a quorum read of etcd; a list
         // a moment old only delays an install by a round.
         let path = "/apis/\(WorkloadProfileResource.group)/\(WorkloadProfileResource.version)/\(WorkloadProfileResource.plural)?resourceVersion=0"
@@ -145,7 +149,90 @@ public final class WorkloadProfileClient: @unchecked Sendable {
             }
         }
         lock.withLock { lastRead = current }
-        return (current.values.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }, existing, problems, fetched)
+        let version = (list["metadata"] as? [String: Any])?["resourceVersion"] as? String
+        return (current.values.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }, existing, problems, fetched, version)
+    }
+
+    /// One change a watch reported.
+    public struct WatchChange: Sendable, Equatable {
+        /// ADDED, MODIFIED or DELETED.
+        public var type: String
+        public var namespace: String
+        public var name: String
+        public var resourceVersion: String
+        /// The workload the object says it is for, when it does.
+        public var workload: String?
+    }
+
+    /// How a watch ended.
+    public enum WatchEnd: Sendable, Equatable {
+        /// The server ended it (its timeout): watch again from this version.
+        case closed(resourceVersion: String)
+        /// The API server no longer keeps changes that old (410 Expired): list again, then watch
+        /// from the list's version.
+        case expired
+    }
+
+    /// Watches the stable WorkloadProfiles across namespaces (label vigil.dev/state=stable: an
+    /// object that turns stable comes as ADDED, one that relearns or is deleted as DELETED),
+    /// metadata only — every node watches, and whole objects to every node at every change would
+    /// be the API server's largest cost — from `resourceVersion`, with bookmarks, so that a
+    /// quiet watch still moves its version on and restarts without a list.
+    /// Blocks until the server ends the watch (after about `timeoutSeconds`) or
+    /// `cancelWatches()`; `changed` runs on an event-loop thread for each change.
+    public func watchStable(from resourceVersion: String, timeoutSeconds: Int = 300,
+                            changed: @escaping @Sendable (WatchChange) -> Void) throws -> WatchEnd {
+        let selector = "\(WorkloadProfileResource.stateLabel)=\(LearningState.stable.rawValue)"
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let path = "/apis/\(WorkloadProfileResource.group)/\(WorkloadProfileResource.version)/\(WorkloadProfileResource.plural)"
+            + "?watch=1&allowWatchBookmarks=true&labelSelector=\(selector)&timeoutSeconds=\(timeoutSeconds)"
+            + "&resourceVersion=\(resourceVersion.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        let state = WatchState(resourceVersion: resourceVersion)
+        let id = UUID()
+        defer { _ = lock.withLock { watches.removeValue(forKey: id) } }
+        let (status, body) = try connection.stream(path, accept: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
+                                                   deadline: Double(timeoutSeconds) + 30, started: { handle in
+            let cancelled = lock.withLock { () -> Bool in
+                if !watchesCancelled { watches[id] = handle }
+                return watchesCancelled
+            }
+            if cancelled { handle.cancel() }
+        }, line: { line in
+            guard let event = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let type = event["type"] as? String,
+                  let object = event["object"] as? [String: Any] else {
+                state.update { $0.problem = "a watch event that is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))" }
+                return
+            }
+            if type == "ERROR" {
+                state.update { $0.error = (object["code"] as? Int, object["message"] as? String ?? "") }
+                return
+            }
+            let metadata = object["metadata"] as? [String: Any] ?? [:]
+            guard let version = metadata["resourceVersion"] as? String else { return }
+            state.update { $0.resourceVersion = version }
+            guard type != "BOOKMARK", let namespace = metadata["namespace"] as? String, let name = metadata["name"] as? String else { return }
+            let workload = (metadata["annotations"] as? [String: String])?[WorkloadProfileResource.workloadAnnotation]
+            changed(WatchChange(type: type, namespace: namespace, name: name, resourceVersion: version, workload: workload))
+        })
+        if lock.withLock({ watchesCancelled }) { throw KubernetesError.unavailable("the watch was cancelled") }
+        if status == 410 { return .expired }
+        guard status == 200 else { throw Self.failure("WATCH", "*", "", status, body) }
+        let end = state.value
+        if let (code, message) = end.error {
+            if code == 410 { return .expired }
+            throw KubernetesError.unavailable("WATCH WorkloadProfiles: the API server ended the watch: \(code.map(String.init) ?? "-") \(message)")
+        }
+        if let problem = end.problem { throw KubernetesError.unavailable("WATCH WorkloadProfiles: \(problem)") }
+        return .closed(resourceVersion: end.resourceVersion)
+    }
+
+    /// Ends the watches running now and refuses later ones (the agent is stopping).
+    public func cancelWatches() {
+        let running = lock.withLock { () -> [StreamHandle] in
+            watchesCancelled = true
+            return Array(watches.values)
+        }
+        for watch in running { watch.cancel() }
     }
 
     public func create(_ resource: WorkloadProfileResource) throws -> WorkloadProfileResource {
@@ -202,7 +289,7 @@ public final class WorkloadProfileClient: @unchecked Sendable {
             return .refused("\(verb) WorkloadProfile \(namespace)/\(name): the API server rejected the service account's token (401)")
         case 403:
             return .refused("\(verb) WorkloadProfile \(namespace)/\(name): forbidden (403): apply deploy/rbac.yaml "
-                + "(workloadprofiles.vigil.dev: get, list, create, update)")
+                + "(workloadprofiles.vigil.dev: get, list, watch, create, update)")
         case 404:
             return .unavailable("\(verb) WorkloadProfile \(namespace)/\(name): 404 \(message): is the CRD installed "
                 + "(kubectl apply -f deploy/workloadprofile-crd.yaml)?")
@@ -223,7 +310,33 @@ extension WorkloadProfileClient: ClusterProfileStore {
     }
 
     public func current(including workloads: Set<String>) throws -> ClusterSnapshot {
-        let (resources, existing, problems, _) = try refresh(including: workloads)
-        return ClusterSnapshot(profiles: resources.map(\.cluster), workloads: existing, problems: problems)
+        let (resources, existing, problems, _, version) = try refresh(including: workloads)
+        return ClusterSnapshot(profiles: resources.map(\.cluster), workloads: existing, problems: problems, resourceVersion: version)
     }
+
+    public func watchStable(from resourceVersion: String, changed: @escaping @Sendable () -> Void) throws -> String? {
+        switch try watchStable(from: resourceVersion, timeoutSeconds: Int.random(in: 240...360), changed: { _ in changed() }) {
+        case .closed(let version): version
+        case .expired: nil
+        }
+    }
+}
+
+/// What a watch has said so far, written from event-loop threads and read when it ends.
+private final class WatchState: @unchecked Sendable {
+    struct Value {
+        var resourceVersion: String
+        var error: (code: Int?, message: String)?
+        var problem: String?
+    }
+
+    private let lock = NSLock()
+    private var current: Value
+
+    init(resourceVersion: String) {
+        current = Value(resourceVersion: resourceVersion)
+    }
+
+    func update(_ change: (inout Value) -> Void) { lock.withLock { change(&current) } }
+    var value: Value { lock.withLock { current } }
 }

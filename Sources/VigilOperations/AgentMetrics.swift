@@ -73,6 +73,9 @@ public final class AgentMetrics: @unchecked Sendable {
                 ("cluster_writes", cluster.writes, "WorkloadProfile writes (a merge that added something, or ended learning)"),
                 ("cluster_failures", cluster.failures, "WorkloadProfile merges and reads that failed (retried next round; the log says why)"),
                 ("cluster_seccomp_installs", cluster.installs, "Seccomp filters installed from the cluster's stable profiles"),
+                ("cluster_seccomp_removals", cluster.removals, "Seccomp filters removed because their WorkloadProfile was deleted"),
+                ("cluster_watch_events", cluster.watchEvents, "Changes to stable WorkloadProfiles the watch reported"),
+                ("cluster_watch_expiries", cluster.watchExpiries, "Watches restarted from a new list because their resourceVersion expired (410)"),
             ] where value > lastCluster[name, default: 0] {
                 counter(name, [], help: help).increment(by: Int64(value - lastCluster[name, default: 0]))
                 lastCluster[name] = value

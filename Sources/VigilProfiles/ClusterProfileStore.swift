@@ -11,6 +11,12 @@ public protocol ClusterProfileStore: Sendable {
     /// Every stable cluster profile, and those of `workloads` whatever their state (learning ones
     /// of other workloads are not read: a node needs them only once it runs the workload).
     func current(including workloads: Set<String>) throws -> ClusterSnapshot
+    /// Blocks while it watches the stable profiles from `resourceVersion` (a snapshot's), calling
+    /// `changed` when one turns stable, changes, relearns or goes; returns the version to watch
+    /// from next when the watch ends, or nil when that version is too old (read a snapshot again).
+    func watchStable(from resourceVersion: String, changed: @escaping @Sendable () -> Void) throws -> String?
+    /// Ends the running watch and refuses later ones.
+    func cancelWatches()
 }
 
 /// What `ClusterProfileStore.current` read.
@@ -20,10 +26,13 @@ public struct ClusterSnapshot: Sendable {
     public var workloads: Set<String>
     /// Objects that could not be read, one text each.
     public var problems: [String]
+    /// The version of the cluster's state it was read at, to watch from.
+    public var resourceVersion: String?
 
-    public init(profiles: [ClusterProfile], workloads: Set<String>, problems: [String]) {
+    public init(profiles: [ClusterProfile], workloads: Set<String>, problems: [String], resourceVersion: String? = nil) {
         self.profiles = profiles
         self.workloads = workloads
         self.problems = problems
+        self.resourceVersion = resourceVersion
     }
 }

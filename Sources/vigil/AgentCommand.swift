@@ -152,6 +152,7 @@ final class AgentLoop: Service, @unchecked Sendable {
         var reportedOutputFailure: String?
         var lastTick = BootClock.nowBootNanoseconds()
         updateReadiness()
+        agent.cluster?.startWatching()
         while !stopping.withLock({ stopRequested }) {
             operations.heartbeat()
             try agent.poll(timeoutMilliseconds: 100)

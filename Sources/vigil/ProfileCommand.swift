@@ -72,15 +72,36 @@ struct ProfileCommand: ParsableCommand {
     }
 
     struct Diff: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "What changed from profile A to profile B (NAME@VERSION or FILE).")
+        static let configuration = CommandConfiguration(
+            abstract: "What changed from profile A to profile B (NAME@VERSION or FILE); with --cluster, from A to the cluster's profile of its workload.")
         @Argument var a: String
-        @Argument var b: String
+        @Argument var b: String?
         @OptionGroup var store: ProfileStoreOptions
+        @OptionGroup var cluster: ClusterOptions
+
+        func validate() throws {
+            if cluster.cluster && b != nil {
+                throw ValidationError("with --cluster, give one profile: it is compared with the cluster's profile of its workload")
+            }
+            if !cluster.cluster && b == nil {
+                throw ValidationError("give two profiles to compare, or one and --cluster")
+            }
+        }
 
         func run() throws {
             try reportingFailures {
-                let diff = ProfileDiff(from: try ProfileCommand.load(a, store: store.store),
-                                       to: try ProfileCommand.load(b, store: store.store))
+                let from = try ProfileCommand.load(a, store: store.store)
+                let to: Profile
+                if let b {
+                    to = try ProfileCommand.load(b, store: store.store)
+                } else {
+                    let (namespace, name) = try WorkloadProfileResource.objectName(workload: from.workload)
+                    guard let resource = try cluster.client().get(namespace: namespace, name: name) else {
+                        throw CommandFailure("no WorkloadProfile for \(from.workload) (\(namespace)/\(name)) in the cluster")
+                    }
+                    to = resource.cluster.profile
+                }
+                let diff = ProfileDiff(from: from, to: to)
                 print(diff.lines.isEmpty ? "no differences" : diff.lines.joined(separator: "\n"))
             }
         }

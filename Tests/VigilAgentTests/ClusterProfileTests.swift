@@ -23,17 +23,17 @@ final class ClusterProfileTests: XCTestCase {
         for node in nodes { node.remove() }
     }
 
-    private func client() throws -> WorkloadProfileClient {
-        try WorkloadProfileClient(endpoint: .init(apiServer: server.url, tokenFile: server.tokenFile, caFile: server.caFile, timeout: 5))
+    private func client(timeout: Double = 5) throws -> WorkloadProfileClient {
+        try WorkloadProfileClient(endpoint: .init(apiServer: server.url, tokenFile: server.tokenFile, caFile: server.caFile, timeout: timeout))
     }
 
-    private func node(_ name: String) throws -> (SimulatedNode, NodeAgent) {
+    private func node(_ name: String, timeout: Double = 5) throws -> (SimulatedNode, NodeAgent) {
         let node = try SimulatedNode()
         nodes.append(node)
         var configuration = node.configuration()
         configuration.learning.minDuration = 600
         configuration.learning.quietPeriod = 60
-        return (node, try node.agent(configuration, node: name, clusterProfiles: try client()))
+        return (node, try node.agent(configuration, node: name, clusterProfiles: try client(timeout: timeout)))
     }
 
     private func seccompFile(_ node: SimulatedNode) -> String {
@@ -106,7 +106,7 @@ final class ClusterProfileTests: XCTestCase {
     /// The API server refuses (or is down): rounds fail and are counted, the node keeps learning
     /// from its own store, and the next round after it returns brings everything in.
     func testAnUnreachableAPIServerLosesNothing() throws {
-        let (node, agent) = try node("node-a")
+        let (node, agent) = try node("node-a", timeout: 1)
         server.forbid()
         let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
         node.exec(web, exe: "/usr/bin/python3")
@@ -124,6 +124,70 @@ final class ClusterProfileTests: XCTestCase {
         let shared = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
         XCTAssertTrue(shared.cluster.profile.execs.contains { $0.exe == "/usr/bin/python3" })
         XCTAssertFalse(shared.cluster.profile.fileWrites.isEmpty, "what was learned during the outage is there")
+
+        // A partition: the API server does not answer at all. Requests time out, the round fails
+        // and is counted, the node learns on; what it learned reaches the cluster when it heals.
+        server.partition()
+        node.connect(web, to: [10, 0, 0, 7], port: 6379)
+        try node.settle(agent)
+        let cut = Date()
+        agent.cluster!.runRound(learners: agent.registry.learners)
+        XCTAssertLessThan(Date().timeIntervalSince(cut), 10, "a round is bounded by the request timeout")
+        XCTAssertEqual(agent.cluster!.counts.failures, 4)
+        XCTAssertEqual(agent.workloadStates[key], .learning)
+        server.heal()
+        agent.cluster!.runRound(learners: agent.registry.learners)
+        XCTAssertEqual(agent.cluster!.counts.writes, 2)
+        XCTAssertEqual(try client().get(namespace: "shop", name: "deployment.web.server")?.cluster.profile.egress.map(\.address), ["10.0.0.7"])
+    }
+
+    /// A node that never ran the workload watches the stable profiles: when learning ends on
+    /// another node, its filter is installed here within about a second — not at this node's next
+    /// round — and removed as soon as the object is deleted.
+    func testTheWatchBringsEveryStableProfileToEveryNodeAtOnce() throws {
+        let (nodeA, a) = try node("node-a")
+        let (nodeB, b) = try node("node-b")
+        let web = try nodeA.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        nodeA.exec(web, exe: "/usr/bin/python3")
+        try nodeA.settle(a)
+        let start = Date()
+        a.cluster!.runRound(learners: a.registry.learners, now: start)
+        // node-b last listed at its start; the history since is compacted away: its watch from
+        // that version is expired (410), and it lists again and watches from there.
+        server.compact()
+        b.cluster!.startWatching()
+        addTeardownBlock { b.cluster!.stopWatching() }
+        for _ in 0..<30 where b.cluster!.counts.watchExpiries == 0 { usleep(100_000) }
+        XCTAssertEqual(b.cluster!.counts.watchExpiries, 1)
+        usleep(1_000_000)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: seccompFile(nodeB)), "learning: nothing to install")
+        XCTAssertEqual(b.cluster!.counts.watchEvents, 0, "a learning profile is not sent to the watch")
+
+        let roundsBefore = b.cluster!.counts.rounds
+        a.cluster!.runRound(learners: a.registry.learners, now: start.addingTimeInterval(700))
+        XCTAssertEqual(try client().get(namespace: "shop", name: "deployment.web.server")?.cluster.profile.state, .stable)
+        for _ in 0..<50 where b.cluster!.counts.installs == 0 { usleep(100_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: seccompFile(nodeB)), "installed on node-b without a round of its own")
+        XCTAssertEqual(b.cluster!.counts.installs, 1)
+        XCTAssertEqual(b.cluster!.counts.rounds, roundsBefore + 1, "one read for the change")
+        XCTAssertEqual(b.cluster!.counts.watchEvents, 1)
+
+        // With the watch working, the rounds between resyncs do not list.
+        func lists() -> Int { server.requests.filter { $0.hasPrefix("GET /apis/vigil.dev/v1alpha1/workloadprofiles?resourceVersion=0") }.count }
+        let listsBefore = lists()
+        for _ in 0..<3 {
+            let rounds = b.cluster!.counts.rounds
+            b.cluster!.startRound(learners: b.registry.learners)
+            for _ in 0..<50 where b.cluster!.counts.rounds == rounds { usleep(20_000) }
+        }
+        XCTAssertEqual(lists(), listsBefore, "three rounds, no list")
+
+        try client().delete(namespace: "shop", name: "deployment.web.server")
+        for _ in 0..<50 where b.cluster!.counts.removals == 0 { usleep(100_000) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: seccompFile(nodeB)), "removed on node-b once the object is deleted")
+        XCTAssertEqual(b.cluster!.counts.removals, 1)
+        XCTAssertEqual(b.cluster!.counts.failures, 0)
+        XCTAssertEqual(b.cluster!.counts.watchExpiries, 1)
     }
 
     /// Writes are batched: one merge per workload per round, a write only when the node brings

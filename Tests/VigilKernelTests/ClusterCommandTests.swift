@@ -5,7 +5,7 @@ import VigilProfiles
 import VigilTestSupport
 import XCTest
 
-/// `vigil profile list|show|promote|relearn --cluster` against the stand-in API server, through a
+/// `vigil profile list|show|diff|promote|relearn --cluster` against the stand-in API server, through a
 /// kubeconfig, as a person runs them. (No root needed; the vigil binary is built beside the tests.)
 final class ClusterCommandTests: XCTestCase {
     func testProfileCommandsWorkOnTheClustersProfiles() throws {
@@ -37,6 +37,18 @@ final class ClusterCommandTests: XCTestCase {
         run = try VigilBinary.run(["profile", "show", workload] + cluster)
         XCTAssertEqual(run.status, 0, run.error)
         XCTAssertTrue(run.output.contains("# node node-a: 3 events") && run.output.contains("exe: /usr/bin/python3"), run.output)
+
+        // This node's copy has a shell the cluster's profile lacks (learned here, not merged yet).
+        var local = profile
+        local.execs.append(ExecRule(exe: "/bin/sh", parent: "/usr/bin/python3"))
+        let localFile = server.directory + "/local.yaml"
+        try ProfileCodec.encode(local).write(toFile: localFile, atomically: true, encoding: .utf8)
+        run = try VigilBinary.run(["profile", "diff", localFile] + cluster)
+        XCTAssertEqual(run.status, 0, run.error)
+        XCTAssertEqual(run.output, "- exec /bin/sh (parent /usr/bin/python3)\n", "from this node's copy to the cluster's")
+        run = try VigilBinary.run(["profile", "diff", localFile, localFile] + cluster)
+        XCTAssertEqual(run.status, 64, "two profiles and --cluster: \(run.error)")
+        XCTAssertTrue(run.error.contains("give one profile"), run.error)
 
         run = try VigilBinary.run(["profile", "promote", workload] + cluster)
         XCTAssertEqual(run.status, 0, run.error)

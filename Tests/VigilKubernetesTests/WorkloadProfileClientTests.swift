@@ -183,6 +183,75 @@ final class WorkloadProfileClientTests: XCTestCase {
         XCTAssertEqual(result.workloads, [workload])
     }
 
+    /// The watch of stable profiles, as the API server's watch cache serves it: an object that
+    /// turns stable is ADDED, learning ones are not sent, a deletion is DELETED, bookmarks move the
+    /// version on while nothing changes, a version older than the history is 410 Expired, and a
+    /// watch ends at once when cancelled.
+    func testTheWatchSeesStableProfilesComeAndGo() throws {
+        let client = try client(), writer = try self.client()
+        let other = "ml/deployment/embedder/server"
+        _ = try writer.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0)
+        let start = try XCTUnwrap(try client.refresh().resourceVersion)
+
+        let changes = Changes()
+        let ended = expectation(description: "the watch ended at its timeout")
+        let outcome = Changes()
+        DispatchQueue.global().async {
+            do {
+                let end = try client.watchStable(from: start, timeoutSeconds: 4) { changes.append($0) }
+                if case .closed(let version) = end { outcome.version = version }
+            } catch {
+                outcome.error = "\(error)"
+            }
+            ended.fulfill()
+        }
+        var learning = local(execs: ["/usr/bin/python3"])
+        learning.workload = other
+        _ = try writer.merge(learning, node: "node-a", now: t0)
+        _ = try writer.merge(local(execs: ["/usr/bin/python3"]), node: "node-a", now: t0.addingTimeInterval(7200))
+        let deleted = try XCTUnwrap(try writer.get(namespace: "ml", name: "deployment.llm-server.server"))
+        XCTAssertEqual(deleted.cluster.profile.state, .stable)
+        try writer.delete(namespace: "ml", name: "deployment.llm-server.server")
+        wait(for: [ended], timeout: 15)
+        XCTAssertNil(outcome.error)
+        XCTAssertEqual(changes.all.map { "\($0.type) \($0.namespace)/\($0.name) \($0.workload ?? "-")" },
+                       ["ADDED ml/deployment.llm-server.server \(workload)", "DELETED ml/deployment.llm-server.server \(workload)"],
+                       "the learning embedder is not sent")
+        let end = try XCTUnwrap(outcome.version.flatMap { Int($0) })
+        XCTAssertGreaterThan(end, try XCTUnwrap(Int(deleted.resourceVersion ?? "")), "bookmarks moved the version past the last change")
+
+        // Watching on from where it ended is quiet; from before a compaction it is expired.
+        XCTAssertEqual(try client.watchStable(from: "\(end)", timeoutSeconds: 1) { changes.append($0) }, .closed(resourceVersion: "\(end)"))
+        XCTAssertEqual(changes.all.count, 2)
+        server.compact()
+        XCTAssertEqual(try client.watchStable(from: start, timeoutSeconds: 2) { changes.append($0) }, .expired)
+
+        // Cancelled (the agent stops): the watch returns at once, and later ones are refused.
+        let cancelled = expectation(description: "the watch returned when cancelled")
+        let began = Date()
+        let watchingOn = Changes()
+        DispatchQueue.global().async {
+            do {
+                _ = try client.watchStable(from: "\(end)", timeoutSeconds: 60, changed: { _ in })
+            } catch {
+                watchingOn.error = "\(error)"
+            }
+            cancelled.fulfill()
+        }
+        usleep(500_000)
+        client.cancelWatches()
+        wait(for: [cancelled], timeout: 5)
+        XCTAssertLessThan(Date().timeIntervalSince(began), 5)
+        XCTAssertNotNil(watchingOn.error, "a cancelled watch is an error, not a quiet end")
+        XCTAssertThrowsError(try client.watchStable(from: "\(end)", timeoutSeconds: 60) { _ in })
+
+        // Refused by RBAC: a clear error, not an empty watch.
+        server.forbid()
+        XCTAssertThrowsError(try writer.watchStable(from: "\(end)", timeoutSeconds: 1) { _ in }) { error in
+            XCTAssertTrue("\(error)".contains("403"), "\(error)")
+        }
+    }
+
     /// Names map one to one: dotted owners read back, long ones are cut with a digest of the key,
     /// keys that are not an agent's are refused, and an object whose name does not match its
     /// workload is not taken for it.
@@ -218,4 +287,23 @@ private final class LockedList: @unchecked Sendable {
     private var list: [String] = []
     func append(_ item: String) { lock.withLock { list.append(item) } }
     var items: [String] { lock.withLock { list } }
+}
+
+/// What a watch reported, from its event-loop thread.
+private final class Changes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var changes: [WorkloadProfileClient.WatchChange] = []
+    private var _version: String?
+    private var _error: String?
+
+    func append(_ change: WorkloadProfileClient.WatchChange) { lock.withLock { changes.append(change) } }
+    var all: [WorkloadProfileClient.WatchChange] { lock.withLock { changes } }
+    var version: String? {
+        get { lock.withLock { _version } }
+        set { lock.withLock { _version = newValue } }
+    }
+    var error: String? {
+        get { lock.withLock { _error } }
+        set { lock.withLock { _error = newValue } }
+    }
 }

@@ -53,6 +53,7 @@ public final class FakeAPIServer {
 
     public func stop() {
         if process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
             process.terminate()
             process.waitUntilExit()
         }
@@ -88,6 +89,22 @@ public final class FakeAPIServer {
     /// From now on every request is refused with 403 (an RBAC rule missing).
     public func forbid() {
         _ = FileManager.default.createFile(atPath: directory + "/pods/forbidden", contents: Data())
+    }
+
+    /// The next watch request finds no history (an etcd compaction): any resourceVersion before
+    /// now is answered with 410 Expired.
+    public func compact() {
+        _ = FileManager.default.createFile(atPath: directory + "/pods/compact", contents: Data())
+    }
+
+    /// A network partition: the server stops answering (connections hang, requests time out)
+    /// until `heal()`.
+    public func partition() {
+        kill(process.processIdentifier, SIGSTOP)
+    }
+
+    public func heal() {
+        kill(process.processIdentifier, SIGCONT)
     }
 
     /// Requests are answered again (after `forbid()`).

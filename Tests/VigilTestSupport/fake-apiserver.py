@@ -12,7 +12,15 @@ against the token file at each request (so a test can rotate it), and what Vigil
   creationTimestamp set at create, generation bumped when the spec changes; lists of metadata
   only (Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1); a request body over
   3 MiB is 413 RequestEntityTooLarge (the API server's own limit) and an object over 1.5 MiB is
-  refused by etcd (500 "etcdserver: request is too large").
+  refused by etcd (500 "etcdserver: request is too large");
+- watches (?watch=1) as the API server's watch cache serves them: newline-delimited JSON events
+  in a chunked 200 response from a resourceVersion ("0" or none: the current objects as ADDED
+  first), a labelSelector of key=value terms with the cache's semantics (an object that starts
+  matching is ADDED, one that stops matching is DELETED), metadata-only objects when asked,
+  BOOKMARK events when allowWatchBookmarks=true (every second here; about every minute in a real
+  cluster), the end at timeoutSeconds, and a resourceVersion older than the retained history
+  answered by one ERROR event (a Status 410 Expired "too old resource version") — history is
+  the last 200 changes, and DIR/compact drops it all (a compaction) at the next watch request.
 
 Each request line is appended to DIR/requests.log."""
 import datetime
@@ -23,6 +31,7 @@ import re
 import ssl
 import sys
 import threading
+import urllib.parse
 import uuid
 
 cert, key, pods, token_file, port_file = sys.argv[1:6]
@@ -33,9 +42,20 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 MAX_OBJECT_BYTES = 1536 * 1024
 
-lock = threading.Lock()
+lock = threading.Condition()
 objects = {}  # (namespace, name) -> object
 counter = [1000]
+HISTORY = 200
+history = []  # (resourceVersion, object before or None, object after or None), oldest first
+compacted = [0]  # the newest resourceVersion no longer in history
+BOOKMARK_SECONDS = 1.0
+
+
+def record(version, old, new):
+    history.append((int(version), old, new))
+    if len(history) > HISTORY:
+        compacted[0] = history.pop(0)[0]
+    lock.notify_all()
 
 
 def status(code, reason, message, details=None):
@@ -59,6 +79,7 @@ def next_version():
 def store(namespace, name, obj):
     if len(json.dumps(obj, separators=(",", ":"))) > MAX_OBJECT_BYTES:
         return status(500, "", "etcdserver: request is too large")
+    record(obj["metadata"]["resourceVersion"], objects.get((namespace, name)), obj)
     objects[(namespace, name)] = obj
     return None
 
@@ -130,8 +151,106 @@ def profiles(method, namespace, name, body, accept):
             return update(namespace, name, obj or {})
         if method == "DELETE" and name:
             obj = objects.pop((namespace, name), None)
-            return (200, obj) if obj else not_found(name)
+            if obj is None:
+                return not_found(name)
+            record(next_version(), obj, None)
+            return 200, obj
         return status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+
+def selector_matches(selector, obj):
+    labels = (obj or {}).get("metadata", {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return obj is not None
+
+
+def watch_event(kind, obj, metadata_only, version=None):
+    meta = dict(obj["metadata"])
+    if version is not None:
+        meta["resourceVersion"] = str(version)
+    if metadata_only:
+        obj = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}
+    else:
+        obj = dict(obj, metadata=meta)
+    return {"type": kind, "object": obj}
+
+
+def watch(handler, namespace, query, metadata_only):
+    """Streams events until timeoutSeconds, a write to the client fails, or the version expires."""
+    import time
+    selector = query.get("labelSelector", [""])[0]
+    bookmarks = query.get("allowWatchBookmarks", ["false"])[0] == "true"
+    deadline = time.monotonic() + float(query.get("timeoutSeconds", ["1800"])[0])
+    requested = query.get("resourceVersion", [""])[0]
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+
+    def send(event):
+        data = (json.dumps(event) + "\n").encode()
+        handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        handler.wfile.flush()
+
+    def in_namespace(obj):
+        return namespace is None or obj["metadata"]["namespace"] == namespace
+
+    with lock:
+        if os.path.exists(os.path.join(pods, "compact")):
+            os.remove(os.path.join(pods, "compact"))
+            history.clear()
+            compacted[0] = counter[0]
+        if requested in ("", "0"):
+            initial = [o for o in objects.values() if in_namespace(o) and selector_matches(selector, o)]
+            position = counter[0]
+        else:
+            initial, position = [], int(requested)
+    try:
+        for obj in initial:
+            send(watch_event("ADDED", obj, metadata_only))
+        last_sent = time.monotonic()
+        while time.monotonic() < deadline:
+            with lock:
+                if position < compacted[0]:
+                    expired = position
+                    events = None
+                else:
+                    events = [e for e in history if e[0] > position]
+                    if not events:
+                        lock.wait(timeout=min(BOOKMARK_SECONDS, max(0.0, deadline - time.monotonic())))
+                        events = [e for e in history if e[0] > position]
+                current = counter[0]
+            if events is None:
+                send({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                                  "message": f"too old resource version: {expired} ({compacted[0] + 1})",
+                                                  "reason": "Expired", "code": 410}})
+                break
+            for version, old, new in events:
+                position = version
+                before = old is not None and in_namespace(old) and selector_matches(selector, old)
+                after = new is not None and in_namespace(new) and selector_matches(selector, new)
+                if before and after:
+                    send(watch_event("MODIFIED", new, metadata_only))
+                elif after:
+                    send(watch_event("ADDED", new, metadata_only))
+                elif before:
+                    send(watch_event("DELETED", new or old, metadata_only, version))
+                else:
+                    continue
+                last_sent = time.monotonic()
+            if bookmarks and time.monotonic() - last_sent >= BOOKMARK_SECONDS:
+                position = max(position, current)
+                send({"type": "BOOKMARK", "object": {"apiVersion": "meta.k8s.io/v1" if metadata_only else f"{GROUP}/{VERSION}",
+                                                     "kind": "PartialObjectMetadata" if metadata_only else KIND,
+                                                     "metadata": {"resourceVersion": str(position)}}})
+                last_sent = time.monotonic()
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+        handler.close_connection = True
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -162,6 +281,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if os.path.exists(os.path.join(pods, "forbidden")):
             return self.reply(403, '{"kind":"Status","code":403,"reason":"Forbidden"}')
         match = PROFILES.match(self.path)
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        if match and self.command == "GET" and not match.group(2) and query.get("watch", [""])[0] in ("1", "true"):
+            return watch(self, match.group(1), query, "as=PartialObjectMetadata" in self.headers.get("Accept", ""))
         if match:
             return self.reply(*profiles(self.command, match.group(1), match.group(2), body, self.headers.get("Accept", "")))
         match = POD.match(self.path)
