@@ -33,10 +33,14 @@ public struct ClusterProfile: Equatable, Sendable {
     public var profile: Profile
     /// One entry per node that merged, sorted by node name.
     public var nodes: [NodeEvidence]
+    /// A person asked for a relearn by setting the object's `spec.relearn` (kubectl patch): the
+    /// first agent to read it starts the next version (`ProfileMerge.relearn`), which clears it.
+    public var relearnRequested: Bool
 
-    public init(profile: Profile, nodes: [NodeEvidence]) {
+    public init(profile: Profile, nodes: [NodeEvidence], relearnRequested: Bool = false) {
         self.profile = profile
         self.nodes = nodes
+        self.relearnRequested = relearnRequested
     }
 }
 
@@ -111,6 +115,7 @@ public enum ProfileMerge {
                                                              quietPeriod: old.learning.quietPeriod),
                                   modelPaths: old.modelPaths)
         cluster.nodes = []
+        cluster.relearnRequested = false
     }
 
     /// Decides stability with nothing new from any node: what an agent checks at each interval,

@@ -42,9 +42,20 @@ public final class WorkloadProfileClient: @unchecked Sendable {
         let (namespace, name) = try WorkloadProfileResource.objectName(workload: local.workload)
         var conflicts = 0
         for _ in 0..<attempts {
-            let current = try get(namespace: namespace, name: name)
-            let outcome = ProfileMerge.merge(local, from: node, into: current?.cluster, now: now)
-            if case .unchanged = outcome, let current { return .unchanged(current) }
+            var current = try get(namespace: namespace, name: name)
+            // A relearn a person asked for (spec.relearn) comes first; this node's learning of
+            // the old version is then stale and ignored.
+            var relearned = false
+            if var requested = current, requested.cluster.relearnRequested {
+                ProfileMerge.relearn(&requested.cluster, now: now)
+                current = requested
+                relearned = true
+            }
+            var outcome = ProfileMerge.merge(local, from: node, into: current?.cluster, now: now)
+            if case .unchanged = outcome, let current {
+                guard relearned else { return .unchanged(current) }
+                outcome = .changed(current.cluster, reasons: ["relearn requested in spec.relearn"])
+            }
             guard case let .changed(merged, reasons) = outcome else { continue }
             let resource = WorkloadProfileResource(namespace: namespace, name: name, resourceVersion: current?.resourceVersion,
                                                    cluster: merged)
@@ -70,7 +81,9 @@ public final class WorkloadProfileClient: @unchecked Sendable {
             guard var resource = try get(namespace: namespace, name: name) else {
                 throw KubernetesError.configuration("no WorkloadProfile for \(workload) (\(namespace)/\(name)): no agent has learned it yet")
             }
+            let before = resource.cluster
             try change(&resource.cluster)
+            guard resource.cluster != before else { return resource }
             do {
                 return try replace(resource)
             } catch KubernetesError.conflict {
@@ -143,7 +156,15 @@ public final class WorkloadProfileClient: @unchecked Sendable {
             }
             do {
                 fetched += 1
-                if let resource = try get(namespace: namespace, name: name) { current[key] = resource }
+                guard var resource = try get(namespace: namespace, name: name) else { continue }
+                if resource.cluster.relearnRequested {
+                    // A person set spec.relearn: start the next version (another node may have
+                    // already: then the fresh read has it cleared and nothing is written).
+                    resource = try update(workload: resource.cluster.profile.workload) { cluster in
+                        if cluster.relearnRequested { ProfileMerge.relearn(&cluster, now: Date()) }
+                    }
+                }
+                current[key] = resource
             } catch {
                 problems.append("\(error)")
             }

@@ -128,6 +128,8 @@ public struct WorkloadProfileResource: Equatable, Sendable {
             var egress: [EgressRule]
             var syscalls: SyscallLists
             var seccomp: SeccompAdditions?
+            /// Set by a person (`kubectl patch ... -p '{"spec":{"relearn":true}}'`); absent otherwise.
+            var relearn: Bool?
         }
         struct Counts: Codable {
             var execs: Int
@@ -161,7 +163,8 @@ public struct WorkloadProfileResource: Equatable, Sendable {
                                 labels: ["app.kubernetes.io/managed-by": "vigil", WorkloadProfileResource.stateLabel: profile.state.rawValue],
                                 annotations: [WorkloadProfileResource.workloadAnnotation: profile.workload])
             spec = Spec(workload: profile.workload, version: profile.version, modelPaths: profile.modelPaths, execs: profile.execs,
-                        fileWrites: profile.fileWrites, egress: profile.egress, syscalls: profile.syscalls, seccomp: profile.seccomp)
+                        fileWrites: profile.fileWrites, egress: profile.egress, syscalls: profile.syscalls, seccomp: profile.seccomp,
+                        relearn: resource.cluster.relearnRequested ? true : nil)
             status = Status(state: profile.state, learning: profile.learning, nodes: resource.cluster.nodes,
                             counts: Counts(execs: profile.execs.count, fileWrites: profile.fileWrites.count, destinations: profile.egress.count,
                                            syscalls: SyscallABI.allCases.reduce(0) { $0 + profile.syscalls[$1].count },
@@ -177,7 +180,7 @@ public struct WorkloadProfileResource: Equatable, Sendable {
                                   modelPaths: spec.modelPaths, execs: spec.execs, fileWrites: spec.fileWrites, egress: spec.egress,
                                   syscalls: spec.syscalls, seccomp: spec.seccomp)
             return WorkloadProfileResource(namespace: metadata.namespace, name: metadata.name, resourceVersion: metadata.resourceVersion,
-                                           cluster: ClusterProfile(profile: profile, nodes: status.nodes))
+                                           cluster: ClusterProfile(profile: profile, nodes: status.nodes, relearnRequested: spec.relearn == true))
         }
     }
 }

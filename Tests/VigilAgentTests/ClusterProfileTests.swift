@@ -247,6 +247,25 @@ final class ClusterProfileTests: XCTestCase {
         let shared = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
         XCTAssertEqual(shared.cluster.profile.version, 2)
         XCTAssertEqual(shared.cluster.profile.execs.map(\.exe), ["/usr/bin/python3.12"], "v2 learned anew, nothing of v1")
+
+        // The same by hand: a person sets spec.relearn on the stable object (kubectl patch). Two
+        // nodes read it; the first starts v3 and clears the field, the second finds it done.
+        _ = try client().update(workload: key) { ProfileMerge.promote(&$0, now: Date()) }
+        var patched = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: patched.encoded()) as? [String: Any])
+        XCTAssertNil(json[path: "spec.relearn"], "absent unless asked for")
+        patched.cluster.relearnRequested = true
+        let written = try client().replace(patched)
+        let writtenJSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: written.encoded()) as? [String: Any])
+        XCTAssertEqual(writtenJSON[path: "spec.relearn"] as? Bool, true)
+        let (_, other) = try self.node("node-b")
+        for reader in [agent, other] { reader.cluster!.runRound(learners: reader.registry.learners, workloads: [key]) }
+        let v3 = try XCTUnwrap(try client().get(namespace: "shop", name: "deployment.web.server"))
+        XCTAssertEqual(v3.cluster.profile.version, 3, "one relearn, however many nodes read the request")
+        XCTAssertEqual(v3.cluster.profile.state, .learning)
+        XCTAssertFalse(v3.cluster.relearnRequested)
+        try agent.tick()
+        XCTAssertEqual(agent.registry.workload(key).profile?.version, 3)
     }
 
     /// `cluster` in the agent's configuration: read, and refused without the API server.
