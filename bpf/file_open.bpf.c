@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Opens with write intent (open, openat, openat2, creat) and truncate(). Read-only opens are
- * dropped at enter, in the kernel, and never reach userspace. */
+ * dropped at enter, in the kernel, unless the container has model directories: then they are
+ * checked at exit, and only the opens of files under a model directory reach userspace. */
 #include "vigil.bpf.h"
 
 static __always_inline __u32 write_op(__u64 flags)
@@ -17,9 +18,7 @@ static __always_inline __u32 write_op(__u64 flags)
 static __always_inline int remember_open(int dirfd, __u64 name, __u64 flags)
 {
     __u32 op = write_op(flags);
-    if (!op)
-        return 0;
-    return remember_file_syscall(op, (__u32)flags, dirfd, name, 0, 0);
+    return remember_file_syscall(op ? op : VIGIL_FILE_READ_MODEL, (__u32)flags, dirfd, name, 0, 0);
 }
 
 SEC("tp/syscalls/sys_enter_open")

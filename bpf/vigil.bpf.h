@@ -22,6 +22,7 @@
 
 /* How many directories a kernel-side path walk climbs before it gives up and flags truncation. */
 #define VIGIL_PATH_DEPTH 48
+#define VIGIL_MODEL_DEPTH 16 /* ancestors checked for a model directory */
 #define VIGIL_NAME_MAX 255
 #define VIGIL_MAX_WATCHED_CGROUPS 16384
 #define VIGIL_MAX_PENDING 8192
@@ -140,6 +141,14 @@ struct {
     __type(key, __u32);
     __type(value, struct path_scratch);
 } scratch __weak SEC(".maps");
+
+/* Model directories per container (struct vigil_model_dir_key), filled by the agent. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);
+    __type(key, struct vigil_model_dir_key);
+    __type(value, __u8);
+} model_dirs __weak SEC(".maps");
 
 static __always_inline void count_drop(__u32 stage, __u32 kind)
 {
@@ -384,6 +393,41 @@ static __always_inline void read_syscall_path(struct vigil_path *out, int dirfd,
     out->dir_len = resolve_path(dentry, mnt, out->dir, flags);
 }
 
+/* Whether (dentry, vfsmnt) is below one of the current container's model directories: its
+ * ancestors, crossing mounts up to the process's root, looked up in model_dirs. */
+static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+    if (!dentry || !vfsmnt)
+        return 0;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+    struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+    struct mount *mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+    struct vigil_model_dir_key key = { .cgroup_id = bpf_get_current_cgroup_id() };
+    for (int i = 0; i < VIGIL_MODEL_DEPTH; i++) {
+        key.inode = BPF_CORE_READ(dentry, d_inode, i_ino);
+        key.device = BPF_CORE_READ(dentry, d_sb, s_dev);
+        if (bpf_map_lookup_elem(&model_dirs, &key))
+            return 1;
+        if (dentry == root_dentry && vfsmnt == root_mnt)
+            return 0;
+        struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+        if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
+            struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+            if (up == mnt)
+                return 0;
+            dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+            mnt = up;
+            vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
+            continue;
+        }
+        if (dentry == parent)
+            return 0;
+        dentry = parent;
+    }
+    return 0;
+}
+
 /* File syscalls: enter remembers the arguments, exit reports them with the outcome. */
 static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int dirfd, __u64 name,
                                                  int target_dirfd, __u64 target_name)
@@ -391,6 +435,8 @@ static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int
     struct vigil_cgroup_state *state = watched_state();
     if (!state || runtime_phase())
         return 0; /* the runtime setting the container up is not the workload */
+    if (op == VIGIL_FILE_READ_MODEL && !(state->flags & VIGIL_CGROUP_MODEL))
+        return 0; /* no model directories: a read costs one lookup and nothing more */
     struct pending_syscall args = {
         .kind = VIGIL_KIND_FILE,
         .profile_id = state->profile_id,
@@ -405,11 +451,52 @@ static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int
     return 0;
 }
 
+/* A read-only open that succeeded: reported only when the file it opened is below one of the
+ * container's model directories, with the file's own path and identity. */
+static __always_inline int report_model_read(struct pending_syscall *args, long ret)
+{
+    if (ret < 0)
+        return 0;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct file *file = fd_to_file(task, (int)ret);
+    if (!file)
+        return 0;
+    struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+    struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
+    if (!under_model_dir(dentry, mnt))
+        return 0;
+    struct vigil_file_event *event = event_buffer();
+    if (!event)
+        return 0;
+    fill_header(&event->hdr, VIGIL_KIND_FILE);
+    event->op = VIGIL_FILE_READ_MODEL;
+    event->open_flags = args->open_flags;
+    event->ret = ret;
+    event->inode = BPF_CORE_READ(dentry, d_inode, i_ino);
+    event->device = BPF_CORE_READ(dentry, d_sb, s_dev);
+    event->path.dir_len = 0;
+    event->path.name_len = resolve_path(dentry, mnt, event->path.name, &event->hdr.flags);
+    /* Who opened it: the process's executable, as the exec record would name it (its exec may
+     * have been known behaviour, dropped in the kernel, so the agent cannot look it up). */
+    event->target.dir_len = 0;
+    event->target.name_len = 0;
+    struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+    if (exe) {
+        __u32 exe_flags = 0;
+        event->target.name_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
+                                              event->target.name, &exe_flags);
+    }
+    send_event(event, sizeof(*event), VIGIL_KIND_FILE);
+    return 0;
+}
+
 static __always_inline int report_file_syscall(long ret)
 {
     struct pending_syscall args;
     if (!take_pending(&args) || args.kind != VIGIL_KIND_FILE)
         return 0;
+    if (args.op == VIGIL_FILE_READ_MODEL)
+        return report_model_read(&args, ret);
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
@@ -417,6 +504,8 @@ static __always_inline int report_file_syscall(long ret)
     event->op = args.op;
     event->open_flags = args.open_flags;
     event->ret = ret;
+    event->inode = 0;
+    event->device = 0;
     read_syscall_path(&event->path, args.dirfd, args.name, &event->hdr.flags);
     if (args.op == VIGIL_FILE_RENAME) {
         read_syscall_path(&event->target, args.target_dirfd, args.target_name, &event->hdr.flags);

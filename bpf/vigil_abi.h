@@ -48,6 +48,7 @@ enum vigil_file_op {
     VIGIL_FILE_TRUNCATE = 3,   /* open with O_TRUNC (no O_CREAT), or truncate() */
     VIGIL_FILE_RENAME = 4,
     VIGIL_FILE_UNLINK = 5,
+    VIGIL_FILE_READ_MODEL = 6, /* opened for reading, under one of the container's model directories */
 };
 
 enum vigil_net_op {
@@ -109,7 +110,14 @@ struct vigil_file_event {
     __u32 open_flags;
     __s64 ret;      /* the syscall's return: >= 0 success, < 0 is -errno */
     struct vigil_path path;
-    struct vigil_path target; /* rename only: the new name */
+    struct vigil_path target; /* rename: the new name; READ_MODEL: the opening process's executable */
+    /* VIGIL_FILE_READ_MODEL only: the opened file's inode and device (the kernel's dev_t,
+     * MAJOR << 20 | MINOR), so the agent can check that what it hashes is what was opened. Its
+     * path is in `path.name`, resolved from the open file (symlinks followed, as the process's
+     * root sees it). */
+    __u64 inode;
+    __u32 device;
+    __u32 _reserved;
 };
 
 struct vigil_net_event {
@@ -181,6 +189,18 @@ enum vigil_runtime_phase {
  * does not watch: an excluded namespace, a pod sandbox): nothing else of it is. Inherited by the
  * cgroups made below it. */
 #define VIGIL_CGROUP_QUIET (1u << 0)
+/* The container has model directories (model_dirs): its read-only opens are checked against
+ * them at exit; a cgroup without it drops read-only opens at enter, as before. */
+#define VIGIL_CGROUP_MODEL (1u << 1)
+
+/* A model directory of one container, as its processes see it: the directory's inode. A file is
+ * a model file when one of its ancestors (within VIGIL_MODEL_DEPTH, mounts crossed) is one. */
+struct vigil_model_dir_key {
+    __u64 cgroup_id;
+    __u64 inode;
+    __u32 device;
+    __u32 _pad;
+};
 
 /* The value of the watched_cgroups map: what the kernel knows of one watched cgroup. */
 struct vigil_cgroup_state {

@@ -45,9 +45,17 @@ struct qstr {
     const unsigned char *name;
 };
 
+struct super_block {
+    __u32 s_dev; /* dev_t */
+};
+
+struct inode;
+
 struct dentry {
     struct dentry *d_parent;
     struct qstr d_name;
+    struct inode *d_inode;
+    struct super_block *d_sb;
 };
 
 struct vfsmount {
@@ -67,6 +75,7 @@ struct path {
 
 struct inode {
     unsigned int __i_nlink;
+    unsigned long i_ino;
 };
 
 struct file {

@@ -26,6 +26,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     public var cluster: Cluster = Cluster()
     /// Model-artifact globs per workload (the workload key may be a glob: `ml/*/llm-*/*`).
     public var modelPaths: [ModelPaths] = []
+    /// Model contents declared for workloads (by key or glob): a load of any other is
+    /// `model-unverified`, learning or not.
+    public var modelDigests: [ModelDigests] = []
     /// The read-only operations listener (/metrics, /healthz, /readyz): `host:port`; loopback by
     /// default, so nothing on the node's network sees it unless asked.
     public var metricsAddress: String = "127.0.0.1:9464"
@@ -149,12 +152,26 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         "cluster": ["enabled", "syncInterval"],
     ]
 
+    public struct ModelDigests: Codable, Equatable, Sendable {
+        public var workload: String
+        /// `sha256:<64 lowercase hex digits>`
+        public var digests: [String]
+        public init(workload: String, digests: [String]) {
+            self.workload = workload
+            self.digests = digests
+        }
+    }
+
+    public func modelDigests(for workload: String) -> Set<String> {
+        Set(modelDigests.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.digests))
+    }
+
     public func modelPaths(for workload: String) -> [String] {
         modelPaths.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.paths)
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, modelPaths
+        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, modelPaths, modelDigests
         case metricsAddress
         case eventsFile, eventsFileMaxBytes
     }
@@ -172,6 +189,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         kubernetes = try c.decodeIfPresent(Kubernetes.self, forKey: .kubernetes) ?? kubernetes
         cluster = try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? cluster
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
+        modelDigests = try c.decodeIfPresent([ModelDigests].self, forKey: .modelDigests) ?? modelDigests
         metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
         eventsFile = try c.decodeIfPresent(String.self, forKey: .eventsFile)
         eventsFileMaxBytes = try c.decodeIfPresent(Int.self, forKey: .eventsFileMaxBytes) ?? eventsFileMaxBytes
@@ -217,6 +235,11 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             throw ProfileError(file: file, field: field, problem: problem)
         } catch {
             throw ProfileError(file: file, problem: "is not valid YAML: \(ProfileCodec.describeYAML(error))")
+        }
+        for (i, entry) in config.modelDigests.enumerated() {
+            for (j, digest) in entry.digests.enumerated() where !ModelRule.isDigest(digest) {
+                throw ProfileError(file: file, field: "modelDigests[\(i)].digests[\(j)]", problem: "'\(digest)' is not sha256:<64 lowercase hex digits>")
+            }
         }
         for (i, root) in config.cgroupRoots.enumerated() where !root.hasPrefix("/") {
             throw ProfileError(file: file, field: "cgroupRoots[\(i)]", problem: "'\(root)' must start with / (a path inside the cgroup v2 hierarchy)")

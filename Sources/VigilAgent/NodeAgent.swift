@@ -47,6 +47,7 @@ public final class NodeAgent {
         let cluster = clusterProfiles.map { ClusterSync(store: $0, node: node, seccompRoot: configuration.seccompRoot) }
         self.cluster = cluster
         var settings = WorkloadRegistry.Settings()
+        settings.declaredModelDigests = { [configuration] in configuration.modelDigests(for: $0) }
         settings.checkpointInterval = configuration.learning.checkpointInterval
         settings.retireAfter = configuration.learning.retireAfter
         settings.promoteLocally = cluster == nil

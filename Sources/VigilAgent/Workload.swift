@@ -34,6 +34,14 @@ public final class Workload {
     var unsaved: Profile?
     /// When its last container went; nil while it has one.
     var emptySince: Date?
+    /// Model contents this agent has said it saw loaded (`model.load`) or reported as changed.
+    var reportedModels: Set<String> = []
+    /// Containers whose model directories did not all exist when they were met: looked for
+    /// again at each tick (a server that downloads its weights at start makes them then).
+    var modelDirectoriesMissing: [UInt64: UInt32] = [:]
+    /// The process each container was met through (its entrypoint, mostly): the model hasher
+    /// reads through its root when the process that opened a file is gone.
+    var firstPids: [UInt64: UInt32] = [:]
 
     init(key: String, profileID: UInt32, phase: Phase) {
         self.key = key

@@ -22,6 +22,8 @@ public final class WorkloadRegistry: EventConsumer {
         /// End learning by this node's own evidence. Off when the cluster decides (`ClusterSync`):
         /// a workload then turns stable when its cluster profile does (`adopt`), or at a limit.
         public var promoteLocally = true
+        /// Model contents declared per workload (`modelDigests`): a load of another is `model-unverified`.
+        public var declaredModelDigests: @Sendable (_ workload: String) -> Set<String> = { _ in [] }
         public init() {}
     }
 
@@ -44,6 +46,21 @@ public final class WorkloadRegistry: EventConsumer {
     private let open: Opener
     private let logger = Logger(label: "vigil.workloads")
     private var line = JSONLineWriter()
+    private var modelScratch = JSONLineWriter()
+    /// Made at the first model read: most nodes' registries never need its thread.
+    private var modelFilesIfStarted: ModelFiles?
+    private var modelFiles: ModelFiles {
+        if let modelFilesIfStarted { return modelFilesIfStarted }
+        let made = ModelFiles()
+        modelFilesIfStarted = made
+        return made
+    }
+
+    /// The model hasher's counts (nil before the first model read).
+    public var modelHashing: ModelFiles.Counters? { modelFilesIfStarted?.counts }
+
+    /// Waits for the model files opened so far to be hashed (tests; the last tick at stop).
+    public func waitForModelHashes() { modelFilesIfStarted?.waitUntilIdle() }
 
     public private(set) var workloads: [String: Workload] = [:]
     /// Which workload each watched container belongs to.
@@ -78,7 +95,22 @@ public final class WorkloadRegistry: EventConsumer {
     public func consume(_ event: RawEvent, container: Container, processes: ProcessTable) {
         guard let key = container.workload else { return }
         let workload = workloads[key] ?? make(key)
-        if workload.containers[event.cgroupID] == nil { join(workload, event.cgroupID, container) }
+        if workload.containers[event.cgroupID] == nil { join(workload, event.cgroupID, container, pid: event.pid) }
+        if event.isModelRead {
+            guard event.fileResult >= 0 else { return }
+            // Who reads the model is learned, and checked, at once; what it reads once hashed.
+            let exe = event.modelReaderExe.isEmpty ? "(unknown)" : String(decoding: event.modelReaderExe, as: UTF8.self)
+            workload.withLearner { $0.observeModelReader(exe, now: Date()) }
+            workload.withMonitor { monitor in
+                guard let finding = monitor.detector.checkModelReader(exe) else { return }
+                findings[finding.rule, default: 0] += 1
+                line.removeAll()
+                monitor.reporter.report(finding, event: event, workload: container.identity, processes: processes, into: &line)
+                if !line.bytes.isEmpty { line.bytes.withUnsafeBytes { sink.write($0) } }
+            }
+            modelRead(event, workload: workload, container: container, processes: processes)
+            return
+        }
         let digest = event.kind == .exec ? processes[event.pid]?.execDigest : nil
         let handled = workload.withLearner { $0.observe(event, now: Date(), execDigest: digest) }
         guard handled == nil else { return }
@@ -93,10 +125,12 @@ public final class WorkloadRegistry: EventConsumer {
     }
 
     /// A container of the workload is met for the first time.
-    private func join(_ workload: Workload, _ cgroupID: UInt64, _ container: Container) {
+    private func join(_ workload: Workload, _ cgroupID: UInt64, _ container: Container, pid: UInt32) {
         workload.containers[cgroupID] = container
         workload.emptySince = nil
         members[cgroupID] = workload.key
+        workload.firstPids[cgroupID] = pid
+        findModelDirectories(workload, cgroupID, pid: pid)
         workload.runtimes.insert(container.runtime)
         if let runtime = container.runtime { workload.withLearner { $0.observeRuntime(runtime) } }
         guard let profile = workload.withMonitor({ $0.detector.profile }) else { return }
@@ -106,8 +140,90 @@ public final class WorkloadRegistry: EventConsumer {
         if !workload.seccompCheckedFor.contains(container.runtime) { installSeccomp(workload, profile) }
     }
 
+    // MARK: models
+
+    /// Tells the kernel where the container's model directories are, so that it reports the
+    /// opens of files below them; those that do not exist yet are looked for at each tick.
+    private func findModelDirectories(_ workload: Workload, _ cgroupID: UInt64, pid: UInt32) {
+        guard let patterns = workload.profile?.modelPaths, !patterns.isEmpty else { return }
+        let (found, missing) = ModelFiles.directories(pid: pid, patterns: patterns)
+        workload.modelDirectoriesMissing[cgroupID] = missing.isEmpty ? nil : pid
+        guard !found.isEmpty else { return }
+        do {
+            try kernel.setModelDirectories(cgroupID: cgroupID, found)
+        } catch {
+            problem(workload.key, version: workload.profile?.version, "model reads cannot be watched: \(error)")
+        }
+    }
+
+    /// A model file opened: hashed off the loop, judged at a tick (`takeModelHashes`).
+    private func modelRead(_ event: RawEvent, workload: Workload, container: Container, processes: ProcessTable) {
+        guard event.fileResult >= 0 else { return }
+        modelScratch.removeAll()
+        encoder.encode(event, workload: nil, processes: processes, into: &modelScratch, newline: false)
+        let name = event.filePath.name
+        let pids = [event.pid, event.ppid, workload.firstPids[event.cgroupID] ?? 0]
+        let job = ModelFiles.Job(workload: workload.key, container: container.identity, pids: pids,
+                                 path: String(decoding: name, as: UTF8.self), identity: event.fileIdentity,
+                                 read: modelScratch.bytes, bootNanoseconds: event.bootNanoseconds)
+        if !modelFiles.submit(job) {
+            problem(workload.key, version: workload.profile?.version,
+                    "a model file's open was not hashed: \(ModelFiles.maximumQueued) were waiting (counted in vigil_model_hash_dropped_total)")
+        }
+    }
+
+    /// Model contents hashed since the last tick: learned while learning, checked while
+    /// monitoring; the first sight of each content is a `model.load` line.
+    private func takeModelHashes(now: Date) {
+        for (job, outcome) in modelFilesIfStarted?.takeResults() ?? [] {
+            guard let workload = workloads[job.workload] else { continue }
+            guard case .hashed(let model) = outcome else {
+                if case .failed(let why) = outcome {
+                    logger.warning("a model file was not hashed", metadata: ["workload": "\(job.workload)", "path": "\(job.path)", "why": "\(why)"])
+                }
+                continue
+            }
+            workload.withLearner { $0.observeModel(ModelRule(path: model.path, sha256: model.sha256), now: now) }
+            if let previous = workload.withMonitor({ $0.detector.checkModel(path: model.path, sha256: model.sha256) }) ?? nil {
+                var changed = model
+                changed.previous = previous
+                reportModel(.modelChanged, changed, job, workload)
+            }
+            let declared = settings.declaredModelDigests(job.workload)
+            if !declared.isEmpty, !declared.contains(model.sha256) {
+                var unverified = model
+                unverified.declared = declared.sorted()
+                reportModel(.modelUnverified, unverified, job, workload)
+            }
+            if firstSaid("load", model.sha256, workload) {
+                encoder.encodeModelLoad(model, workload: job.container, read: job.read, atBoot: job.bootNanoseconds, into: &line)
+            }
+        }
+    }
+
+    /// A model anomaly, said once per content (it has no repeats to fold: a content is hashed once).
+    private func reportModel(_ rule: AnomalyRule, _ model: EventEncoder.ModelFile, _ job: ModelFiles.Job, _ workload: Workload) {
+        guard let profile = workload.profile, firstSaid(rule.rawValue, model.sha256, workload) else { return }
+        findings[rule, default: 0] += 1
+        modelScratch.removeAll()
+        encoder.encodeModelEvidence(model, read: job.read, into: &modelScratch)
+        encoder.encodeAnomaly(rule: rule, count: 1, firstSeen: job.bootNanoseconds, lastSeen: job.bootNanoseconds,
+                              profile: EventEncoder.ProfileReference(profile), workload: job.container,
+                              event: modelScratch.bytes, into: &line)
+    }
+
+    /// Whether this is the first time the workload says `what` of this content; bounded, so a
+    /// tenant swapping contents without end cannot grow the agent (past the bound: not said again).
+    private func firstSaid(_ what: String, _ digest: String, _ workload: Workload) -> Bool {
+        guard workload.reportedModels.count < 4 * Learner.maximumModels else { return false }
+        return workload.reportedModels.insert(what + " " + digest).inserted
+    }
+
     public func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls) {
         guard let key = members.removeValue(forKey: cgroupID), let workload = workloads[key] else { return }
+        try? kernel.setModelDirectories(cgroupID: cgroupID, [])
+        workload.modelDirectoriesMissing[cgroupID] = nil
+        workload.firstPids[cgroupID] = nil
         observeSyscalls(workload, lastSyscalls, now: Date())
         workload.withLearner { $0.observeContainerStop() }
         workload.containers[cgroupID] = nil
@@ -161,7 +277,9 @@ public final class WorkloadRegistry: EventConsumer {
         takeWriterOutcomes(now: now)
         let bitmaps = kernel.syscallBitmaps()
         line.removeAll()
+        takeModelHashes(now: now)
         for workload in workloads.values {
+            for (cgroupID, pid) in workload.modelDirectoriesMissing { findModelDirectories(workload, cgroupID, pid: pid) }
             var seen = CgroupSyscalls(workload: SyscallBitmap())
             for id in workload.containers.keys { if let syscalls = bitmaps[id] { seen.formUnion(syscalls) } }
             observeSyscalls(workload, seen, now: now)

@@ -28,6 +28,9 @@ public final class KernelProbes: KernelFacade {
     private let dropsFD: Int32
     private let knownBehaviourFD: Int32
     private let knownDestinationsFD: Int32
+    private let modelDirectoriesFD: Int32
+    /// What `setModelDirectories` put in, per cgroup, to take out again.
+    private var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
     let eventsFD: Int32
     public let ringBufferBytes: UInt32
 
@@ -91,6 +94,7 @@ public final class KernelProbes: KernelFacade {
             dropsFD = try Self.mapFD(object, "drops")
             knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
             knownDestinationsFD = try Self.mapFD(object, "known_destinations")
+            modelDirectoriesFD = try Self.mapFD(object, "model_dirs")
             eventsFD = try Self.mapFD(object, "events")
         } catch {
             for link in links { bpf_link__destroy(link) }
@@ -334,6 +338,31 @@ public final class KernelProbes: KernelFacade {
     public func unwatch(cgroupID: UInt64) {
         var key = cgroupID
         bpf_map_delete_elem(watchedCgroupsFD, &key)
+        try? setModelDirectories(cgroupID: cgroupID, [])
+    }
+
+    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws {
+        func key(_ directory: FileIdentity) -> vigil_model_dir_key {
+            vigil_model_dir_key(cgroup_id: cgroupID, inode: directory.inode, device: directory.device, _pad: 0)
+        }
+        let old = modelDirectories[cgroupID] ?? []
+        for directory in old.subtracting(directories) {
+            var entry = key(directory)
+            bpf_map_delete_elem(modelDirectoriesFD, &entry)
+        }
+        var yes: UInt8 = 1
+        for directory in directories.subtracting(old) {
+            var entry = key(directory)
+            try check(bpf_map_update_elem(modelDirectoriesFD, &entry, &yes, UInt64(BPF_ANY)), "model directory")
+        }
+        modelDirectories[cgroupID] = directories.isEmpty ? nil : directories
+        var id = cgroupID
+        var state = vigil_cgroup_state()
+        guard bpf_map_lookup_elem(watchedCgroupsFD, &id, &state) == 0 else { return }
+        let flags = directories.isEmpty ? state.flags & ~VIGIL_CGROUP_MODEL : state.flags | VIGIL_CGROUP_MODEL
+        guard flags != state.flags else { return }
+        state.flags = flags
+        bpf_map_update_elem(watchedCgroupsFD, &id, &state, UInt64(BPF_EXIST))
     }
 
     public func quiet(cgroupID: UInt64) {

@@ -155,6 +155,10 @@ public enum ProfileMerge {
             result.syscalls[abi] = Array(Set(base.syscalls[abi]).union(other.syscalls[abi])).sorted()
         }
         result.seccomp = mergeSeccomp(base.seccomp, other.seccomp)
+        let models = Set(base.models ?? []).union(other.models ?? [])
+        result.models = models.isEmpty ? nil : models.sorted()
+        let readers = Set(base.modelReaders ?? []).union(other.modelReaders ?? [])
+        result.modelReaders = readers.isEmpty ? nil : readers.sorted()
         return result
     }
 

@@ -12,11 +12,17 @@ public enum AnomalyRule: String, Sendable, CaseIterable {
     /// A binary with no file behind it (memfd_create, a deleted file) the profile does not have
     /// exactly, name and content.
     case filelessExec = "fileless-exec"
+    /// A model file whose content (SHA-256) the profile never saw loaded: weights swapped.
+    case modelChanged = "model-changed"
+    /// A model file whose content is not among those declared for the workload (`modelDigests`).
+    case modelUnverified = "model-unverified"
+    /// A model file opened by an executable that never opened one while the profile learned.
+    case modelArtifactRead = "model-artifact-read"
 
     public var severity: String {
         switch self {
-        case .modelArtifactWrite: "critical"
-        case .unexpectedExec, .unexpectedEgress, .filelessExec: "high"
+        case .modelArtifactWrite, .modelChanged, .modelUnverified: "critical"
+        case .unexpectedExec, .unexpectedEgress, .filelessExec, .modelArtifactRead: "high"
         case .unexpectedFileWrite, .unexpectedSyscall: "medium"
         }
     }
@@ -44,10 +50,14 @@ public struct Detector: Sendable {
     private let modelPaths: [PathPattern]
     public let syscalls: SyscallBitmap
     private var keys = BehaviourKeys()
+    private let modelDigests: Set<String>
+    private let modelReaders: Set<String>
 
     public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = []) {
         self.profile = profile
         keys = BehaviourKeys(runtimeExes: runtimeExes)
+        modelDigests = Set((profile.models ?? []).map(\.sha256))
+        modelReaders = Set(profile.modelReaders ?? [])
         var execHashes: Set<UInt64> = []
         var execPatterns: [(PathPattern, String)] = []
         var filelessExecs: Set<ExecRule> = []
@@ -121,6 +131,20 @@ public struct Detector: Sendable {
         return KnownBehaviour(execHashes: execHashes, files: files, destinations: destinations)
     }
 
+    /// A model file loaded with this content: nil when the profile saw that content loaded
+    /// (at any path: a model moved is not a model changed); else the contents the profile knows
+    /// at this path (or, when none, every content it knows), for the anomaly.
+    public func checkModelReader(_ exe: String) -> Finding? {
+        modelReaders.contains(exe) ? nil : Finding(rule: .modelArtifactRead, key: BehaviourHash.fnv1a(exe))
+    }
+
+    public func checkModel(path: String, sha256: String) -> [String]? {
+        if modelDigests.contains(sha256) { return nil }
+        let models = profile.models ?? []
+        let here = models.filter { $0.path == path }.map(\.sha256)
+        return (here.isEmpty ? models.map(\.sha256) : here).sorted()
+    }
+
     /// nil when the event is in the profile. `execDigest`: the content digest of a binary with
     /// no file (see `ProcessTable.Entry.execDigest`).
     public mutating func check(_ event: RawEvent, execDigest: String? = nil) -> Finding? {
@@ -137,7 +161,8 @@ public struct Detector: Sendable {
             }
             return Finding(rule: .unexpectedExec, key: hash)
         case .file:
-            guard let op = event.fileOperation else { return nil }
+            // Model reads are checked by content once hashed (`checkModel`), not here.
+            guard let op = event.fileOperation, op != .readModel else { return nil }
             let path = keys.filePath(event)
             return path.withUnsafeBytes { bytes in
                 let hash = BehaviourHash.fileWrite(path: BehaviourHash.fnv1a(bytes), op: op)

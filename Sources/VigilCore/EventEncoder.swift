@@ -45,7 +45,7 @@ public struct EventEncoder: Sendable {
                                 into out: inout JSONLineWriter, newline: Bool = true) -> Bool {
         switch event.kind {
         case .exec: envelope("process.exec", atBoot: event.bootNanoseconds, into: &out)
-        case .file: envelope("file.write", atBoot: event.bootNanoseconds, into: &out)
+        case .file: envelope(event.isModelRead ? "file.read" : "file.write", atBoot: event.bootNanoseconds, into: &out)
         case .network: envelope("network.connect", atBoot: event.bootNanoseconds, into: &out)
         case .exit, .cgroup: return false
         }
@@ -184,6 +184,12 @@ public struct EventEncoder: Sendable {
         }
         if event.directoryUnresolved {
             out.raw(","); out.key("dir_unresolved"); out.bool(true)
+        }
+        if op == .readModel {
+            out.raw(","); out.field("reader_exe", bytes: event.modelReaderExe)
+            let identity = event.fileIdentity
+            out.raw(","); out.key("inode"); out.unsigned(identity.inode)
+            out.raw(","); out.key("device"); out.unsigned(UInt64(identity.device))
         }
         out.raw(",")
         Self.writeOutcome(event.fileResult, to: &out)
@@ -412,5 +418,75 @@ extension EventEncoder {
         if let problem = line.problem { out.raw(","); out.key("problem"); out.string(problem) }
         out.raw("}}")
         out.newline()
+    }
+}
+
+extension EventEncoder {
+    /// A model file a workload loaded, identified by content.
+    public struct ModelFile: Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var size: UInt64
+        public var modifiedNanoseconds: UInt64
+        public var identity: FileIdentity
+        /// `model-changed` only: the contents the profile knows instead.
+        public var previous: [String]?
+        /// `model-unverified` only: the contents declared for the workload.
+        public var declared: [String]?
+
+        public init(path: String, sha256: String, size: UInt64, modifiedNanoseconds: UInt64, identity: FileIdentity,
+                    previous: [String]? = nil) {
+            self.path = path
+            self.sha256 = sha256
+            self.size = size
+            self.modifiedNanoseconds = modifiedNanoseconds
+            self.identity = identity
+            self.previous = previous
+        }
+    }
+
+    /// `{"path":…,"sha256":…,"size":…,"mtime_ns":…,"inode":…,"device":…[,"previous":[…]]}`
+    public func encodeModelFile(_ model: ModelFile, into out: inout JSONLineWriter) {
+        out.raw("{"); out.key("path"); out.string(model.path)
+        out.raw(","); out.key("sha256"); out.string(model.sha256)
+        out.raw(","); out.key("size"); out.unsigned(model.size)
+        out.raw(","); out.key("mtime_ns"); out.unsigned(model.modifiedNanoseconds)
+        out.raw(","); out.key("inode"); out.unsigned(model.identity.inode)
+        out.raw(","); out.key("device"); out.unsigned(UInt64(model.identity.device))
+        for (name, digests) in [("previous" as StaticString, model.previous), ("declared", model.declared)] {
+            guard let digests else { continue }
+            out.raw(","); out.key(name); out.raw("[")
+            for (i, digest) in digests.enumerated() {
+                if i > 0 { out.raw(",") }
+                out.string(digest)
+            }
+            out.raw("]")
+        }
+        out.raw("}")
+    }
+
+    /// `model.load`: the first time this agent saw a workload load a model file with this
+    /// content; `read` is the open that loaded it (a `file.read` object).
+    public func encodeModelLoad(_ model: ModelFile, workload: WorkloadIdentity?, read: [UInt8], atBoot boot: UInt64,
+                                into out: inout JSONLineWriter) {
+        envelope("model.load", atBoot: boot, into: &out)
+        if let workload {
+            out.raw(","); writeWorkload(workload, to: &out)
+        }
+        out.raw(","); out.key("model")
+        encodeModelFile(model, into: &out)
+        out.raw(","); out.key("event")
+        read.withUnsafeBytes { out.rawBytes($0) }
+        out.raw("}")
+        out.newline()
+    }
+
+    /// The object a `model-changed` anomaly carries as its event: the model and the open.
+    public func encodeModelEvidence(_ model: ModelFile, read: [UInt8], into out: inout JSONLineWriter) {
+        out.raw("{"); out.key("model")
+        encodeModelFile(model, into: &out)
+        out.raw(","); out.key("read")
+        read.withUnsafeBytes { out.rawBytes($0) }
+        out.raw("}")
     }
 }

@@ -20,6 +20,10 @@ public protocol KernelFacade: AnyObject {
     func quiet(cgroupID: UInt64)
     func isWatched(cgroupID: UInt64) -> Bool
     func isQuiet(cgroupID: UInt64) -> Bool
+    /// The model directories of a watched cgroup's container (directory inodes, as its processes
+    /// see them): the kernel then reports its read-only opens of files below them (`readModel`)
+    /// and no other read. Empty: none (and its entries are removed).
+    func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws
     /// The syscalls each watched cgroup made, read from the kernel.
     func syscallBitmaps() -> [UInt64: CgroupSyscalls]
 

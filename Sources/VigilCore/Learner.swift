@@ -101,7 +101,8 @@ public struct Learner: Sendable {
             guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
             isNew = execs.insert(rule).inserted
         case .file:
-            guard let op = event.fileOperation else { return false }
+            // Model reads are learned by content once hashed (`observeModel`).
+            guard let op = event.fileOperation, op != .readModel else { return false }
             let path = keys.filePath(event)
             let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.fnv1a($0) }, op: op)
             guard firstSighting(hash) else { return false }
@@ -146,6 +147,33 @@ public struct Learner: Sendable {
         guard !isStable, runtimes.insert(runtime).inserted else { return }
         profile.learning.runtimes = runtimes.sorted()
     }
+
+    /// The workload loaded a model file with this content. Returns whether the profile had not
+    /// seen that (path, content) before.
+    @discardableResult
+    public mutating func observeModel(_ rule: ModelRule, now: Date) -> Bool {
+        guard !isStable else { return false }
+        var models = Set(profile.models ?? [])
+        guard models.count < Self.maximumModels, models.insert(rule).inserted else { return false }
+        profile.models = models.sorted()
+        profile.learning.lastNew = now
+        return true
+    }
+
+    /// An executable opened a model file. Returns whether it had not before.
+    @discardableResult
+    public mutating func observeModelReader(_ exe: String, now: Date) -> Bool {
+        guard !isStable else { return false }
+        var readers = Set(profile.modelReaders ?? [])
+        guard readers.count < Self.maximumModels, readers.insert(exe).inserted else { return false }
+        profile.modelReaders = readers.sorted()
+        profile.learning.lastNew = now
+        return true
+    }
+
+    /// Model files (path, content) a profile keeps: a server loads a handful; past this, what
+    /// it loads is not a model set to verify.
+    public static let maximumModels = 256
 
     /// A container of the workload ended while it learned: its shutdown is in the profile.
     public mutating func observeContainerStop() {

@@ -26,10 +26,17 @@ public struct Profile: Codable, Equatable, Sendable {
     /// What the exported seccomp filter allows besides `syscalls`, and why. Filled from
     /// `SeccompAllowances` whenever the profile is learned; nil in a profile written by hand.
     public var seccomp: SeccompAdditions?
+    /// The model files the workload loaded while it learned, by content: a load of any other
+    /// content afterwards is `model-changed`. Nil (or empty) when none was seen.
+    public var models: [ModelRule]?
+    /// The executables that opened model files while it learned: afterwards an open of one by any
+    /// other is `model-artifact-read` (the first step of stealing the model). Nil: none seen.
+    public var modelReaders: [String]?
 
     public init(workload: String, version: Int = 1, state: LearningState = .learning, learning: LearningEvidence,
                 modelPaths: [String] = [], execs: [ExecRule] = [], fileWrites: [FileWriteRule] = [],
-                egress: [EgressRule] = [], syscalls: SyscallLists = SyscallLists(), seccomp: SeccompAdditions? = nil) {
+                egress: [EgressRule] = [], syscalls: SyscallLists = SyscallLists(), seccomp: SeccompAdditions? = nil,
+                models: [ModelRule]? = nil, modelReaders: [String]? = nil) {
         self.workload = workload
         self.version = version
         self.state = state
@@ -40,6 +47,27 @@ public struct Profile: Codable, Equatable, Sendable {
         self.egress = egress
         self.syscalls = syscalls
         self.seccomp = seccomp
+        self.models = models
+        self.modelReaders = modelReaders
+    }
+}
+
+/// A model file loaded while learning: where, and its content's SHA-256 (`sha256:<hex>`).
+public struct ModelRule: Codable, Hashable, Sendable, Comparable {
+    public var path: String
+    public var sha256: String
+
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
+    }
+
+    public static func < (a: ModelRule, b: ModelRule) -> Bool { (a.path, a.sha256) < (b.path, b.sha256) }
+
+    /// `sha256:` and 64 lowercase hex digits.
+    public static func isDigest(_ text: String) -> Bool {
+        let hex = text.utf8.dropFirst(7)
+        return text.hasPrefix("sha256:") && hex.count == 64 && hex.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 }
 

@@ -16,6 +16,8 @@ public struct ProfileDiff: Sendable {
         compare("exec", a.execs, b.execs) { "\($0.exe) (parent \($0.parent.isEmpty ? "-" : $0.parent))" }
         compare("fileWrite", a.fileWrites, b.fileWrites) { "\($0.path) [\($0.ops.joined(separator: ","))]" }
         compare("egress", a.egress, b.egress) { "\($0.protocol) \($0.address) port \($0.port)" }
+        compare("model", a.models ?? [], b.models ?? []) { "\($0.path) \($0.sha256)" }
+        compare("modelReader", a.modelReaders ?? [], b.modelReaders ?? []) { $0 }
         for abi in SyscallABI.allCases {
             compare("syscall/\(abi.name)", a.syscalls[abi], b.syscalls[abi]) { $0 }
         }

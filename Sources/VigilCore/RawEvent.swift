@@ -44,6 +44,8 @@ public enum CgroupOperation: UInt32, Sendable {
 
 public enum FileOperation: UInt32, Sendable {
     case openWrite = 1, create, truncate, rename, unlink
+    /// Opened for reading, under one of the container's model directories (the kernel checks).
+    case readModel
 
     public var contractName: String {
         switch self {
@@ -52,6 +54,7 @@ public enum FileOperation: UInt32, Sendable {
         case .truncate: "truncate"
         case .rename: "rename"
         case .unlink: "unlink"
+        case .readModel: "read_model"
         }
     }
 }
@@ -165,6 +168,8 @@ enum Layout {
     @inline(__always) static var fileReturn: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.ret)! }
     @inline(__always) static var filePath: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.path)! }
     @inline(__always) static var fileTarget: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.target)! }
+    @inline(__always) static var fileInode: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.inode)! }
+    @inline(__always) static var fileDevice: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.device)! }
     @inline(__always) static var pathDirLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir_len)! }
     @inline(__always) static var pathNameLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.name_len)! }
     @inline(__always) static var pathDir: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir)! }
@@ -249,6 +254,11 @@ extension RawEvent {
     public var fileResult: Int64 { load(Layout.fileReturn, as: Int64.self) }
     public var filePath: RawPath { path(at: Layout.filePath) }
     public var fileTarget: RawPath { path(at: Layout.fileTarget) }
+    /// `readModel` only: the opened file's identity as the kernel knows it (the kernel's dev_t).
+    public var fileIdentity: FileIdentity { FileIdentity(device: load(Layout.fileDevice, as: UInt32.self), inode: load(Layout.fileInode, as: UInt64.self)) }
+    public var isModelRead: Bool { kind == .file && fileOperation == .readModel }
+    /// `readModel` only: the executable of the process that opened the file (resolved in the kernel).
+    public var modelReaderExe: UnsafeRawBufferPointer { fileTarget.name }
 
     private func path(at offset: Int) -> RawPath {
         RawPath(
@@ -275,4 +285,23 @@ extension RawEvent {
     // MARK: exit
 
     public var exitCode: Int32 { load(Layout.exitCode, as: Int32.self) }
+}
+
+/// A file as the kernel names it: its superblock's device (the kernel's dev_t, MAJOR << 20 |
+/// MINOR, not the userspace encoding `stat` returns) and its inode number.
+public struct FileIdentity: Hashable, Sendable {
+    public var device: UInt32
+    public var inode: UInt64
+
+    public init(device: UInt32, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
+    /// From `stat`'s st_dev (glibc's encoding) and st_ino.
+    public init(statDevice: UInt64, inode: UInt64) {
+        let major = ((statDevice >> 8) & 0xfff) | ((statDevice >> 32) & ~0xfff)
+        let minor = (statDevice & 0xff) | ((statDevice >> 12) & ~0xff)
+        self.init(device: UInt32(truncatingIfNeeded: (major << 20) | (minor & 0xfffff)), inode: inode)
+    }
 }

@@ -116,7 +116,15 @@ public final class RecordedKernel: KernelFacade {
         watched[cgroupID] = profileID
     }
 
+    /// What the agent told the kernel of each cgroup's model directories.
+    public private(set) var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
+
+    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws {
+        modelDirectories[cgroupID] = directories.isEmpty ? nil : directories
+    }
+
     public func unwatch(cgroupID: UInt64) {
+        modelDirectories[cgroupID] = nil
         watched[cgroupID] = nil
         bitmaps[cgroupID] = nil
         quieted.remove(cgroupID)

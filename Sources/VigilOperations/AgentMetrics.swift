@@ -13,7 +13,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastSuppressed: [EventKind: UInt64] = [:]
     private var lastAnomalies: [AnomalyRule: UInt64] = [:]
     private var lastPodLookupFailures: UInt64 = 0
-    private var lastCluster: [String: UInt64] = [:]
+    private var lastCounts: [String: UInt64] = [:]
     private var lastWriteFailures: UInt64 = 0
     private var lastOutputLost: UInt64 = 0
     private var lastPrograms: [String: (runs: UInt64, nanoseconds: UInt64)] = [:]
@@ -68,6 +68,19 @@ public final class AgentMetrics: @unchecked Sendable {
                 .increment(by: Int64(agent.writeFailures - lastWriteFailures))
             lastWriteFailures = agent.writeFailures
         }
+        if let models = agent.registry.modelHashing {
+            for (name, value, help) in [
+                ("model_hashes", models.hashed, "Model files read and hashed (SHA-256)"),
+                ("model_hashed_bytes", models.bytesHashed, "Bytes of model files hashed"),
+                ("model_hash_cached", models.cached, "Opens of a model file already hashed (same inode, size, mtime): not read again"),
+                ("model_hash_failures", models.failures, "Model files that could not be hashed as opened (the log says why)"),
+                ("model_hash_dropped", models.dropped, "Model file opens not hashed: too many were waiting"),
+            ] where value > lastCounts[name, default: 0] {
+                counter(name, [], help: help).increment(by: Int64(value - lastCounts[name, default: 0]))
+                lastCounts[name] = value
+            }
+            gauge("model_hash_pending_bytes", [], help: "Bytes of model files waiting to be hashed or being hashed").set(Double(models.pendingBytes))
+        }
         if let cluster = agent.cluster?.counts {
             for (name, value, help) in [
                 ("cluster_writes", cluster.writes, "WorkloadProfile writes (a merge that added something, or ended learning)"),
@@ -76,9 +89,9 @@ public final class AgentMetrics: @unchecked Sendable {
                 ("cluster_seccomp_removals", cluster.removals, "Seccomp filters removed because their WorkloadProfile was deleted"),
                 ("cluster_watch_events", cluster.watchEvents, "Changes to stable WorkloadProfiles the watch reported"),
                 ("cluster_watch_expiries", cluster.watchExpiries, "Watches restarted from a new list because their resourceVersion expired (410)"),
-            ] where value > lastCluster[name, default: 0] {
-                counter(name, [], help: help).increment(by: Int64(value - lastCluster[name, default: 0]))
-                lastCluster[name] = value
+            ] where value > lastCounts[name, default: 0] {
+                counter(name, [], help: help).increment(by: Int64(value - lastCounts[name, default: 0]))
+                lastCounts[name] = value
             }
         }
         gauge("pending_events", [], help: "Events waiting for their container to be named").set(Double(agent.pipeline.pendingEvents.events))

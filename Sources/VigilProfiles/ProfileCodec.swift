@@ -51,6 +51,8 @@ public enum ProfileCodec {
             ("syscalls", map(SyscallABI.allCases.map { ($0.name, strings(profile.syscalls[$0])) })),
             ("seccomp", profile.seccomp.map { map([("runtimes", strings($0.runtimes)), ("runtime", strings($0.runtime)),
                                                    ("baseline", strings($0.baseline))]) }),
+            ("models", profile.models.map { list($0.map { map([("path", Node($0.path)), ("sha256", Node($0.sha256))]) }) }),
+            ("modelReaders", profile.modelReaders.map(strings)),
         ])
     }
 
@@ -70,7 +72,7 @@ public enum ProfileCodec {
     /// (`additionalProperties: false`): a misspelt field is an error, not a silent default.
     public static let knownFields: [String: Set<String>] = [
         "": ["apiVersion", "kind", "workload", "version", "state", "learning", "modelPaths", "execs", "fileWrites", "egress",
-             "syscalls", "seccomp"],
+             "syscalls", "seccomp", "models", "modelReaders"],
         "learning": ["started", "lastNew", "stableSince", "events", "containers", "minDuration", "quietPeriod", "runtimes",
                      "stoppedContainers"],
         "learning.runtimes[]": ["runtime", "noNewPrivileges"],
@@ -79,6 +81,7 @@ public enum ProfileCodec {
         "egress[]": ["address", "port", "protocol"],
         "syscalls": ["x86_64", "x32", "i386"],
         "seccomp": ["runtimes", "runtime", "baseline"],
+        "models[]": ["path", "sha256"],
     ]
 
     public static func decode(_ text: String, file: String) throws -> Profile {
@@ -151,6 +154,14 @@ public enum ProfileCodec {
             for op in rule.ops where FileOperation(contractName: op) == nil {
                 throw ProfileError(file: file, field: "fileWrites[\(i)].ops",
                                    problem: "unknown operation '\(op)' (open_write, create, truncate, rename, unlink)")
+            }
+        }
+        for (i, model) in (profile.models ?? []).enumerated() {
+            guard model.path.hasPrefix("/") else {
+                throw ProfileError(file: file, field: "models[\(i)].path", problem: "'\(model.path)' is not an absolute path")
+            }
+            guard ModelRule.isDigest(model.sha256) else {
+                throw ProfileError(file: file, field: "models[\(i)].sha256", problem: "'\(model.sha256)' is not sha256:<64 lowercase hex digits>")
             }
         }
         for (i, rule) in profile.egress.enumerated() {

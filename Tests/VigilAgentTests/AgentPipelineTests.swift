@@ -226,6 +226,82 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(agent.registry.checkedEvents, 2, "known events reached userspace")
     }
 
+    /// Model files: the kernel is told the container's model directory (as its process sees it:
+    /// here this test's own process, whose root is the host's), each open is hashed off the loop,
+    /// `model.load` says the content once, the profile learns it, and once stable a content it
+    /// never saw is `model-changed` with the known one.
+    func testModelsAreKnownByContentAndASwapIsReported() throws {
+        let models = node.directory + "/models"
+        try FileManager.default.createDirectory(atPath: models + "/llm", withIntermediateDirectories: true)
+        let weights = models + "/llm/weights.bin"
+        try Data("weights v1".utf8).write(to: URL(fileURLWithPath: weights))
+        func identity(_ path: String) throws -> FileIdentity {
+            var status = stat()
+            guard stat(path, &status) == 0 else { throw TestSupportError(description: "stat \(path)") }
+            return FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+        }
+        var configuration = quickLearning()
+        configuration.modelPaths = [.init(workload: "shop/*/web/*", paths: [models + "/**"])]
+        // Declared too: v1 is what the team shipped.
+        configuration.modelDigests = [.init(workload: "shop/*/web/*", digests: ["sha256:" + Data("weights v1".utf8).sha256Hex])]
+        let agent = try node.agent(configuration)
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        let me = UInt32(getpid())
+        node.exec(web, pid: me, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        XCTAssertEqual(node.kernel.modelDirectories[web.cgroupID], [try identity(models)], "the fixed directory of /…/models/**")
+
+        for _ in 0..<3 { node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: try identity(weights)) }
+        try node.settle(agent)
+        agent.registry.waitForModelHashes()
+        try agent.tick()
+        let loads = try node.sink.objects(kind: "model.load")
+        XCTAssertEqual(loads.count, 1, "\(loads)")
+        XCTAssertEqual(loads.first?[path: "model.sha256"] as? String, "sha256:" + Data("weights v1".utf8).sha256Hex)
+        XCTAssertEqual(loads.first?[path: "model.path"] as? String, weights)
+        XCTAssertEqual(loads.first?[path: "event.kind"] as? String, "file.read")
+        XCTAssertEqual(agent.registry.modelHashing?.hashed, 1)
+        XCTAssertEqual(agent.registry.modelHashing?.cached, 2, "reopened, not read again")
+
+        try agent.tick(now: Date().addingTimeInterval(120))
+        agent.waitForWrites()
+        XCTAssertEqual(agent.workloadStates[workloadKey], .stable)
+        let saved = try XCTUnwrap(try DirectoryProfileStore(root: configuration.profiles).latest(workload: workloadKey))
+        XCTAssertEqual(saved.models, [ModelRule(path: weights, sha256: "sha256:" + Data("weights v1".utf8).sha256Hex)])
+        XCTAssertEqual(saved.modelReaders, ["/usr/bin/python3"])
+
+        // The server reads its weights again: nothing. A shell's cat reads them: model-artifact-read.
+        node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: try identity(weights))
+        node.exec(web, pid: 300, exe: "/bin/cat", parent: "/usr/bin/python3", args: ["cat", weights])
+        node.readModel(web, pid: 300, exe: "/bin/cat", path: weights, identity: try identity(weights))
+        try node.settle(agent)
+        let reads = try node.sink.objects(kind: "anomaly").filter { $0[path: "anomaly.rule"] as? String == "model-artifact-read" }
+        XCTAssertEqual(reads.count, 1, "\(reads)")
+        XCTAssertEqual(reads.first?[path: "anomaly.severity"] as? String, "high")
+        XCTAssertEqual(reads.first?[path: "event.process.exe"] as? String, "/bin/cat")
+        XCTAssertEqual(reads.first?[path: "event.file.path"] as? String, weights)
+
+        // Swapped on the volume (a new file renamed over the old), then loaded again.
+        try Data("weights v2".utf8).write(to: URL(fileURLWithPath: weights), options: .atomic)
+        node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: try identity(weights))
+        // An open whose file was replaced between the open and the read is not hashed as it.
+        node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: FileIdentity(device: 1, inode: 1))
+        try node.settle(agent)
+        agent.registry.waitForModelHashes()
+        try agent.tick(now: Date().addingTimeInterval(121))
+        let changed = try node.sink.objects(kind: "anomaly").filter { $0[path: "anomaly.rule"] as? String == "model-changed" }
+        XCTAssertEqual(changed.count, 1, "\(changed)")
+        XCTAssertEqual(changed.first?[path: "event.model.sha256"] as? String, "sha256:" + Data("weights v2".utf8).sha256Hex)
+        XCTAssertEqual(changed.first?[path: "event.model.previous"] as? [String], ["sha256:" + Data("weights v1".utf8).sha256Hex])
+        XCTAssertEqual(changed.first?[path: "anomaly.severity"] as? String, "critical")
+        XCTAssertEqual(agent.registry.modelHashing?.failures, 1, "the open of another inode")
+        XCTAssertEqual(agent.registry.findings[.modelChanged], 1)
+        let unverified = try node.sink.objects(kind: "anomaly").filter { $0[path: "anomaly.rule"] as? String == "model-unverified" }
+        XCTAssertEqual(unverified.count, 1, "v2 was not declared: \(unverified)")
+        XCTAssertEqual(unverified.first?[path: "event.model.declared"] as? [String], ["sha256:" + Data("weights v1".utf8).sha256Hex])
+        XCTAssertEqual(unverified.first?[path: "anomaly.severity"] as? String, "critical")
+    }
+
     /// An agent restarted mid-learning continues the checkpointed profile; one restarted after
     /// the profile became stable monitors from the start.
     func testRestartContinuesFromTheStore() throws {

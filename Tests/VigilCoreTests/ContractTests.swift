@@ -47,6 +47,52 @@ final class ContractTests: XCTestCase {
         """)
     }
 
+    func testModelFileRead() throws {
+        XCTAssertEqual(try line(RecordBuilder.file(op: VIGIL_FILE_READ_MODEL, dir: "", name: "/models/llm/weights.safetensors",
+                                                   targetName: "/usr/bin/python3", result: 5, openFlags: UInt32(O_RDONLY), inode: 1234, device: 2049)), """
+        {"time":"2025-11-26T19:51:25.000000000Z","node":"node-a","kind":"file.read","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},\
+        "process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3"},\
+        "file":{"path":"/models/llm/weights.safetensors","op":"read_model","flags":0,"reader_exe":"/usr/bin/python3","inode":1234,"device":2049,"outcome":"success"}}
+
+        """)
+    }
+
+    func testModelLoadAndModelChanged() throws {
+        let model = EventEncoder.ModelFile(path: "/models/llm/weights.safetensors", sha256: "sha256:" + String(repeating: "ab", count: 32),
+                                           size: 4_294_967_296, modifiedNanoseconds: 1_764_000_000_123_456_789,
+                                           identity: FileIdentity(device: 2049, inode: 1234))
+        let read = Array(#"{"kind":"file.read"}"#.utf8)
+        let encoder = EventEncoder(node: "node-a", clock: clock)
+        var out = JSONLineWriter()
+        encoder.encodeModelLoad(model, workload: pod, read: read, atBoot: 3_000_000_000, into: &out)
+        var changed = model
+        changed.previous = ["sha256:" + String(repeating: "cd", count: 32)]
+        var evidence = JSONLineWriter()
+        encoder.encodeModelEvidence(changed, read: read, into: &evidence)
+        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
+                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
+        encoder.encodeAnomaly(rule: .modelChanged, count: 1, firstSeen: 3_000_000_000, lastSeen: 3_000_000_000,
+                              profile: .init(profile), workload: pod, event: evidence.bytes, into: &out)
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:27.000000000Z","node":"node-a","kind":"model.load","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},\
+        "model":{"path":"/models/llm/weights.safetensors","sha256":"sha256:abababababababababababababababababababababababababababababababab",\
+        "size":4294967296,"mtime_ns":1764000000123456789,"inode":1234,"device":2049},"event":{"kind":"file.read"}}
+        {"time":"2025-11-26T19:51:27.000000000Z","node":"node-a","kind":"anomaly","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},\
+        "anomaly":{"rule":"model-changed","severity":"critical","count":1,"first_seen":"2025-11-26T19:51:27.000000000Z",\
+        "last_seen":"2025-11-26T19:51:27.000000000Z","profile":{"id":"ml/deployment/llm/server","version":3,"state":"stable"}},\
+        "event":{"model":{"path":"/models/llm/weights.safetensors","sha256":"sha256:abababababababababababababababababababababababababababababababab",\
+        "size":4294967296,"mtime_ns":1764000000123456789,"inode":1234,"device":2049,\
+        "previous":["sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"]},"read":{"kind":"file.read"}}}
+
+        """)
+    }
+
     func testNetworkConnect() throws {
         XCTAssertEqual(try line(RecordBuilder.network(family: UInt16(VIGIL_AF_INET6), address: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [7],
                                                       port: 443, result: -111)), """

@@ -34,13 +34,7 @@ final class AgentTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
         let stateRoot = work + "/runc"
 
-        var configuration = AgentConfiguration()
-        configuration.cgroupRoots = [kubepods]
-        configuration.runtimeStateRoots = [stateRoot]
-        configuration.profiles = work + "/profiles"
-        configuration.seccompRoot = work + "/seccomp"
-        configuration.learning.minDuration = 0
-        configuration.learning.quietPeriod = 2
+        var configuration = KernelTestSupport.nodeConfiguration(kubepods: kubepods, work: work)
         configuration.namespaces.exclude = ["kube-system"]
         let probes = try KernelProbes()
         XCTAssertTrue(probes.enableRunTimeStats())
@@ -155,6 +149,7 @@ final class AgentTests: XCTestCase {
             ("kubernetes: {enabled: true, timeout: 0}\n", "field 'kubernetes.timeout': must be more than 0 and at most 30"),
             ("kubernetes: {enabled: true, timeout: 120}\n", "field 'kubernetes.timeout'"),
             ("kubernetes: {enabled: yes please}\n", "field 'kubernetes.enabled'"),
+            ("modelDigests:\n- workload: ml/*/llm/*\n  digests: [sha256:ABC]\n", "field 'modelDigests[0].digests[0]': 'sha256:ABC' is not sha256:"),
         ] {
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             XCTAssertThrowsError(try AgentConfiguration.load(file: file)) { error in

@@ -9,6 +9,19 @@ import XCTest
 /// Tests here load Vigil's programs into the running kernel and start real processes in real
 /// cgroups. They need root; under CI (CI=true) a missing privilege is a failure, not a skip.
 enum KernelTestSupport {
+    /// A test node's agent configuration: its pods under `kubepods`, runc's state, the profile
+    /// store and the seccomp root under `work`; learning ends 2 s after the last new behaviour.
+    static func nodeConfiguration(kubepods: String, work: String) -> AgentConfiguration {
+        var configuration = AgentConfiguration()
+        configuration.cgroupRoots = [kubepods]
+        configuration.runtimeStateRoots = [work + "/runc"]
+        configuration.profiles = work + "/profiles"
+        configuration.seccompRoot = work + "/seccomp"
+        configuration.learning.minDuration = 0
+        configuration.learning.quietPeriod = 2
+        return configuration
+    }
+
     static func requireRoot() throws {
         guard geteuid() != 0 else { return }
         if ProcessInfo.processInfo.environment["CI"] == "true" {

@@ -23,7 +23,8 @@ struct RuncContainer {
     }
 
     init(_ test: XCTestCase, args: [String], cgroupsPath: String, noNewPrivileges: Bool, seccomp: OCISeccomp?,
-         annotations: [String: String] = [:], id: String? = nil, stateRoot: String? = nil, writableRoot: Bool = false) throws {
+         annotations: [String: String] = [:], id: String? = nil, stateRoot: String? = nil, writableRoot: Bool = false,
+         files: [String: String] = [:], symlinks: [String: String] = [:]) throws {
         self.id = id ?? "vigil-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         bundle = NSTemporaryDirectory() + "bundle-" + self.id
         self.stateRoot = stateRoot ?? bundle + "-state"
@@ -37,6 +38,11 @@ struct RuncContainer {
             try fm.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
         }
         try "model-server\n".write(toFile: rootfs + "/etc/hostname", atomically: true, encoding: .utf8)
+        for (path, content) in files {
+            try fm.createDirectory(atPath: rootfs + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try content.write(toFile: rootfs + path, atomically: false, encoding: .utf8)
+        }
+        for (path, target) in symlinks { try fm.createSymbolicLink(atPath: rootfs + path, withDestinationPath: target) }
         let ownsStateRoot = stateRoot == nil
         let (bundle, stateRoot, id) = (bundle, self.stateRoot, self.id)
         test.addTeardownBlock {

@@ -127,6 +127,15 @@ public final class SimulatedNode {
     }
 
     /// Connects to an IPv4 address.
+    /// An open of a model file as the kernel reports it: the path it resolved and the file's
+    /// identity, and the opening process's executable. `pid` names the process whose root the
+    /// agent reads the file through.
+    public func readModel(_ container: Container, pid: UInt32, exe: String, path: String, identity: FileIdentity) {
+        kernel.enqueue(RecordBuilder.file(pid: pid, op: VIGIL_FILE_READ_MODEL, dir: "", name: path, targetName: exe, result: 3,
+                                          openFlags: UInt32(O_RDONLY), boot: BootClock.nowBootNanoseconds(), cgroup: container.cgroupID,
+                                          inode: identity.inode, device: identity.device))
+    }
+
     public func connect(_ container: Container, pid: UInt32 = 100, to address: [UInt8], port: UInt16) {
         kernel.enqueue(RecordBuilder.network(pid: pid, family: UInt16(AF_INET), address: address, port: port,
                                              boot: BootClock.nowBootNanoseconds(), cgroup: container.cgroupID))

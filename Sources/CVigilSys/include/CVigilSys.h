@@ -40,4 +40,12 @@ int vigil_catch_stop_signals(void);
 /* The stop signal caught since the last call, or 0. */
 int vigil_take_stop_signal(void);
 
+/* Opens `path` as if `root_fd` (a container's /proc/<pid>/root) were "/": symlinks, "..", and
+ * absolute names are resolved inside it (openat2 RESOLVE_IN_ROOT), never on the host, and
+ * /proc magic links are refused. Returns the fd, or -errno. */
+int vigil_open_in_root(int root_fd, const char *path, int flags);
+
+/* O_PATH (a GNU extension Swift's Glibc module does not export); the same on x86_64 and arm64. */
+#define VIGIL_O_PATH 0x200000
+
 #endif
