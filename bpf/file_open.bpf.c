@@ -18,6 +18,8 @@ static __always_inline __u32 write_op(__u64 flags)
 static __always_inline int remember_open(int dirfd, __u64 name, __u64 flags)
 {
     __u32 op = write_op(flags);
+    if (!op && !model_reads_watched())
+        return 0; /* no container has model directories: a read costs nothing more */
     return remember_file_syscall(op ? op : VIGIL_FILE_READ_MODEL, (__u32)flags, dirfd, name, 0, 0);
 }
 

@@ -150,6 +150,22 @@ struct {
     __type(value, __u8);
 } model_dirs __weak SEC(".maps");
 
+/* 1 while any container has model directories: until then a read-only open returns at enter
+ * without looking its cgroup up (an array lookup with a constant key compiles to a load). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} model_switch __weak SEC(".maps");
+
+static __always_inline bool model_reads_watched(void)
+{
+    __u32 zero = 0;
+    __u32 *on = bpf_map_lookup_elem(&model_switch, &zero);
+    return on && *on;
+}
+
 static __always_inline void count_drop(__u32 stage, __u32 kind)
 {
     __u32 slot = stage * VIGIL_KIND_COUNT + kind;

@@ -11,11 +11,14 @@ public struct Container: Sendable, Equatable {
     public var workload: String?
     /// How it was started, for its seccomp profile's safety net; nil when no runtime state says.
     public var runtime: ObservedRuntime?
+    /// Model contents its pod declares (annotation `vigil.dev/model-digests`).
+    public var declaredModelDigests: Set<String>
 
-    public init(identity: WorkloadIdentity, workload: String?, runtime: ObservedRuntime? = nil) {
+    public init(identity: WorkloadIdentity, workload: String?, runtime: ObservedRuntime? = nil, declaredModelDigests: Set<String> = []) {
         self.identity = identity
         self.workload = workload
         self.runtime = runtime
+        self.declaredModelDigests = declaredModelDigests
     }
 }
 

@@ -23,9 +23,12 @@ public final class ModelFiles: @unchecked Sendable {
         /// The open as a `file.read` JSON object.
         public var read: [UInt8]
         public var bootNanoseconds: UInt64
+        /// Contents the container's pod declares.
+        public var declared: Set<String>
 
         public init(workload: String, container: WorkloadIdentity, pids: [UInt32], path: String, identity: FileIdentity,
-                    read: [UInt8], bootNanoseconds: UInt64) {
+                    read: [UInt8], bootNanoseconds: UInt64, declared: Set<String> = []) {
+            self.declared = declared
             self.workload = workload
             self.container = container
             self.pids = pids

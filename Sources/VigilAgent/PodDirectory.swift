@@ -134,6 +134,7 @@ final class ContainerNamer: @unchecked Sendable {
         guard var pod = PodIdentity(annotations: state.annotations), settings.namespaces.admits(pod.namespace) else {
             return answer(cgroupID, .excluded) // a sandbox (pause) container, or a namespace not watched
         }
+        var declaredModelDigests: Set<String> = []
         if let podMetadata {
             guard Date() >= lookupsPausedUntil else {
                 return retry(cgroupID, askedAt: askedAt, after: lookupsPausedUntil.timeIntervalSinceNow)
@@ -158,9 +159,11 @@ final class ContainerNamer: @unchecked Sendable {
             }
             guard let metadata, settings.podSelector.matches(metadata.labels) else { return answer(cgroupID, .excluded) }
             pod.owner = metadata.owner
+            declaredModelDigests = Set(metadata.modelDigests)
         }
         let identity = WorkloadIdentity(id: pod.workloadKey, namespace: pod.namespace, pod: pod.pod, container: pod.container,
                                         containerID: cgroup.containerID, image: pod.image, cgroup: path)
-        answer(cgroupID, .container(Container(identity: identity, workload: pod.workloadKey, runtime: state.runtime)))
+        answer(cgroupID, .container(Container(identity: identity, workload: pod.workloadKey, runtime: state.runtime,
+                                              declaredModelDigests: declaredModelDigests)))
     }
 }

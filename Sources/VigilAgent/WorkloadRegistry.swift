@@ -22,7 +22,8 @@ public final class WorkloadRegistry: EventConsumer {
         /// End learning by this node's own evidence. Off when the cluster decides (`ClusterSync`):
         /// a workload then turns stable when its cluster profile does (`adopt`), or at a limit.
         public var promoteLocally = true
-        /// Model contents declared per workload (`modelDigests`): a load of another is `model-unverified`.
+        /// Model contents declared per workload (`modelDigests`): a load of another is
+        /// `model-unverified` (as it is when its pod declares others in `vigil.dev/model-digests`).
         public var declaredModelDigests: @Sendable (_ workload: String) -> Set<String> = { _ in [] }
         public init() {}
     }
@@ -165,7 +166,8 @@ public final class WorkloadRegistry: EventConsumer {
         let pids = [event.pid, event.ppid, workload.firstPids[event.cgroupID] ?? 0]
         let job = ModelFiles.Job(workload: workload.key, container: container.identity, pids: pids,
                                  path: String(decoding: name, as: UTF8.self), identity: event.fileIdentity,
-                                 read: modelScratch.bytes, bootNanoseconds: event.bootNanoseconds)
+                                 read: modelScratch.bytes, bootNanoseconds: event.bootNanoseconds,
+                                 declared: container.declaredModelDigests)
         if !modelFiles.submit(job) {
             problem(workload.key, version: workload.profile?.version,
                     "a model file's open was not hashed: \(ModelFiles.maximumQueued) were waiting (counted in vigil_model_hash_dropped_total)")
@@ -189,7 +191,7 @@ public final class WorkloadRegistry: EventConsumer {
                 changed.previous = previous
                 reportModel(.modelChanged, changed, job, workload)
             }
-            let declared = settings.declaredModelDigests(job.workload)
+            let declared = settings.declaredModelDigests(job.workload).union(job.declared)
             if !declared.isEmpty, !declared.contains(model.sha256) {
                 var unverified = model
                 unverified.declared = declared.sorted()

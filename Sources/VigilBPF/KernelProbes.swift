@@ -29,6 +29,7 @@ public final class KernelProbes: KernelFacade {
     private let knownBehaviourFD: Int32
     private let knownDestinationsFD: Int32
     private let modelDirectoriesFD: Int32
+    private let modelSwitchFD: Int32
     /// What `setModelDirectories` put in, per cgroup, to take out again.
     private var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
     let eventsFD: Int32
@@ -95,6 +96,7 @@ public final class KernelProbes: KernelFacade {
             knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
             knownDestinationsFD = try Self.mapFD(object, "known_destinations")
             modelDirectoriesFD = try Self.mapFD(object, "model_dirs")
+            modelSwitchFD = try Self.mapFD(object, "model_switch")
             eventsFD = try Self.mapFD(object, "events")
         } catch {
             for link in links { bpf_link__destroy(link) }
@@ -355,7 +357,13 @@ public final class KernelProbes: KernelFacade {
             var entry = key(directory)
             try check(bpf_map_update_elem(modelDirectoriesFD, &entry, &yes, UInt64(BPF_ANY)), "model directory")
         }
+        let wasOn = !modelDirectories.isEmpty
         modelDirectories[cgroupID] = directories.isEmpty ? nil : directories
+        if wasOn != !modelDirectories.isEmpty {
+            var zero: UInt32 = 0
+            var on: UInt32 = modelDirectories.isEmpty ? 0 : 1
+            try check(bpf_map_update_elem(modelSwitchFD, &zero, &on, UInt64(BPF_ANY)), "model switch")
+        }
         var id = cgroupID
         var state = vigil_cgroup_state()
         guard bpf_map_lookup_elem(watchedCgroupsFD, &id, &state) == 0 else { return }

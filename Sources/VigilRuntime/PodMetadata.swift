@@ -12,6 +12,10 @@ public struct PodMetadata: Equatable, Sendable {
     /// Rollout's), a Job named `<cronjob>-<minutes>` (8 digits or more) is its CronJob's. A pod
     /// without a controller is its own owner (kind `pod`).
     public var owner: Owner
+    /// The model contents the pod declares (annotation `vigil.dev/model-digests`: sha256:<hex>,
+    /// separated by commas or spaces); entries that are not such digests are left out.
+    public var modelDigests: [String] = []
+    public static let modelDigestsAnnotation = "vigil.dev/model-digests"
 
     public struct Owner: Equatable, Sendable {
         /// Lower case, as in the workload key: deployment, statefulset, daemonset, job, cronjob, …
@@ -49,6 +53,16 @@ public struct PodMetadata: Equatable, Sendable {
             owner = Self.workloadOwner(kind: kind, name: ownerName, labels: labels)
         }
         self.init(uid: uid, namespace: namespace, name: name, labels: labels, owner: owner)
+        if let declared = (metadata["annotations"] as? [String: String])?[Self.modelDigestsAnnotation] {
+            modelDigests = declared.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" })
+                .map(String.init).filter(Self.isDigest)
+        }
+    }
+
+    /// `sha256:` and 64 lowercase hex digits (VigilCore's `ModelRule.isDigest`; this module does not import it).
+    static func isDigest(_ text: String) -> Bool {
+        let hex = text.utf8.dropFirst(7)
+        return text.hasPrefix("sha256:") && hex.count == 64 && hex.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     /// The controller's own controller, where its name says it without another API call (the

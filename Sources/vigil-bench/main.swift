@@ -262,9 +262,16 @@ func overheadBenchmark() throws {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let loops: [(String, [String], Int)] = [
         ("open-write-close", ["writes:200000:\(dir)/f"], 200000),
+        // Read-only opens of a file outside any model directory: what every process pays for the
+        // model-read filter (its watched-cgroup lookup at enter; in the monitored run, whose
+        // cgroup has a model directory, also the walk of the file's ancestors at exit).
+        ("open-read-close", ["write:\(dir)/r", "reads:200000:\(dir)/r"], 200000),
         ("exec", ["execs:2000:/bin/true"], 2000),
         ("connect", ["connects:20000:\(acceptor.port)"], 20000),
     ]
+    let modelDirectory = "/dev/shm/vigil-bench-models"
+    try FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: modelDirectory) }
     let watchedPath = "/vigil-bench-watched-\(getpid())"
     let unwatchedPath = "/vigil-bench-unwatched-\(getpid())"
     let watchedID = try hierarchy.create(watchedPath)
@@ -324,6 +331,10 @@ func overheadBenchmark() throws {
         let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: "bench"),
                                          consumer: registry, sink: DiscardSink(), node: "bench")
         try probes.watch(cgroupID: monitorID, profileID: suppress ? workload.profileID : 0)
+        // The model-read filter on: a model directory (not the one the loops read from).
+        var status = stat()
+        guard stat(modelDirectory, &status) == 0 else { throw CgroupError("stat \(modelDirectory) failed") }
+        try probes.setModelDirectories(cgroupID: monitorID, [FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino))])
         let poller = Poller(pipeline)
         var times: [Double] = []
         for (_, arguments, _) in loops { times.append(try measure(arguments, in: monitorPath)) }

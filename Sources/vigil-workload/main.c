@@ -7,6 +7,7 @@
  *   tcp4:PORT tcp6:PORT  connect to 127.0.0.1 / ::1 and close
  *   udp4:PORT udp6:PORT  sendto 127.0.0.1 / ::1 one datagram
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
+ *   reads:N:PATH         N times open PATH read-only, read, close (read loop)
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
  *   distinct:N:DIR       N writes of files of distinct names, each in its own new directory
@@ -49,6 +50,17 @@ static int write_file(const char *path)
     if (fd < 0)
         return fail("open", path);
     (void)!write(fd, "hi\n", 3);
+    close(fd);
+    return 0;
+}
+
+static int read_file(const char *path)
+{
+    char buffer[64];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail("open", path);
+    (void)!read(fd, buffer, sizeof(buffer));
     close(fd);
     return 0;
 }
@@ -158,7 +170,7 @@ int main(int argc, char **argv)
                    !strcmp(action, "udp4") || !strcmp(action, "udp6")) {
             rc = net(action[3] == '4' ? AF_INET : AF_INET6, action[0] == 't' ? SOCK_STREAM : SOCK_DGRAM,
                      atoi(arg));
-        } else if (!strcmp(action, "writes") || !strcmp(action, "connects") || !strcmp(action, "execs")) {
+        } else if (!strcmp(action, "writes") || !strcmp(action, "reads") || !strcmp(action, "connects") || !strcmp(action, "execs")) {
             char *rest = strchr(arg, ':');
             if (!rest)
                 return 2;
@@ -168,7 +180,8 @@ int main(int argc, char **argv)
                 rc = run_exec_loop(n, rest);
             } else {
                 for (long k = 0; k < n && rc == 0; k++)
-                    rc = action[0] == 'w' ? write_file(rest) : net(AF_INET, SOCK_STREAM, atoi(rest));
+                    rc = action[0] == 'w' ? write_file(rest) : action[0] == 'r' ? read_file(rest)
+                                                              : net(AF_INET, SOCK_STREAM, atoi(rest));
             }
         } else if (!strcmp(action, "distinct")) {
             char *dir = strchr(arg, ':');

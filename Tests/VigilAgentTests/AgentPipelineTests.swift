@@ -302,6 +302,47 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(unverified.first?[path: "anomaly.severity"] as? String, "critical")
     }
 
+    /// A pod declares its model's content (annotation `vigil.dev/model-digests`, read with the
+    /// pod from the API server): a load of any other content is model-unverified, while learning.
+    func testAPodDeclaresItsModel() throws {
+        final class Pods: PodMetadataSource {
+            let declared: [String]
+            init(declared: [String]) { self.declared = declared }
+            func pod(namespace: String, name: String, uid: String) throws -> PodMetadata? {
+                let json = #"{"metadata":{"uid":"\#(uid)","namespace":"\#(namespace)","name":"\#(name)","#
+                    + #""labels":{"pod-template-hash":"7d4b9c6f5"},"#
+                    + #""ownerReferences":[{"kind":"ReplicaSet","name":"web-7d4b9c6f5","controller":true}],"#
+                    + #""annotations":{"vigil.dev/model-digests":"\#(declared.joined(separator: ","))"}}}"#
+                return try PodMetadata(podJSON: Data(json.utf8))
+            }
+        }
+        let models = node.directory + "/models"
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        let weights = models + "/weights.bin"
+        try Data("weights from somewhere".utf8).write(to: URL(fileURLWithPath: weights))
+        var status = stat()
+        XCTAssertEqual(stat(weights, &status), 0)
+        var configuration = quickLearning()
+        configuration.modelPaths = [.init(workload: "shop/*/web/*", paths: [models + "/**"])]
+        configuration.kubernetes.enabled = true
+        let shipped = "sha256:" + Data("the weights we shipped".utf8).sha256Hex
+        let agent = try node.agent(configuration, podMetadata: Pods(declared: [shipped]))
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z")
+        let me = UInt32(getpid())
+        node.exec(web, pid: me, exe: "/usr/bin/python3")
+        try node.settle(agent)
+        node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights,
+                       identity: FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino)))
+        try node.settle(agent)
+        agent.registry.waitForModelHashes()
+        try agent.tick()
+        XCTAssertEqual(agent.workloadStates[workloadKey], .learning)
+        let unverified = try node.sink.objects(kind: "anomaly").filter { $0[path: "anomaly.rule"] as? String == "model-unverified" }
+        XCTAssertEqual(unverified.count, 1, "\(unverified)")
+        XCTAssertEqual(unverified.first?[path: "event.model.declared"] as? [String], [shipped])
+        XCTAssertEqual(unverified.first?[path: "event.model.sha256"] as? String, "sha256:" + Data("weights from somewhere".utf8).sha256Hex)
+    }
+
     /// An agent restarted mid-learning continues the checkpointed profile; one restarted after
     /// the profile became stable monitors from the start.
     func testRestartContinuesFromTheStore() throws {

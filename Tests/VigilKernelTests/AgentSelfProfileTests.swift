@@ -89,6 +89,9 @@ enum AgentLife {
           tokenFile: \(apiServer.tokenFile)
           caFile: \(apiServer.caFile)
         cluster: {enabled: true, syncInterval: 1}
+        modelPaths:
+        - workload: ml/*/*/*
+          paths: [/models/**]
         metricsAddress: 127.0.0.1:\(port)
         eventsFile: \(work)/events.jsonl
         """.write(toFile: work + "/agent.yaml", atomically: true, encoding: .utf8)
@@ -112,12 +115,15 @@ enum AgentLife {
             let uid = UUID().uuidString.lowercased()
             let id = (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
             try apiServer.addPod(namespace: "ml", name: pod, uid: uid, labels: ["app": "llm"], controller: ("ReplicaSet", "llm-server-7d9c8f6b5"))
-            let container = try RuncContainer(test, args: ["sh", "-c", "echo hi > /tmp/x; cat /etc/hostname; sleep 0.3"],
+            // It loads its model once named (the agent then finds its model directory and hashes
+            // the weights through the container's root: openat2, fstat, read under its own filter).
+            let container = try RuncContainer(test, args: ["sh", "-c", "echo hi > /tmp/x; cat /etc/hostname; sleep 1; cat /models/weights.bin; sleep 0.3"],
                                               cgroupsPath: "\(kubepods)/besteffort/pod\(uid)/\(id)", noNewPrivileges: true,
                                               seccomp: RuncContainer.recordingFilter,
                                               annotations: ["io.kubernetes.cri.sandbox-namespace": "ml", "io.kubernetes.cri.sandbox-name": pod,
                                                             "io.kubernetes.cri.container-name": "server"],
-                                              id: id, stateRoot: work + "/runc", writableRoot: true)
+                                              id: id, stateRoot: work + "/runc", writableRoot: true,
+                                              files: ["/models/weights.bin": "weights"])
             XCTAssertEqual(try container.run().status, 0)
         }
         var installed = false
@@ -127,6 +133,9 @@ enum AgentLife {
             installed = events.contains(#""seccomp":"installed""#)
         }
         XCTAssertTrue(installed, "the agent learned the pods and installed their seccomp profile:\n\(log)")
+        let events = (try? String(contentsOfFile: work + "/events.jsonl", encoding: .utf8)) ?? ""
+        XCTAssertTrue(events.contains(#""kind":"model.load""#), "the agent hashed the pods' model:\n\(log)")
+        XCTAssertFalse(log.contains("was not hashed"), log)
         for (method, path, status) in [("GET", "/metrics", "200"), ("GET", "/healthz", "200"), ("GET", "/nowhere", "404"), ("POST", "/metrics", "405")] {
             let response = (try? HTTP.request(method, path, port: port)) ?? ""
             XCTAssertTrue(response.hasPrefix("HTTP/1.1 \(status)"), "\(method) \(path): \(response.prefix(80))")

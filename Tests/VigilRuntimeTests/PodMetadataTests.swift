@@ -21,6 +21,10 @@ final class PodMetadataTests: XCTestCase {
         XCTAssertEqual(pod.namespace, "ml")
         XCTAssertEqual(pod.labels, ["app": "llm-server", "pod-template-hash": "7d9c8f6b5", "tier": "gpu"])
         XCTAssertEqual(pod.owner, .init(kind: "deployment", name: "llm-server"))
+        XCTAssertEqual(pod.modelDigests, [], "no annotation")
+        let declared = "sha256:" + String(repeating: "a", count: 64), other = "sha256:" + String(repeating: "b", count: 64)
+        let annotated = #"{"metadata":{"uid":"u","namespace":"ml","name":"p","annotations":{"vigil.dev/model-digests":"\#(declared), \#(other),sha256:XYZ md5:1"}}}"#
+        XCTAssertEqual(try PodMetadata(podJSON: Data(annotated.utf8)).modelDigests, [declared, other], "what is not a sha256 digest is left out")
         XCTAssertThrowsError(try PodMetadata(podJSON: Data(#"{"kind":"Status"}"#.utf8)))
         XCTAssertThrowsError(try PodMetadata(podJSON: Data(#"{"metadata":{"name":"x"}}"#.utf8)))
     }

@@ -58,9 +58,9 @@ public final class SimulatedNode {
 
     /// A started agent on this node's kernel.
     public func agent(_ configuration: AgentConfiguration? = nil, runtimeExes: [String] = ["/usr/bin/runc"], node: String = "sim",
-                      clusterProfiles: ClusterProfileStore? = nil) throws -> NodeAgent {
+                      clusterProfiles: ClusterProfileStore? = nil, podMetadata: PodMetadataSource? = nil) throws -> NodeAgent {
         let agent = try NodeAgent(configuration: configuration ?? self.configuration(), kernel: kernel, hierarchy: hierarchy,
-                                  sink: sink, node: node, clusterProfiles: clusterProfiles, runtimeExes: runtimeExes)
+                                  sink: sink, node: node, podMetadata: podMetadata, clusterProfiles: clusterProfiles, runtimeExes: runtimeExes)
         try agent.start()
         return agent
     }
