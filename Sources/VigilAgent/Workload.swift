@@ -36,6 +36,8 @@ public final class Workload {
     var emptySince: Date?
     /// Model contents this agent has said it saw loaded (`model.load`) or reported as changed.
     var reportedModels: Set<String> = []
+    /// Model-hashing problems already logged (each said once; at most 64 remembered).
+    var modelProblemsSaid: Set<String> = []
     /// Containers whose model directories did not all exist when they were met: looked for
     /// again at each tick (a server that downloads its weights at start makes them then).
     var modelDirectoriesMissing: [UInt64: UInt32] = [:]

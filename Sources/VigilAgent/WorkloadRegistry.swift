@@ -168,9 +168,9 @@ public final class WorkloadRegistry: EventConsumer {
                                  path: String(decoding: name, as: UTF8.self), identity: event.fileIdentity,
                                  read: modelScratch.bytes, bootNanoseconds: event.bootNanoseconds,
                                  declared: container.declaredModelDigests)
-        if !modelFiles.submit(job) {
+        if !modelFiles.submit(job), firstTime("queue full", workload) {
             problem(workload.key, version: workload.profile?.version,
-                    "a model file's open was not hashed: \(ModelFiles.maximumQueued) were waiting (counted in vigil_model_hash_dropped_total)")
+                    "model file opens are not all hashed: \(ModelFiles.maximumQueued) were waiting (counted in vigil_model_hash_dropped_total)")
         }
     }
 
@@ -180,8 +180,9 @@ public final class WorkloadRegistry: EventConsumer {
         for (job, outcome) in modelFilesIfStarted?.takeResults() ?? [] {
             guard let workload = workloads[job.workload] else { continue }
             guard case .hashed(let model) = outcome else {
-                if case .failed(let why) = outcome {
-                    logger.warning("a model file was not hashed", metadata: ["workload": "\(job.workload)", "path": "\(job.path)", "why": "\(why)"])
+                if case .failed(let why) = outcome, firstTime(job.path + ": " + why, workload) {
+                    logger.warning("a model file was not hashed (said once; counted in vigil_model_hash_failures_total)",
+                                   metadata: ["workload": "\(job.workload)", "path": "\(job.path)", "why": "\(why)"])
                 }
                 continue
             }
@@ -201,6 +202,12 @@ public final class WorkloadRegistry: EventConsumer {
                 encoder.encodeModelLoad(model, workload: job.container, read: job.read, atBoot: job.bootNanoseconds, into: &line)
             }
         }
+    }
+
+    /// Whether a model-hashing problem is new for the workload (logged once, not per open).
+    private func firstTime(_ problem: String, _ workload: Workload) -> Bool {
+        guard workload.modelProblemsSaid.count < 64 else { return false }
+        return workload.modelProblemsSaid.insert(problem).inserted
     }
 
     /// A model anomaly, said once per content (it has no repeats to fold: a content is hashed once).
@@ -475,6 +482,10 @@ public final class WorkloadRegistry: EventConsumer {
     private func problem(_ workload: String, version: Int?, _ text: String) {
         logger.error("profile problem", metadata: ["workload": "\(workload)", "problem": "\(text)"])
         state(EventEncoder.ProfileState(workload: workload, version: version, problem: text))
+    }
+
+    deinit {
+        modelFilesIfStarted?.stop()
     }
 
     /// Anomaly lines emitted so far, by rule, over every workload (retired ones included).
