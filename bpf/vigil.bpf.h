@@ -467,14 +467,33 @@ static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int
     return 0;
 }
 
-/* A read-only open that succeeded: reported only when the file it opened is below one of the
- * container's model directories, with the file's own path and identity. */
-static __always_inline int report_model_read(struct pending_syscall *args, long ret)
+/* Model files whose content the agent verified (struct vigil_known_model); least recently used
+ * go first, which only means their next open is reported and verified again. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct vigil_known_model);
+    __type(value, __u8);
+} known_models __weak SEC(".maps");
+
+/* The inode's ctime in ns, or 0 when the kernel's inode has no i_ctime_sec (before 6.11): then no
+ * model file is ever known and every open is reported. */
+static __always_inline __u64 change_time(struct inode *inode)
 {
-    if (ret < 0)
+    if (!bpf_core_field_exists(inode->i_ctime_sec))
         return 0;
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct file *file = fd_to_file(task, (int)ret);
+    __u64 seconds = BPF_CORE_READ(inode, i_ctime_sec);
+    __u32 nanoseconds = BPF_CORE_READ(inode, i_ctime_nsec) & 0x3fffffff;
+    return seconds * 1000000000ULL + nanoseconds;
+}
+
+/* A model file open in the current process (opened now, or held at exec): reported when it is
+ * below one of the container's model directories, with its own path, identity and the process's
+ * executable — unless both the file's content (known_models) and its reader (known_behaviour) are
+ * in the workload's stable profile. */
+static __noinline int report_model_file(struct file *file, __u32 profile_id, __u32 open_flags, long ret,
+                                        __u32 flags)
+{
     if (!file)
         return 0;
     struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
@@ -484,16 +503,26 @@ static __always_inline int report_model_read(struct pending_syscall *args, long 
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
-    fill_header(&event->hdr, VIGIL_KIND_FILE);
-    event->op = VIGIL_FILE_READ_MODEL;
-    event->open_flags = args->open_flags;
-    event->ret = ret;
-    event->inode = BPF_CORE_READ(dentry, d_inode, i_ino);
+    struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+    event->inode = BPF_CORE_READ(inode, i_ino);
     event->device = BPF_CORE_READ(dentry, d_sb, s_dev);
-    event->path.dir_len = 0;
-    event->path.name_len = resolve_path(dentry, mnt, event->path.name, &event->hdr.flags);
+    event->_reserved = 0;
+    event->size = BPF_CORE_READ(inode, i_size);
+    event->change_ns = change_time(inode);
+    bool content_known = false;
+    if (profile_id) {
+        struct vigil_known_model key = {
+            .profile_id = profile_id,
+            .device = event->device,
+            .inode = event->inode,
+            .size = event->size,
+            .change_ns = event->change_ns,
+        };
+        content_known = key.change_ns && bpf_map_lookup_elem(&known_models, &key);
+    }
     /* Who opened it: the process's executable, as the exec record would name it (its exec may
      * have been known behaviour, dropped in the kernel, so the agent cannot look it up). */
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     event->target.dir_len = 0;
     event->target.name_len = 0;
     struct file *exe = BPF_CORE_READ(task, mm, exe_file);
@@ -502,8 +531,30 @@ static __always_inline int report_model_read(struct pending_syscall *args, long 
         event->target.name_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
                                               event->target.name, &exe_flags);
     }
+    if (content_known && is_known(profile_id, VIGIL_KIND_FILE * 16 + VIGIL_FILE_READ_MODEL,
+                                  fnv_update(VIGIL_FNV_OFFSET, event->target.name, event->target.name_len))) {
+        count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
+        return 0;
+    }
+    fill_header(&event->hdr, VIGIL_KIND_FILE);
+    event->hdr.flags |= flags;
+    event->op = VIGIL_FILE_READ_MODEL;
+    event->open_flags = open_flags;
+    event->ret = ret;
+    event->path.dir_len = 0;
+    event->path.name_len = resolve_path(dentry, mnt, event->path.name, &event->hdr.flags);
     send_event(event, sizeof(*event), VIGIL_KIND_FILE);
     return 0;
+}
+
+/* A read-only open that succeeded: reported only when the file it opened is below one of the
+ * container's model directories (report_model_file). */
+static __always_inline int report_model_read(struct pending_syscall *args, long ret)
+{
+    if (ret < 0)
+        return 0;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    return report_model_file(fd_to_file(task, (int)ret), args->profile_id, args->open_flags, ret, 0);
 }
 
 static __always_inline int report_file_syscall(long ret)
@@ -522,6 +573,9 @@ static __always_inline int report_file_syscall(long ret)
     event->ret = ret;
     event->inode = 0;
     event->device = 0;
+    event->_reserved = 0;
+    event->size = 0;
+    event->change_ns = 0;
     read_syscall_path(&event->path, args.dirfd, args.name, &event->hdr.flags);
     if (args.op == VIGIL_FILE_RENAME) {
         read_syscall_path(&event->target, args.target_dirfd, args.target_name, &event->hdr.flags);

@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define VIGIL_ABI_VERSION 1
+#define VIGIL_ABI_VERSION 2
 
 #define VIGIL_COMM_LEN 16
 /* Paths and arguments are bounded so that every record has a fixed size the verifier can prove.
@@ -67,6 +67,8 @@ enum vigil_net_op {
 #define VIGIL_FLAG_EXE_DELETED (1u << 5)    /* exec: the binary's file has no links left (deleted, or fileless) */
 #define VIGIL_FLAG_PARENT_FILELESS (1u << 6) /* exec: the same for the parent's binary */
 #define VIGIL_FLAG_PATH_DETACHED (1u << 7)  /* a kernel-resolved path is not reachable from the process's root */
+#define VIGIL_FLAG_INHERITED_FD (1u << 8)   /* READ_MODEL: not opened but held at exec, open since before it
+                                             * (ret is the descriptor); target is the new executable */
 
 struct vigil_header {
     __u32 kind;           /* enum vigil_kind */
@@ -111,13 +113,16 @@ struct vigil_file_event {
     __s64 ret;      /* the syscall's return: >= 0 success, < 0 is -errno */
     struct vigil_path path;
     struct vigil_path target; /* rename: the new name; READ_MODEL: the opening process's executable */
-    /* VIGIL_FILE_READ_MODEL only: the opened file's inode and device (the kernel's dev_t,
-     * MAJOR << 20 | MINOR), so the agent can check that what it hashes is what was opened. Its
-     * path is in `path.name`, resolved from the open file (symlinks followed, as the process's
-     * root sees it). */
+    /* VIGIL_FILE_READ_MODEL only: the opened file's identity: inode and device (the kernel's dev_t,
+     * MAJOR << 20 | MINOR), so the agent can check that what it hashes is what was opened, and its
+     * size and ctime, which no process can set back (a write changes them), so a content the
+     * agent verified is known by them (known_models). Its path is in `path.name`, resolved from
+     * the open file (symlinks followed, as the process's root sees it). */
     __u64 inode;
     __u32 device;
     __u32 _reserved;
+    __u64 size;
+    __u64 change_ns; /* ctime, in ns since the epoch */
 };
 
 struct vigil_net_event {
@@ -219,6 +224,18 @@ struct vigil_known_key {
     __u32 profile_id;
     __u32 kind; /* VIGIL_KIND_EXEC, or VIGIL_KIND_FILE * 16 + enum vigil_file_op */
     __u64 hash;
+};
+
+/* A model file whose content the agent hashed and found in the profile (and among the declared
+ * digests, if any): with a known reader (known_behaviour, kind VIGIL_KIND_FILE * 16 +
+ * VIGIL_FILE_READ_MODEL, hash fnv(reader's executable)), its opens are dropped in the kernel. Any
+ * write to it changes its change_ns (or size, or inode), so the next open is reported again. */
+struct vigil_known_model {
+    __u32 profile_id;
+    __u32 device;
+    __u64 inode;
+    __u64 size;
+    __u64 change_ns;
 };
 
 struct vigil_known_destination {

@@ -28,6 +28,7 @@ enum {
     BPF_MAP_TYPE_HASH = 1,
     BPF_MAP_TYPE_ARRAY = 2,
     BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+    BPF_MAP_TYPE_LRU_HASH = 9,
     BPF_MAP_TYPE_RINGBUF = 27,
 };
 enum { BPF_ANY = 0, BPF_NOEXIST = 1 };
@@ -76,11 +77,18 @@ struct path {
 struct inode {
     unsigned int __i_nlink;
     unsigned long i_ino;
+    __s64 i_size;
+    __s64 i_ctime_sec;  /* 6.11 and later; read only when the running kernel has it */
+    __u32 i_ctime_nsec; /* since 6.13 bit 31 is I_CTIME_QUERIED, not time */
 };
+
+#define FMODE_READ 0x1
 
 struct file {
     struct path f_path;
     struct inode *f_inode;
+    unsigned int f_mode;
+    unsigned int f_flags;
     void *private_data;
 };
 

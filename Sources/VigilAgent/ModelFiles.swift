@@ -9,7 +9,8 @@ import VigilCore
 /// from the container's own view of the file (`/proc/<pid>/root`, resolved inside it), and only
 /// when the file is the one the kernel saw opened (same device and inode). Reading is paced
 /// (`bytesPerSecond`) so that multi-GB weights do not take the node's disk and CPU; a file
-/// already hashed (same device, inode, size and mtime) is not read again.
+/// already hashed (same device, inode, size and ctime: a write in place with the mtime set back
+/// still changes the ctime) is not read again.
 public final class ModelFiles: @unchecked Sendable {
     /// One open to hash, with what the agent needs to report it.
     public struct Job: Sendable {
@@ -19,21 +20,22 @@ public final class ModelFiles: @unchecked Sendable {
         /// one that opened it (often gone by then: a `cat`), its parent, the container's first.
         public var pids: [UInt32]
         public var path: String
-        public var identity: FileIdentity
+        /// The file as the kernel saw it opened.
+        public var version: FileVersion
         /// The open as a `file.read` JSON object.
         public var read: [UInt8]
         public var bootNanoseconds: UInt64
         /// Contents the container's pod declares.
         public var declared: Set<String>
 
-        public init(workload: String, container: WorkloadIdentity, pids: [UInt32], path: String, identity: FileIdentity,
+        public init(workload: String, container: WorkloadIdentity, pids: [UInt32], path: String, version: FileVersion,
                     read: [UInt8], bootNanoseconds: UInt64, declared: Set<String> = []) {
             self.declared = declared
             self.workload = workload
             self.container = container
             self.pids = pids
             self.path = path
-            self.identity = identity
+            self.version = version
             self.read = read
             self.bootNanoseconds = bootNanoseconds
         }
@@ -75,11 +77,7 @@ public final class ModelFiles: @unchecked Sendable {
     private var cache: [CacheKey: String] = [:]
     private var cacheOrder: [CacheKey] = []
 
-    private struct CacheKey: Hashable {
-        var identity: FileIdentity
-        var size: UInt64
-        var modified: UInt64
-    }
+    private typealias CacheKey = FileVersion
 
     public init(bytesPerSecond: Double = 128 * 1024 * 1024) {
         self.bytesPerSecond = bytesPerSecond
@@ -174,14 +172,16 @@ public final class ModelFiles: @unchecked Sendable {
         var status = stat()
         guard fstat(fd, &status) == 0 else { return .failed("fstat: \(String(cString: strerror(errno)))") }
         let identity = FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino))
-        guard identity == job.identity, status.st_mode & S_IFMT == S_IFREG else {
+        guard identity == job.version.identity, status.st_mode & S_IFMT == S_IFREG else {
             return .failed("not the file that was opened (replaced since, or not a regular file)")
         }
         let size = UInt64(status.st_size)
         let modified = UInt64(status.st_mtim.tv_sec) * 1_000_000_000 + UInt64(status.st_mtim.tv_nsec)
-        let key = CacheKey(identity: identity, size: size, modified: modified)
+        let changed = UInt64(status.st_ctim.tv_sec) * 1_000_000_000 + UInt64(status.st_ctim.tv_nsec)
+        let key = FileVersion(identity: identity, size: size, changeNanoseconds: changed)
         func model(_ digest: String) -> EventEncoder.ModelFile {
-            EventEncoder.ModelFile(path: job.path, sha256: digest, size: size, modifiedNanoseconds: modified, identity: identity)
+            EventEncoder.ModelFile(path: job.path, sha256: digest, size: size, modifiedNanoseconds: modified,
+                                   version: key)
         }
         if let digest = cache[key] {
             condition.withLock { counters.cached += 1 }
@@ -207,7 +207,7 @@ public final class ModelFiles: @unchecked Sendable {
             if ahead > 0 { Thread.sleep(forTimeInterval: ahead) }
         }
         var after = stat()
-        guard fstat(fd, &after) == 0, after.st_mtim.tv_sec == status.st_mtim.tv_sec, after.st_mtim.tv_nsec == status.st_mtim.tv_nsec,
+        guard fstat(fd, &after) == 0, after.st_ctim.tv_sec == status.st_ctim.tv_sec, after.st_ctim.tv_nsec == status.st_ctim.tv_nsec,
               UInt64(after.st_size) == size, total == size else {
             return .failed("changed while it was read: hashed again at its next open")
         }

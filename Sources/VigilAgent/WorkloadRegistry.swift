@@ -165,7 +165,7 @@ public final class WorkloadRegistry: EventConsumer {
         let name = event.filePath.name
         let pids = [event.pid, event.ppid, workload.firstPids[event.cgroupID] ?? 0]
         let job = ModelFiles.Job(workload: workload.key, container: container.identity, pids: pids,
-                                 path: String(decoding: name, as: UTF8.self), identity: event.fileIdentity,
+                                 path: String(decoding: name, as: UTF8.self), version: event.fileVersion,
                                  read: modelScratch.bytes, bootNanoseconds: event.bootNanoseconds,
                                  declared: container.declaredModelDigests)
         if !modelFiles.submit(job), firstTime("queue full", workload) {
@@ -187,16 +187,24 @@ public final class WorkloadRegistry: EventConsumer {
                 continue
             }
             workload.withLearner { $0.observeModel(ModelRule(path: model.path, sha256: model.sha256), now: now) }
-            if let previous = workload.withMonitor({ $0.detector.checkModel(path: model.path, sha256: model.sha256) }) ?? nil {
+            // nil: not monitoring; .some(nil): a content the profile knows.
+            let verdict = workload.withMonitor { $0.detector.checkModel(path: model.path, sha256: model.sha256) }
+            if case .some(.some(let previous)) = verdict {
                 var changed = model
                 changed.previous = previous
                 reportModel(.modelChanged, changed, job, workload)
             }
             let declared = settings.declaredModelDigests(job.workload).union(job.declared)
-            if !declared.isEmpty, !declared.contains(model.sha256) {
+            let undeclared = !declared.isEmpty && !declared.contains(model.sha256)
+            if undeclared {
                 var unverified = model
                 unverified.declared = declared.sorted()
                 reportModel(.modelUnverified, unverified, job, workload)
+            }
+            // Verified, and what was hashed is the version opened: its next opens by a known
+            // reader stay in the kernel until a write changes it.
+            if case .some(.none) = verdict, !undeclared, model.version == job.version, settings.suppressInKernel {
+                try? kernel.loadKnownModel(job.version, profileID: workload.profileID)
             }
             if firstSaid("load", model.sha256, workload) {
                 encoder.encodeModelLoad(model, workload: job.container, read: job.read, atBoot: job.bootNanoseconds, into: &line)

@@ -28,6 +28,7 @@ public final class KernelProbes: KernelFacade {
     private let dropsFD: Int32
     private let knownBehaviourFD: Int32
     private let knownDestinationsFD: Int32
+    private let knownModelsFD: Int32
     private let modelDirectoriesFD: Int32
     private let modelSwitchFD: Int32
     /// What `setModelDirectories` put in, per cgroup, to take out again.
@@ -95,6 +96,7 @@ public final class KernelProbes: KernelFacade {
             dropsFD = try Self.mapFD(object, "drops")
             knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
             knownDestinationsFD = try Self.mapFD(object, "known_destinations")
+            knownModelsFD = try Self.mapFD(object, "known_models")
             modelDirectoriesFD = try Self.mapFD(object, "model_dirs")
             modelSwitchFD = try Self.mapFD(object, "model_switch")
             eventsFD = try Self.mapFD(object, "events")
@@ -228,6 +230,18 @@ public final class KernelProbes: KernelFacade {
             var key = Self.key(destination, profileID: profileID)
             try check(bpf_map_update_elem(knownDestinationsFD, &key, &yes, UInt64(BPF_ANY)), "known destination")
         }
+        for reader in known.modelReaders {
+            var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.fileKind(.readModel), hash: reader)
+            try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known model reader")
+        }
+    }
+
+    public func loadKnownModel(_ version: FileVersion, profileID: UInt32) throws {
+        guard version.changeNanoseconds != 0 else { return } // the kernel cannot tell versions apart
+        var key = vigil_known_model(profile_id: profileID, device: version.identity.device, inode: version.identity.inode,
+                                    size: version.size, change_ns: version.changeNanoseconds)
+        var yes: UInt8 = 1
+        try check(bpf_map_update_elem(knownModelsFD, &key, &yes, UInt64(BPF_ANY)), "known model file")
     }
 
     private static func key(_ destination: Destination, profileID: UInt32) -> vigil_known_destination {
@@ -247,6 +261,7 @@ public final class KernelProbes: KernelFacade {
     public func unloadKnownBehaviour(profileID: UInt32) {
         deleteKeys(knownBehaviourFD, as: vigil_known_key.self) { $0.profile_id == profileID }
         deleteKeys(knownDestinationsFD, as: vigil_known_destination.self) { $0.profile_id == profileID }
+        deleteKeys(knownModelsFD, as: vigil_known_model.self) { $0.profile_id == profileID }
     }
 
     private func deleteKeys<Key: BitwiseCopyable>(_ fd: Int32, as _: Key.Type, where matches: (Key) -> Bool) {

@@ -128,7 +128,8 @@ public struct Detector: Sendable {
                 files.insert(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: BehaviourHash.fnv1a(rule.path)))
             }
         }
-        return KnownBehaviour(execHashes: execHashes, files: files, destinations: destinations)
+        return KnownBehaviour(execHashes: execHashes, files: files, destinations: destinations,
+                              modelReaders: Set(modelReaders.map(BehaviourHash.fnv1a)))
     }
 
     /// A model file loaded with this content: nil when the profile saw that content loaded

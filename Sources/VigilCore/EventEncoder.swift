@@ -187,6 +187,9 @@ public struct EventEncoder: Sendable {
         }
         if op == .readModel {
             out.raw(","); out.field("reader_exe", bytes: event.modelReaderExe)
+            if event.heldAcrossExec {
+                out.raw(","); out.key("held_across_exec"); out.bool(true)
+            }
             let identity = event.fileIdentity
             out.raw(","); out.key("inode"); out.unsigned(identity.inode)
             out.raw(","); out.key("device"); out.unsigned(UInt64(identity.device))
@@ -428,19 +431,21 @@ extension EventEncoder {
         public var sha256: String
         public var size: UInt64
         public var modifiedNanoseconds: UInt64
-        public var identity: FileIdentity
+        /// The version hashed: identity, size and ctime.
+        public var version: FileVersion
+        public var identity: FileIdentity { version.identity }
         /// `model-changed` only: the contents the profile knows instead.
         public var previous: [String]?
         /// `model-unverified` only: the contents declared for the workload.
         public var declared: [String]?
 
-        public init(path: String, sha256: String, size: UInt64, modifiedNanoseconds: UInt64, identity: FileIdentity,
+        public init(path: String, sha256: String, size: UInt64, modifiedNanoseconds: UInt64, version: FileVersion,
                     previous: [String]? = nil) {
             self.path = path
             self.sha256 = sha256
             self.size = size
             self.modifiedNanoseconds = modifiedNanoseconds
-            self.identity = identity
+            self.version = version
             self.previous = previous
         }
     }

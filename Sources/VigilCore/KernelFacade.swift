@@ -30,7 +30,12 @@ public protocol KernelFacade: AnyObject {
     /// Behaviour of a stable profile, dropped in the kernel from now on for cgroups watched with
     /// `profileID` (counted as suppressed, never sent).
     func loadKnownBehaviour(_ known: KnownBehaviour, profileID: UInt32) throws
-    /// Removes what `loadKnownBehaviour` put in for `profileID` (a workload retired or relearned).
+    /// A model file version whose content the agent verified for `profileID`: its opens by a
+    /// known reader (`KnownBehaviour.modelReaders`) are dropped in the kernel until it changes.
+    /// The kernel keeps the most recently used few thousand; one forgotten is reported again.
+    func loadKnownModel(_ version: FileVersion, profileID: UInt32) throws
+    /// Removes what `loadKnownBehaviour` and `loadKnownModel` put in for `profileID` (a workload
+    /// retired or relearned).
     func unloadKnownBehaviour(profileID: UInt32)
 
     /// Events the kernel lost (ring buffer full, in-flight table full), by kind; they only grow.
@@ -64,12 +69,16 @@ public struct KnownBehaviour: Sendable, Equatable {
     public var execHashes: Set<UInt64>
     public var files: Set<FileKey>
     public var destinations: Set<Destination>
+    /// FNV-1a of the executables that read the model (`modelReaders`).
+    public var modelReaders: Set<UInt64>
 
-    public init(execHashes: Set<UInt64> = [], files: Set<FileKey> = [], destinations: Set<Destination> = []) {
+    public init(execHashes: Set<UInt64> = [], files: Set<FileKey> = [], destinations: Set<Destination> = [],
+                modelReaders: Set<UInt64> = []) {
         self.execHashes = execHashes
         self.files = files
         self.destinations = destinations
+        self.modelReaders = modelReaders
     }
 
-    public var count: Int { execHashes.count + files.count + destinations.count }
+    public var count: Int { execHashes.count + files.count + destinations.count + modelReaders.count }
 }

@@ -170,6 +170,8 @@ enum Layout {
     @inline(__always) static var fileTarget: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.target)! }
     @inline(__always) static var fileInode: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.inode)! }
     @inline(__always) static var fileDevice: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.device)! }
+    @inline(__always) static var fileSize: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.size)! }
+    @inline(__always) static var fileChange: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.change_ns)! }
     @inline(__always) static var pathDirLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir_len)! }
     @inline(__always) static var pathNameLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.name_len)! }
     @inline(__always) static var pathDir: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir)! }
@@ -256,7 +258,14 @@ extension RawEvent {
     public var fileTarget: RawPath { path(at: Layout.fileTarget) }
     /// `readModel` only: the opened file's identity as the kernel knows it (the kernel's dev_t).
     public var fileIdentity: FileIdentity { FileIdentity(device: load(Layout.fileDevice, as: UInt32.self), inode: load(Layout.fileInode, as: UInt64.self)) }
+    /// `readModel` only: the file's version when it was opened (no process can set a ctime back).
+    public var fileVersion: FileVersion {
+        FileVersion(identity: fileIdentity, size: load(Layout.fileSize, as: UInt64.self),
+                    changeNanoseconds: load(Layout.fileChange, as: UInt64.self))
+    }
     public var isModelRead: Bool { kind == .file && fileOperation == .readModel }
+    /// `readModel` only: the file was not opened but held across an exec by the new program.
+    public var heldAcrossExec: Bool { flags & UInt32(VIGIL_FLAG_INHERITED_FD) != 0 }
     /// `readModel` only: the executable of the process that opened the file (resolved in the kernel).
     public var modelReaderExe: UnsafeRawBufferPointer { fileTarget.name }
 
@@ -303,5 +312,21 @@ public struct FileIdentity: Hashable, Sendable {
         let major = ((statDevice >> 8) & 0xfff) | ((statDevice >> 32) & ~0xfff)
         let minor = (statDevice & 0xff) | ((statDevice >> 12) & ~0xff)
         self.init(device: UInt32(truncatingIfNeeded: (major << 20) | (minor & 0xfffff)), inode: inode)
+    }
+}
+
+/// One version of a file: its identity, size and ctime (ns). A write changes the ctime (or the
+/// size, or, replaced, the inode), and no process can set a ctime back, so a content verified
+/// once is known by its version.
+public struct FileVersion: Hashable, Sendable {
+    public var identity: FileIdentity
+    public var size: UInt64
+    /// 0 when the kernel cannot tell (before Linux 6.11): never known.
+    public var changeNanoseconds: UInt64
+
+    public init(identity: FileIdentity, size: UInt64, changeNanoseconds: UInt64) {
+        self.identity = identity
+        self.size = size
+        self.changeNanoseconds = changeNanoseconds
     }
 }

@@ -11,6 +11,7 @@ public final class RecordedKernel: KernelFacade {
     private var quieted: Set<UInt64> = []
     private var bitmaps: [UInt64: CgroupSyscalls] = [:]
     private var known: [UInt32: KnownBehaviour] = [:]
+    private var knownModels: [UInt32: Set<FileVersion>] = [:]
     private var suppressed: [EventKind: UInt64] = [:]
     private var joiner = PathJoiner()
     /// Drops the test wants the kernel to report.
@@ -87,13 +88,13 @@ public final class RecordedKernel: KernelFacade {
                 }
             }
             guard let profile = watched[event.cgroupID], !quieted.contains(event.cgroupID) else { return false }
-            guard profile != 0, let behaviour = known[profile], isKnown(event, behaviour) else { return true }
+            guard profile != 0, let behaviour = known[profile], isKnown(event, behaviour, profile: profile) else { return true }
             suppressed[event.kind, default: 0] += 1
             return false
         }
     }
 
-    private func isKnown(_ event: RawEvent, _ behaviour: KnownBehaviour) -> Bool {
+    private func isKnown(_ event: RawEvent, _ behaviour: KnownBehaviour, profile: UInt32) -> Bool {
         switch event.kind {
         case .exec:
             guard !event.exeHasNoFile else { return false }
@@ -101,6 +102,11 @@ public final class RecordedKernel: KernelFacade {
                                                                     parent: BehaviourHash.fnv1a(event.parentExe)))
         case .file:
             guard let op = event.fileOperation else { return false }
+            if op == .readModel {
+                let version = event.fileVersion
+                return version.changeNanoseconds != 0 && knownModels[profile]?.contains(version) == true
+                    && behaviour.modelReaders.contains(BehaviourHash.fnv1a(event.modelReaderExe))
+            }
             let path = op == .rename ? event.fileTarget : event.filePath
             joiner.join(directory: path.directory, name: path.name)
             let hash = joiner.buffer.withUnsafeBytes { BehaviourHash.fnv1a($0) }
@@ -147,7 +153,12 @@ public final class RecordedKernel: KernelFacade {
         known[profileID] = behaviour
     }
 
+    public func loadKnownModel(_ version: FileVersion, profileID: UInt32) throws {
+        knownModels[profileID, default: []].insert(version)
+    }
+
     public func unloadKnownBehaviour(profileID: UInt32) {
+        knownModels[profileID] = nil
         known[profileID] = nil
     }
 

@@ -8,6 +8,7 @@
  *   udp4:PORT udp6:PORT  sendto 127.0.0.1 / ::1 one datagram
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
  *   reads:N:PATH         N times open PATH read-only, read, close (read loop)
+ *   openat2-read:PATH    open PATH read-only with openat2(2), read, close
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
  *   distinct:N:DIR       N writes of files of distinct names, each in its own new directory
@@ -26,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -60,6 +62,18 @@ static int read_file(const char *path)
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return fail("open", path);
+    (void)!read(fd, buffer, sizeof(buffer));
+    close(fd);
+    return 0;
+}
+
+static int openat2_read(const char *path)
+{
+    char buffer[64];
+    struct open_how how = { .flags = O_RDONLY };
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+    if (fd < 0)
+        return fail("openat2", path);
     (void)!read(fd, buffer, sizeof(buffer));
     close(fd);
     return 0;
@@ -158,6 +172,8 @@ int main(int argc, char **argv)
             rc = chdir(arg) ? fail("chdir", arg) : 0;
         } else if (!strcmp(action, "write")) {
             rc = write_file(arg);
+        } else if (!strcmp(action, "openat2-read")) {
+            rc = openat2_read(arg);
         } else if (!strcmp(action, "rename")) {
             char *to = strchr(arg, ':');
             if (!to)

@@ -281,6 +281,16 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(reads.first?[path: "event.process.exe"] as? String, "/bin/cat")
         XCTAssertEqual(reads.first?[path: "event.file.path"] as? String, weights)
 
+        // Hashed and found in the profile: the kernel now drops the server's opens of this
+        // version of the file, not cat's (an unknown reader), nor those of any other version.
+        agent.registry.waitForModelHashes()
+        try agent.tick(now: Date().addingTimeInterval(120.5))
+        let suppressed = node.kernel.suppressedCounts()[.file] ?? 0
+        node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: try identity(weights))
+        node.readModel(web, pid: 300, exe: "/bin/cat", path: weights, identity: try identity(weights))
+        try node.settle(agent)
+        XCTAssertEqual(node.kernel.suppressedCounts()[.file], suppressed + 1)
+
         // Swapped on the volume (a new file renamed over the old), then loaded again.
         try Data("weights v2".utf8).write(to: URL(fileURLWithPath: weights), options: .atomic)
         node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: try identity(weights))

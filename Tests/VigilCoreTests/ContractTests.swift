@@ -62,7 +62,8 @@ final class ContractTests: XCTestCase {
     func testModelLoadAndModelChanged() throws {
         let model = EventEncoder.ModelFile(path: "/models/llm/weights.safetensors", sha256: "sha256:" + String(repeating: "ab", count: 32),
                                            size: 4_294_967_296, modifiedNanoseconds: 1_764_000_000_123_456_789,
-                                           identity: FileIdentity(device: 2049, inode: 1234))
+                                           version: FileVersion(identity: FileIdentity(device: 2049, inode: 1234),
+                                                                size: 4_294_967_296, changeNanoseconds: 1_764_000_000_123_456_789))
         let read = Array(#"{"kind":"file.read"}"#.utf8)
         let encoder = EventEncoder(node: "node-a", clock: clock)
         var out = JSONLineWriter()

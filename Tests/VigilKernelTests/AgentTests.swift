@@ -190,7 +190,8 @@ final class AgentTests: XCTestCase {
 extension RuncContainer {
     /// `runc create` + `runc start`, polling the pipeline while the container runs (as the
     /// agent's loop does, with the container's state and cgroup still there), then `runc delete`.
-    func runDetachedAndWait(pipeline: EventPipeline, whileRunning: (() throws -> Void)? = nil) throws -> Result {
+    func runDetachedAndWait(pipeline: EventPipeline, whileRunning: (() throws -> Void)? = nil,
+                            eachPoll: (() throws -> Void)? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") ? "/usr/sbin/runc" : "/usr/bin/runc")
         process.arguments = ["--root", stateRoot, "create", "--bundle", bundle, id]
@@ -204,6 +205,7 @@ extension RuncContainer {
         var stopped = false
         for _ in 0..<200 where !stopped {
             try pipeline.poll(timeoutMilliseconds: 50)
+            try eachPoll?()
             let state = try Self.runc(["--root", stateRoot, "state", id]).output
             stopped = state.contains("\"status\": \"stopped\"")
         }

@@ -34,7 +34,8 @@ final class ModelLoadTests: XCTestCase {
         XCTAssertEqual(try agent.start(), [kubepods])
 
         /// A replica whose image carries `weights` at /models/weights.bin (and a symlink to it).
-        func replica(_ pod: String, weights: String, _ script: String) throws {
+        func replica(_ pod: String, weights: String, _ script: String, ticking: Bool = false,
+                     hostBinaries: [String: String] = [:], bindMounts: [(source: String, destination: String)] = []) throws {
             let id = (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
             let container = try RuncContainer(self, args: ["sh", "-c", script],
                                               cgroupsPath: "\(kubepods)/besteffort/pod\(UUID().uuidString.lowercased())/\(id)",
@@ -43,8 +44,9 @@ final class ModelLoadTests: XCTestCase {
                                                             "io.kubernetes.cri.container-name": "server"],
                                               id: id, stateRoot: stateRoot, writableRoot: true,
                                               files: ["/models/weights.bin": weights, "/etc/config.json": "{}"],
-                                              symlinks: ["/weights": "/models/weights.bin"])
-            let result = try container.runDetachedAndWait(pipeline: agent.pipeline)
+                                              symlinks: ["/weights": "/models/weights.bin"],
+                                              hostBinaries: hostBinaries, bindMounts: bindMounts)
+            let result = try container.runDetachedAndWait(pipeline: agent.pipeline, eachPoll: ticking ? { try agent.tick() } : nil)
             XCTAssertEqual(result.status, 0, result.output)
             agent.registry.waitForModelHashes()
             try agent.tick()
@@ -97,5 +99,59 @@ final class ModelLoadTests: XCTestCase {
         XCTAssertEqual(reads.count, 1, "\(reads)")
         XCTAssertEqual(reads.first?[path: "event.file.reader_exe"] as? String, "/tmp/busybox")
         XCTAssertEqual(reads.first?[path: "event.file.path"] as? String, "/models/weights.bin")
+
+        // The server reopens weights it loaded before: once verified (hashed, in the profile),
+        // their opens by a known reader stay in the kernel. (No redirection to /dev/null here:
+        // that open for writing is known behaviour too, and would be counted as suppressed.)
+        func suppressedFiles() -> UInt64 { probes.suppressedCounts()[.file] ?? 0 }
+        func opensSeen() -> UInt64 { (agent.registry.modelHashing?.hashed ?? 0) + (agent.registry.modelHashing?.cached ?? 0) }
+        var (suppressedBefore, seenBefore) = (suppressedFiles(), opensSeen())
+        try replica("llm-server-7d9c8f6b5-r3s4t", weights: "weights v1\n",
+                    "sleep 1; cat /models/weights.bin; sleep 1.5; cat /models/weights.bin /weights; cat /weights; sleep 0.3",
+                    ticking: true)
+        XCTAssertEqual(opensSeen() - seenBefore, 1, "only the first open reached the agent")
+        XCTAssertEqual(suppressedFiles() - suppressedBefore, 3, "the three later opens were dropped in the kernel")
+
+        // Rewritten in place, same size, mtime set back: the ctime still moved, so the next open
+        // by the same known reader is reported, hashed and found changed.
+        (suppressedBefore, seenBefore) = (suppressedFiles(), opensSeen())
+        try replica("llm-server-7d9c8f6b5-u5v6w", weights: "weights v1\n",
+                    "sleep 1; cat /models/weights.bin >/dev/null; sleep 1.5; cp -p /models/weights.bin /tmp/original; "
+                        + "echo 'weights v3' > /models/weights.bin; touch -r /tmp/original /models/weights.bin; "
+                        + "cat /models/weights.bin >/dev/null; sleep 0.3", ticking: true)
+        agent.registry.waitForModelHashes()
+        try agent.tick()
+        XCTAssertEqual(opensSeen() - seenBefore, 2, "the open after the rewrite reached the agent")
+        let rewritten = try lines("anomaly").filter {
+            $0[path: "anomaly.rule"] as? String == "model-changed" && $0[path: "event.model.sha256"] as? String == digest("weights v3\n")
+        }
+        let anomalies = try lines("anomaly")
+        XCTAssertEqual(rewritten.count, 1, "\(anomalies)")
+
+        // A program handed the weights as an open descriptor (no open of its own): reported at its exec.
+        try replica("llm-server-7d9c8f6b5-h7j8k", weights: "weights v1\n",
+                    "sleep 1; cp /bin/busybox /tmp/cat; exec 3< /models/weights.bin; /tmp/cat <&3 >/dev/null; sleep 0.3")
+        let held = try lines("anomaly").filter {
+            $0[path: "anomaly.rule"] as? String == "model-artifact-read" && $0[path: "event.file.reader_exe"] as? String == "/tmp/cat"
+        }
+        let everything = try lines("anomaly")
+        XCTAssertEqual(held.count, 1, "\(everything)")
+        XCTAssertEqual(held.first?[path: "event.file.held_across_exec"] as? Bool, true)
+        XCTAssertEqual(held.first?[path: "event.file.path"] as? String, "/models/weights.bin")
+
+        // Weights on a volume bind-mounted into the model directory, opened with openat2.
+        let volume = work + "/adapters"
+        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+        try "adapter v1\n".write(toFile: volume + "/adapter.bin", atomically: false, encoding: .utf8)
+        try replica("llm-server-7d9c8f6b5-m9n0p", weights: "weights v1\n",
+                    "sleep 1; /opt/loader openat2-read:/models/adapters/adapter.bin; sleep 0.3",
+                    hostBinaries: ["/opt/loader": KernelTestSupport.workload], bindMounts: [(volume, "/models/adapters")])
+        let adapter = try lines("model.load").filter { $0[path: "model.path"] as? String == "/models/adapters/adapter.bin" }
+        let loadsNow = try lines("model.load")
+        XCTAssertEqual(adapter.count, 1, "\(loadsNow)")
+        XCTAssertEqual(adapter.first?[path: "model.sha256"] as? String, digest("adapter v1\n"))
+        XCTAssertEqual(try lines("anomaly").filter {
+            $0[path: "anomaly.rule"] as? String == "model-artifact-read" && $0[path: "event.file.reader_exe"] as? String == "/opt/loader"
+        }.count, 1)
     }
 }

@@ -24,7 +24,8 @@ struct RuncContainer {
 
     init(_ test: XCTestCase, args: [String], cgroupsPath: String, noNewPrivileges: Bool, seccomp: OCISeccomp?,
          annotations: [String: String] = [:], id: String? = nil, stateRoot: String? = nil, writableRoot: Bool = false,
-         files: [String: String] = [:], symlinks: [String: String] = [:]) throws {
+         files: [String: String] = [:], symlinks: [String: String] = [:], hostBinaries: [String: String] = [:],
+         bindMounts: [(source: String, destination: String)] = []) throws {
         self.id = id ?? "vigil-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         bundle = NSTemporaryDirectory() + "bundle-" + self.id
         self.stateRoot = stateRoot ?? bundle + "-state"
@@ -43,6 +44,7 @@ struct RuncContainer {
             try content.write(toFile: rootfs + path, atomically: false, encoding: .utf8)
         }
         for (path, target) in symlinks { try fm.createSymbolicLink(atPath: rootfs + path, withDestinationPath: target) }
+        for (path, host) in hostBinaries { try Self.copyBinary(host, to: path, rootfs: rootfs) }
         let ownsStateRoot = stateRoot == nil
         let (bundle, stateRoot, id) = (bundle, self.stateRoot, self.id)
         test.addTeardownBlock {
@@ -66,11 +68,37 @@ struct RuncContainer {
         }
         config["linux"] = linux
         config["annotations"] = annotations
+        if !bindMounts.isEmpty {
+            var mounts = config["mounts"] as? [[String: Any]] ?? []
+            for mount in bindMounts {
+                mounts.append(["destination": mount.destination, "type": "bind", "source": mount.source, "options": ["rbind", "ro"]])
+            }
+            config["mounts"] = mounts
+        }
         if writableRoot, var root = config["root"] as? [String: Any] {
             root["readonly"] = false
             config["root"] = root
         }
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: configPath))
+    }
+
+    /// Copies a host binary into the root filesystem at `path`, with the shared libraries and
+    /// loader `ldd` names, at their host paths (a dynamically linked test program in a busybox root).
+    static func copyBinary(_ host: String, to path: String, rootfs: String) throws {
+        let fm = FileManager.default
+        let ldd = Process()
+        ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+        ldd.arguments = [host]
+        let output = Pipe()
+        ldd.standardOutput = output
+        try ldd.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ldd.waitUntilExit()
+        let libraries = text.split(whereSeparator: \.isWhitespace).map(String.init).filter { $0.hasPrefix("/") }
+        for (source, destination) in [(host, path)] + libraries.map({ ($0, $0) }) where !fm.fileExists(atPath: rootfs + destination) {
+            try fm.createDirectory(atPath: rootfs + (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: URL(fileURLWithPath: source).resolvingSymlinksInPath().path, toPath: rootfs + destination)
+        }
     }
 
     /// `runc run` in the foreground: the container's exit status and its standard output.

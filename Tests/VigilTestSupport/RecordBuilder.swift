@@ -50,10 +50,13 @@ public enum RecordBuilder {
 
     public static func file(pid: UInt32 = 4242, op: vigil_file_op, dir: String, name: String, targetDir: String = "",
                      targetName: String = "", result: Int64 = 0, openFlags: UInt32 = 0, flags: UInt32 = 0,
-                     boot: UInt64 = 1_000_000_000, cgroup: UInt64 = 77, inode: UInt64 = 0, device: UInt32 = 0) -> [UInt8] {
+                     boot: UInt64 = 1_000_000_000, cgroup: UInt64 = 77, inode: UInt64 = 0, device: UInt32 = 0,
+                     size: UInt64 = 0, changeNanoseconds: UInt64 = 0) -> [UInt8] {
         var event = vigil_file_event()
         event.inode = inode
         event.device = device
+        event.size = size
+        event.change_ns = changeNanoseconds
         event.hdr = header(kind: VIGIL_KIND_FILE, pid: pid, boot: boot, cgroup: cgroup, flags: flags)
         event.op = op.rawValue
         event.open_flags = openFlags

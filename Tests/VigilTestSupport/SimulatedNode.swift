@@ -127,13 +127,19 @@ public final class SimulatedNode {
     }
 
     /// Connects to an IPv4 address.
-    /// An open of a model file as the kernel reports it: the path it resolved and the file's
-    /// identity, and the opening process's executable. `pid` names the process whose root the
-    /// agent reads the file through.
-    public func readModel(_ container: Container, pid: UInt32, exe: String, path: String, identity: FileIdentity) {
+    /// An open of a model file as the kernel reports it: the path it resolved, the file's
+    /// identity, its size and ctime now, and the opening process's executable. `pid` names the
+    /// process whose root the agent reads the file through.
+    public func readModel(_ container: Container, pid: UInt32, exe: String, path: String, identity: FileIdentity,
+                          heldAcrossExec: Bool = false) {
+        var status = stat()
+        let found = stat(path, &status) == 0
         kernel.enqueue(RecordBuilder.file(pid: pid, op: VIGIL_FILE_READ_MODEL, dir: "", name: path, targetName: exe, result: 3,
-                                          openFlags: UInt32(O_RDONLY), boot: BootClock.nowBootNanoseconds(), cgroup: container.cgroupID,
-                                          inode: identity.inode, device: identity.device))
+                                          openFlags: UInt32(O_RDONLY), flags: heldAcrossExec ? UInt32(VIGIL_FLAG_INHERITED_FD) : 0,
+                                          boot: BootClock.nowBootNanoseconds(), cgroup: container.cgroupID,
+                                          inode: identity.inode, device: identity.device,
+                                          size: found ? UInt64(status.st_size) : 0,
+                                          changeNanoseconds: found ? UInt64(status.st_ctim.tv_sec) * 1_000_000_000 + UInt64(status.st_ctim.tv_nsec) : 0))
     }
 
     public func connect(_ container: Container, pid: UInt32 = 100, to address: [UInt8], port: UInt16) {
