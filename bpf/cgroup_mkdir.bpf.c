@@ -18,7 +18,7 @@ int vigil_cgroup_mkdir(unsigned long long *ctx)
         return 0;
     /* The child belongs to the parent's workload and profile (quiet if it is); its syscalls
      * start empty. */
-    struct vigil_cgroup_state child = { .profile_id = parent->profile_id, .flags = parent->flags };
+    struct vigil_cgroup_state child = { .profile_id = parent->profile_id, .flags = parent->flags & ~VIGIL_CGROUP_SERVED };
     __u64 id = BPF_CORE_READ(cgrp, kn, id);
     bpf_map_update_elem(&watched_cgroups, &id, &child, BPF_NOEXIST);
 

@@ -23,7 +23,7 @@ static long check_fd(__u32 fd, struct fd_scan *scan)
     bpf_probe_read_kernel(&file, sizeof(file), &scan->fds[fd]);
     if (!file || !(BPF_CORE_READ(file, f_mode) & FMODE_READ))
         return 0;
-    report_model_file(file, scan->profile_id, BPF_CORE_READ(file, f_flags), fd, VIGIL_FLAG_INHERITED_FD);
+    report_model_file((__u64)file, scan->profile_id, BPF_CORE_READ(file, f_flags), fd, VIGIL_FLAG_INHERITED_FD);
     return 0;
 }
 

@@ -223,6 +223,30 @@ static __always_inline __u64 fnv_update(__u64 hash, const char *bytes, __u32 len
     return hash;
 }
 
+struct fnv_state {
+    const char *bytes;
+    __u64 hash;
+};
+
+static long fnv_step(__u64 index, struct fnv_state *state)
+{
+    if (index >= VIGIL_PATH_LEN)
+        return 1;
+    state->hash ^= (__u8)state->bytes[index];
+    state->hash *= VIGIL_FNV_PRIME;
+    return 0;
+}
+
+/* fnv_update from the offset, as a bpf_loop: verified once (an inline loop is verified at every
+ * call site, for every length up to VIGIL_PATH_LEN), at the price of a call per byte. For paths
+ * hashed off the hot path (a model file's reader). */
+static __always_inline __u64 fnv_looped(const char *bytes, __u32 len)
+{
+    struct fnv_state state = { .bytes = bytes, .hash = VIGIL_FNV_OFFSET };
+    bpf_loop(len < VIGIL_PATH_LEN ? len : VIGIL_PATH_LEN, fnv_step, &state, 0);
+    return state.hash;
+}
+
 /* The hash of the absolute path a vigil_path names, as userspace hashes a clean path. */
 static __always_inline __u64 path_hash(const struct vigil_path *path)
 {
@@ -300,13 +324,23 @@ static __always_inline struct file *fd_to_file(struct task_struct *task, int fd)
  * are written leaf first from the end of the scratch buffer, then copied out in one read.
  * Returns the length written to out (no NUL), setting VIGIL_FLAG_PATH_TRUNCATED when the path
  * did not fit or was deeper than VIGIL_PATH_DEPTH. */
-static __noinline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *out,
-                                     __u32 *flags)
+struct vigil_path_text {
+    char bytes[VIGIL_PATH_LEN];
+};
+
+/* A global function, so that the verifier checks its loop once per program rather than at every
+ * call site (a file-syscall exit resolves up to four paths): its arguments are scalars and
+ * pointers to memory of a known size. Callers use resolve_path(). */
+__weak __noinline __u32 vigil_resolve_path(__u64 dentry_address, __u64 vfsmnt_address, struct vigil_path_text *text,
+                                           __u32 *flags)
 {
     __u32 zero = 0;
     struct path_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-    if (!s || !dentry || !vfsmnt)
+    struct dentry *dentry = (struct dentry *)dentry_address;
+    struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_address;
+    if (!s || !dentry || !vfsmnt || !text || !flags)
         return 0;
+    char *out = text->bytes;
 
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
@@ -375,6 +409,11 @@ static __noinline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfs
         size = VIGIL_PATH_LEN;
     bpf_probe_read_kernel(out, size, &s->buf[pos & (VIGIL_PATH_LEN - 1)]);
     return size;
+}
+
+static __always_inline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *out, __u32 *flags)
+{
+    return vigil_resolve_path((__u64)dentry, (__u64)vfsmnt, (struct vigil_path_text *)out, flags);
 }
 
 /* Fills a vigil_path from a syscall's (dirfd, user string). The string is read as passed; when it
@@ -491,9 +530,9 @@ static __always_inline __u64 change_time(struct inode *inode)
  * below one of the container's model directories, with its own path, identity and the process's
  * executable — unless both the file's content (known_models) and its reader (known_behaviour) are
  * in the workload's stable profile. */
-static __noinline int report_model_file(struct file *file, __u32 profile_id, __u32 open_flags, long ret,
-                                        __u32 flags)
+__weak __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 open_flags, long ret, __u32 flags)
 {
+    struct file *file = (struct file *)file_address;
     if (!file)
         return 0;
     struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
@@ -532,7 +571,7 @@ static __noinline int report_model_file(struct file *file, __u32 profile_id, __u
                                               event->target.name, &exe_flags);
     }
     if (content_known && is_known(profile_id, VIGIL_KIND_FILE * 16 + VIGIL_FILE_READ_MODEL,
-                                  fnv_update(VIGIL_FNV_OFFSET, event->target.name, event->target.name_len))) {
+                                  fnv_looped(event->target.name, event->target.name_len))) {
         count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
         return 0;
     }
@@ -554,7 +593,7 @@ static __always_inline int report_model_read(struct pending_syscall *args, long 
     if (ret < 0)
         return 0;
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    return report_model_file(fd_to_file(task, (int)ret), args->profile_id, args->open_flags, ret, 0);
+    return report_model_file((__u64)fd_to_file(task, (int)ret), args->profile_id, args->open_flags, ret, 0);
 }
 
 static __always_inline int report_file_syscall(long ret)

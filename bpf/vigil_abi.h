@@ -148,6 +148,9 @@ struct vigil_exit_event {
 enum vigil_cgroup_op {
     VIGIL_CGROUP_MKDIR = 1, /* below a watched cgroup: now watched too */
     VIGIL_CGROUP_RMDIR = 2, /* a watched cgroup removed: no longer watched; its last syscalls follow */
+    VIGIL_CGROUP_SERVING = 3, /* a process of this cgroup accepted its first connection: the container
+                               * now serves (hdr is the accepting process's; no name; the record
+                               * ends before the bitmaps) */
 };
 
 /* Syscalls seen, per cgroup, as one bitmap per syscall ABI: the native table (x86_64, or aarch64),
@@ -197,6 +200,9 @@ enum vigil_runtime_phase {
 /* The container has model directories (model_dirs): its read-only opens are checked against
  * them at exit; a cgroup without it drops read-only opens at enter, as before. */
 #define VIGIL_CGROUP_MODEL (1u << 1)
+/* A process of the cgroup accepted a connection (the VIGIL_CGROUP_SERVING record was sent): later accepts
+ * cost one lookup. Not inherited by cgroups made below it. */
+#define VIGIL_CGROUP_SERVED (1u << 2)
 
 /* A model directory of one container, as its processes see it: the directory's inode. A file is
  * a model file when one of its ancestors (within VIGIL_MODEL_DEPTH, mounts crossed) is one. */

@@ -68,7 +68,7 @@ public final class EventPipeline {
         received[event.kind, default: 0] += 1
         processes.observe(event)
         switch event.kind {
-        case .cgroup:
+        case .cgroup where event.cgroupOperation != .serving:
             cgroupChanged(event)
             return
         case .exit:
@@ -108,7 +108,7 @@ public final class EventPipeline {
             } else {
                 remove(event.cgroupID, as: lookup, lastSyscalls: event.lastSyscalls)
             }
-        case nil:
+        case .serving?, nil:
             break
         }
     }

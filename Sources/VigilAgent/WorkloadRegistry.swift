@@ -69,6 +69,8 @@ public final class WorkloadRegistry: EventConsumer {
     private var nextProfileID: UInt32 = 1
     /// Profiles the writer could not save, for the metrics.
     public private(set) var writeFailures: UInt64 = 0
+    /// Model anomaly lines (said once per content, not through a workload's reporter).
+    private var modelAnomalyLines: [AnomalyRule: UInt64] = [:]
     /// Anomaly lines of retired workloads, so the totals only grow.
     private var retiredAnomalies: [AnomalyRule: UInt64] = [:]
     public private(set) var retiredWorkloads: UInt64 = 0
@@ -97,6 +99,13 @@ public final class WorkloadRegistry: EventConsumer {
         guard let key = container.workload else { return }
         let workload = workloads[key] ?? make(key)
         if workload.containers[event.cgroupID] == nil { join(workload, event.cgroupID, container, pid: event.pid) }
+        if event.kind == .cgroup {
+            // The only cgroup record a consumer gets: the container accepted its first connection.
+            guard event.cgroupOperation == .serving, workload.servingContainers.insert(event.cgroupID).inserted else { return }
+            workload.withLearner { $0.observeServing(now: Date()) }
+            logger.debug("container serves", metadata: ["workload": "\(key)", "cgroup": "\(event.cgroupID)"])
+            return
+        }
         if event.isModelRead {
             guard event.fileResult >= 0 else { return }
             // Who reads the model is learned, and checked, at once; what it reads once hashed.
@@ -113,11 +122,12 @@ public final class WorkloadRegistry: EventConsumer {
             return
         }
         let digest = event.kind == .exec ? processes[event.pid]?.execDigest : nil
-        let handled = workload.withLearner { $0.observe(event, now: Date(), execDigest: digest) }
+        let serving = workload.servingContainers.contains(event.cgroupID)
+        let handled = workload.withLearner { $0.observe(event, now: Date(), execDigest: digest, serving: serving) }
         guard handled == nil else { return }
         checkedEvents += 1
         workload.withMonitor { monitor in
-            guard let finding = monitor.detector.check(event, execDigest: digest) else { return }
+            guard let finding = monitor.detector.check(event, execDigest: digest, serving: serving) else { return }
             findings[finding.rule, default: 0] += 1
             line.removeAll()
             monitor.reporter.report(finding, event: event, workload: container.identity, processes: processes, into: &line)
@@ -222,6 +232,7 @@ public final class WorkloadRegistry: EventConsumer {
     private func reportModel(_ rule: AnomalyRule, _ model: EventEncoder.ModelFile, _ job: ModelFiles.Job, _ workload: Workload) {
         guard let profile = workload.profile, firstSaid(rule.rawValue, model.sha256, workload) else { return }
         findings[rule, default: 0] += 1
+        modelAnomalyLines[rule, default: 0] += 1
         modelScratch.removeAll()
         encoder.encodeModelEvidence(model, read: job.read, into: &modelScratch)
         encoder.encodeAnomaly(rule: rule, count: 1, firstSeen: job.bootNanoseconds, lastSeen: job.bootNanoseconds,
@@ -241,6 +252,7 @@ public final class WorkloadRegistry: EventConsumer {
         try? kernel.setModelDirectories(cgroupID: cgroupID, [])
         workload.modelDirectoriesMissing[cgroupID] = nil
         workload.firstPids[cgroupID] = nil
+        workload.servingContainers.remove(cgroupID)
         observeSyscalls(workload, lastSyscalls, now: Date())
         workload.withLearner { $0.observeContainerStop() }
         workload.containers[cgroupID] = nil
@@ -498,7 +510,7 @@ public final class WorkloadRegistry: EventConsumer {
 
     /// Anomaly lines emitted so far, by rule, over every workload (retired ones included).
     public var anomaliesEmitted: [AnomalyRule: UInt64] {
-        var total = retiredAnomalies
+        var total = retiredAnomalies.merging(modelAnomalyLines, uniquingKeysWith: +)
         for workload in workloads.values {
             if case .monitoring(let monitor) = workload.phase { total.merge(monitor.reporter.emitted, uniquingKeysWith: +) }
         }

@@ -30,6 +30,7 @@ public struct AnomalyReporter: Sendable {
         var lastReport: UInt64
         var event: [UInt8]          // the first triggering event, as its JSON object
         var workload: WorkloadIdentity?
+        var startupRule: StartupRule? = nil
     }
 
     public let settings: Settings
@@ -72,7 +73,7 @@ public struct AnomalyReporter: Sendable {
         scratch.removeAll()
         encoder.encode(event, workload: nil, processes: processes, into: &scratch, newline: false)
         remember(foldKey, Fold(rule: finding.rule, count: 1, reported: 0, firstSeen: time, lastSeen: time,
-                               lastReport: time, event: scratch.bytes, workload: workload))
+                               lastReport: time, event: scratch.bytes, workload: workload, startupRule: finding.startupRule))
         emit(foldKey, now: time, into: &out)
     }
 
@@ -149,6 +150,6 @@ public struct AnomalyReporter: Sendable {
         folds[key] = fold
         emitted[fold.rule, default: 0] += 1
         encoder.encodeAnomaly(rule: fold.rule, count: fold.count, firstSeen: fold.firstSeen, lastSeen: fold.lastSeen, profile: profile,
-                              workload: fold.workload, event: fold.event, into: &out)
+                              workload: fold.workload, event: fold.event, startupRule: fold.startupRule, into: &out)
     }
 }

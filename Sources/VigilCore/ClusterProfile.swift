@@ -159,6 +159,15 @@ public enum ProfileMerge {
         result.models = models.isEmpty ? nil : models.sorted()
         let readers = Set(base.modelReaders ?? []).union(other.modelReaders ?? [])
         result.modelReaders = readers.isEmpty ? nil : readers.sorted()
+        // Startup-only: what neither side saw a serving container do (a side without phases
+        // counts as serving throughout).
+        if base.startupOnly != nil || other.startupOnly != nil {
+            var served = ServedRules(base, unphasedServe: true)
+            served.formUnion(ServedRules(other, unphasedServe: true))
+            result.startupOnly = served.startupRules(of: result)
+        } else {
+            result.startupOnly = nil
+        }
         return result
     }
 

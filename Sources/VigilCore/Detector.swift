@@ -18,11 +18,14 @@ public enum AnomalyRule: String, Sendable, CaseIterable {
     case modelUnverified = "model-unverified"
     /// A model file opened by an executable that never opened one while the profile learned.
     case modelArtifactRead = "model-artifact-read"
+    /// Behaviour the profile saw only before its containers served (fetching weights, writing
+    /// into the model directory, running the downloader), by a container that serves.
+    case startupOnlyBehaviour = "startup-only-behaviour"
 
     public var severity: String {
         switch self {
         case .modelArtifactWrite, .modelChanged, .modelUnverified: "critical"
-        case .unexpectedExec, .unexpectedEgress, .filelessExec, .modelArtifactRead: "high"
+        case .unexpectedExec, .unexpectedEgress, .filelessExec, .modelArtifactRead, .startupOnlyBehaviour: "high"
         case .unexpectedFileWrite, .unexpectedSyscall: "medium"
         }
     }
@@ -32,21 +35,26 @@ public struct Finding: Equatable, Sendable {
     public var rule: AnomalyRule
     /// Identifies the behaviour, so that repeats of it fold into one anomaly.
     public var key: UInt64
+    /// `startup-only-behaviour`: the rule the behaviour is under (allowed before serving).
+    public var startupRule: StartupRule?
+
+    public init(rule: AnomalyRule, key: UInt64, startupRule: StartupRule? = nil) {
+        self.rule = rule
+        self.key = key
+        self.startupRule = startupRule
+    }
 }
 
 /// Checks events against a profile (monitor mode). Exact behaviour is found by hash — the same
 /// hashes the kernel suppresses on — and the rest by pattern; nothing here allocates per event.
+/// A container that serves is held to the profile without its startup-only rules.
 public struct Detector: Sendable {
     public let profile: Profile
-    private let execHashes: Set<UInt64>
-    private let execPatterns: [(exe: PathPattern, parent: String)]
-    /// Fileless binaries the profile learned, by name and content: matched exactly, nothing else.
-    private let filelessExecs: Set<ExecRule>
-    private let fileHashes: Set<UInt64>
-    /// The profile's file patterns as one tree of components (`PatternTree`).
-    private let filePatterns: PatternTree
-    private let destinations: Set<Destination>
-    private let networks: [(network: IPNetwork, port: UInt16, ipProtocol: UInt16)]
+    /// Every rule of the profile.
+    private let rules: RuleSet
+    /// The rules less the startup-only ones (nil: the profile has no phases).
+    private let servingRules: RuleSet?
+    private let startupRules: StartupRuleIndex?
     private let modelPaths: [PathPattern]
     public let syscalls: SyscallBitmap
     private var keys = BehaviourKeys()
@@ -58,51 +66,15 @@ public struct Detector: Sendable {
         keys = BehaviourKeys(runtimeExes: runtimeExes)
         modelDigests = Set((profile.models ?? []).map(\.sha256))
         modelReaders = Set(profile.modelReaders ?? [])
-        var execHashes: Set<UInt64> = []
-        var execPatterns: [(PathPattern, String)] = []
-        var filelessExecs: Set<ExecRule> = []
-        for rule in profile.execs {
-            if BehaviourKeys.isFilelessRule(rule.exe) {
-                filelessExecs.insert(rule)
-                continue
-            }
-            let pattern = PathPattern(rule.exe)
-            if pattern.isExact {
-                execHashes.insert(BehaviourHash.exec(exe: rule.exe, parent: rule.parent))
-            } else {
-                execPatterns.append((pattern, rule.parent))
-            }
+        rules = RuleSet(execs: profile.execs, fileWrites: profile.fileWrites, egress: profile.egress)
+        if let startup = profile.startupOnly, !startup.isEmpty {
+            let kept = startup.subtracted(from: profile)
+            servingRules = RuleSet(execs: kept.execs, fileWrites: kept.fileWrites, egress: kept.egress)
+            startupRules = StartupRuleIndex(startup)
+        } else {
+            servingRules = nil
+            startupRules = nil
         }
-        var fileHashes: Set<UInt64> = []
-        var filePatterns: [(path: PathPattern, ops: Set<FileOperation>)] = []
-        for rule in profile.fileWrites {
-            let ops = Set(rule.ops.compactMap(FileOperation.init(contractName:)))
-            let pattern = PathPattern(rule.path)
-            if pattern.isExact {
-                for op in ops { fileHashes.insert(BehaviourHash.fileWrite(path: BehaviourHash.fnv1a(rule.path), op: op)) }
-            } else {
-                filePatterns.append((pattern, ops))
-            }
-        }
-        var destinations: Set<Destination> = []
-        var networks: [(IPNetwork, UInt16, UInt16)] = []
-        for rule in profile.egress {
-            guard let network = IPNetwork(rule.address), let proto = Destination.protocolNumber(rule.protocol) else { continue }
-            if network.prefixLength == network.bytes.count * 8 && rule.port != 0 {
-                destinations.insert(network.bytes.withUnsafeBytes {
-                    Destination(family: network.family, ipProtocol: proto, port: UInt16(rule.port), address: $0)
-                })
-            } else {
-                networks.append((network, UInt16(rule.port), proto))
-            }
-        }
-        self.execHashes = execHashes
-        self.execPatterns = execPatterns
-        self.filelessExecs = filelessExecs
-        self.fileHashes = fileHashes
-        self.filePatterns = PatternTree(filePatterns)
-        self.destinations = destinations
-        self.networks = networks
         self.modelPaths = profile.modelPaths.map(PathPattern.init)
         self.syscalls = Self.expectedSyscalls(profile, resolver: resolver)
     }
@@ -120,16 +92,10 @@ public struct Detector: Sendable {
     }
 
     /// The profile's exact behaviour, for the kernel's known-behaviour maps (patterns, CIDRs and
-    /// fileless binaries are checked here only).
+    /// fileless binaries are checked here only). Startup-only rules are left out: the kernel
+    /// does not know whether a container serves, so their events come here to be judged.
     public var knownBehaviour: KnownBehaviour {
-        var files: Set<KnownBehaviour.FileKey> = []
-        for rule in profile.fileWrites where PathPattern(rule.path).isExact {
-            for op in rule.ops.compactMap(FileOperation.init(contractName:)) {
-                files.insert(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: BehaviourHash.fnv1a(rule.path)))
-            }
-        }
-        return KnownBehaviour(execHashes: execHashes, files: files, destinations: destinations,
-                              modelReaders: Set(modelReaders.map(BehaviourHash.fnv1a)))
+        (servingRules ?? rules).knownBehaviour(modelReaders: Set(modelReaders.map(BehaviourHash.fnv1a)))
     }
 
     /// A model file loaded with this content: nil when the profile saw that content loaded
@@ -147,43 +113,15 @@ public struct Detector: Sendable {
     }
 
     /// nil when the event is in the profile. `execDigest`: the content digest of a binary with
-    /// no file (see `ProcessTable.Entry.execDigest`).
-    public mutating func check(_ event: RawEvent, execDigest: String? = nil) -> Finding? {
-        switch event.kind {
-        case .exec where event.exeHasNoFile:
-            let exe = BehaviourKeys.filelessExe(event, digest: execDigest)
-            if execDigest != nil, filelessExecs.contains(ExecRule(exe: exe, parent: keys.parentName(event))) { return nil }
-            return Finding(rule: .filelessExec, key: keys.filelessExecHash(exe, event))
-        case .exec:
-            let hash = keys.execHash(event)
-            if execHashes.contains(hash) { return nil }
-            for (exe, expectedParent) in execPatterns where exe.matches(event.exe) {
-                if keys.parentName(event) == expectedParent { return nil }
-            }
-            return Finding(rule: .unexpectedExec, key: hash)
-        case .file:
-            // Model reads are checked by content once hashed (`checkModel`), not here.
-            guard let op = event.fileOperation, op != .readModel else { return nil }
-            let path = keys.filePath(event)
-            return path.withUnsafeBytes { bytes in
-                let hash = BehaviourHash.fileWrite(path: BehaviourHash.fnv1a(bytes), op: op)
-                if fileHashes.contains(hash) { return nil }
-                if modelPaths.contains(where: { $0.matches(bytes) }) {
-                    return Finding(rule: .modelArtifactWrite, key: hash)
-                }
-                return filePatterns.matches(bytes, op: op) ? nil : Finding(rule: .unexpectedFileWrite, key: hash)
-            }
-        case .network:
-            let destination = Destination(event)
-            if destinations.contains(destination) { return nil }
-            for (network, port, proto) in networks
-            where (port == 0 || port == destination.port) && proto == destination.ipProtocol && network.contains(destination) {
-                return nil
-            }
-            return Finding(rule: .unexpectedEgress, key: UInt64(truncatingIfNeeded: destination.hashValue))
-        case .exit, .cgroup:
-            return nil
+    /// no file (see `ProcessTable.Entry.execDigest`). `serving`: the event's container serves, so
+    /// behaviour under a startup-only rule is `startup-only-behaviour`, with that rule.
+    public mutating func check(_ event: RawEvent, execDigest: String? = nil, serving: Bool = false) -> Finding? {
+        let finding = rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys)
+        guard finding == nil, serving, let servingRules, let startupRules,
+              let departure = servingRules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) else {
+            return finding
         }
+        return Finding(rule: .startupOnlyBehaviour, key: departure.key, startupRule: startupRules.rule(for: event, keys: &keys))
     }
 
     /// Syscalls in the kernel's bitmap that the profile does not allow.

@@ -311,7 +311,8 @@ extension EventEncoder {
     /// `anomaly`: a rule broken, how often between `firstSeen` and `lastSeen` (boot clock), the
     /// profile, the workload, and the first event that broke it (already a JSON object).
     public func encodeAnomaly(rule: AnomalyRule, count: UInt64, firstSeen: UInt64, lastSeen: UInt64, profile: ProfileReference,
-                              workload: WorkloadIdentity?, event: [UInt8], into out: inout JSONLineWriter) {
+                              workload: WorkloadIdentity?, event: [UInt8], startupRule: StartupRule? = nil,
+                              into out: inout JSONLineWriter) {
         envelope("anomaly", atBoot: lastSeen, into: &out)
         if let workload {
             out.raw(","); writeWorkload(workload, to: &out)
@@ -326,11 +327,39 @@ extension EventEncoder {
         out.key("id"); out.string(profile.id)
         out.raw(","); out.key("version"); out.unsigned(UInt64(profile.version))
         out.raw(","); out.key("state"); out.string(profile.state.rawValue)
-        out.raw("}}")
+        out.raw("}")
+        if let startupRule {
+            out.raw(","); out.key("startup_rule"); Self.writeRule(startupRule, to: &out)
+        }
+        out.raw("}")
         out.raw(","); out.key("event")
         event.withUnsafeBytes { out.rawBytes($0) }
         out.raw("}")
         out.newline()
+    }
+
+    /// A profile rule as the profile writes it: `{"exec":{"exe":…,"parent":…}}`,
+    /// `{"fileWrite":{"path":…,"ops":[…]}}`, `{"egress":{"address":…,"port":…,"protocol":…}}`.
+    static func writeRule(_ rule: StartupRule, to out: inout JSONLineWriter) {
+        out.raw("{")
+        switch rule {
+        case .exec(let exec):
+            out.key("exec"); out.raw("{"); out.key("exe"); out.string(exec.exe)
+            out.raw(","); out.key("parent"); out.string(exec.parent)
+        case .fileWrite(let file):
+            out.key("fileWrite"); out.raw("{"); out.key("path"); out.string(file.path)
+            out.raw(","); out.key("ops"); out.raw("[")
+            for (i, op) in file.ops.enumerated() {
+                if i > 0 { out.raw(",") }
+                out.string(op)
+            }
+            out.raw("]")
+        case .egress(let egress):
+            out.key("egress"); out.raw("{"); out.key("address"); out.string(egress.address)
+            out.raw(","); out.key("port"); out.unsigned(UInt64(egress.port))
+            out.raw(","); out.key("protocol"); out.string(egress.protocol)
+        }
+        out.raw("}}")
     }
 
     /// The object an `unexpected-syscall` anomaly carries as its event: the syscalls found.

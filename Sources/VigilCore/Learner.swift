@@ -21,6 +21,9 @@ public struct Learner: Sendable {
     private var unmeasuredRuntimeCalls: Set<String>
     private var runtimes: Set<ObservedRuntime>
     private var containers: Set<UInt64> = []
+    /// The rules also followed by a container that served (a subset of the above); the rest are
+    /// startup-only (`Profile.startupOnly`) once any container served.
+    private var served: ServedRules
 
     public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = []) {
         self.profile = profile
@@ -33,6 +36,7 @@ public struct Learner: Sendable {
         syscalls = SyscallBitmap(profile.syscalls, resolver: resolver)
         unmeasuredRuntimeCalls = Set(profile.seccomp?.runtime ?? []).subtracting(SeccompAllowances.allRuntimeSyscalls)
         runtimes = Set(profile.learning.runtimes ?? [])
+        served = ServedRules(profile)
     }
 
     /// A new profile for a workload that has none.
@@ -77,44 +81,63 @@ public struct Learner: Sendable {
         return true
     }
 
-    /// Folds one event into the profile. Returns true when it added something new.
+    /// Distinguishes a serving container's sightings from its startup's in the `seen` cache: a
+    /// behaviour first seen at startup is new again the first time a serving container repeats it.
+    private static let servingSalt: UInt64 = 0x5e5e_1f1f_5e5e_1f1f
+
+    /// A container of the workload served (accepted its first connection) while it learned:
+    /// from now on the profile has phases.
+    public mutating func observeServing(now: Date) {
+        guard !isStable, !served.any else { return }
+        served.any = true
+        profile.learning.lastNew = now
+    }
+
+    /// Folds one event into the profile. Returns true when it added something new. `serving`: the
+    /// event's container serves (`observeServing`); what only containers starting up do is
+    /// startup-only.
     @discardableResult
-    public mutating func observe(_ event: RawEvent, now: Date, execDigest: String? = nil) -> Bool {
+    public mutating func observe(_ event: RawEvent, now: Date, execDigest: String? = nil, serving: Bool = false) -> Bool {
         guard !isStable, !event.kind.isBookkeeping else { return false }
         profile.learning.events += 1
         if containers.count < limits.containers, containers.insert(event.cgroupID).inserted {
             profile.learning.containers = max(profile.learning.containers, containers.count)
         }
         let isNew: Bool
+        let salt = serving ? Self.servingSalt : 0
         switch event.kind {
         case .exec where event.exeHasNoFile:
             // Learned exactly, by content, never generalised: see BehaviourKeys.filelessExe.
             let exe = BehaviourKeys.filelessExe(event, digest: execDigest)
-            guard execDigest != nil, firstSighting(keys.filelessExecHash(exe, event)) else { return false }
+            guard execDigest != nil, firstSighting(keys.filelessExecHash(exe, event) ^ salt) else { return false }
             let rule = ExecRule(exe: exe, parent: keys.parentName(event))
             guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
-            isNew = execs.insert(rule).inserted
+            let added = execs.insert(rule).inserted
+            isNew = (serving && served.execs.insert(rule).inserted) || added
         case .exec:
             let hash = keys.execHash(event)
-            guard firstSighting(hash) else { return false }
+            guard firstSighting(hash ^ salt) else { return false }
             let rule = ExecRule(exe: generalizer.generalizeExecutable(String(decoding: event.exe, as: UTF8.self)), parent: keys.parentName(event))
             guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
-            isNew = execs.insert(rule).inserted
+            let added = execs.insert(rule).inserted
+            isNew = (serving && served.execs.insert(rule).inserted) || added
         case .file:
             // Model reads are learned by content once hashed (`observeModel`).
             guard let op = event.fileOperation, op != .readModel else { return false }
             let path = keys.filePath(event)
             let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.fnv1a($0) }, op: op)
-            guard firstSighting(hash) else { return false }
+            guard firstSighting(hash ^ salt) else { return false }
             let pattern = generalizer.generalize(String(decoding: path, as: UTF8.self))
             guard fileOps[pattern] != nil || admit(fileOps.count, limits.fileWriteRules, "file-write rules") else { return false }
-            isNew = fileOps[pattern, default: []].insert(op.contractName).inserted
+            let added = fileOps[pattern, default: []].insert(op.contractName).inserted
+            isNew = (serving && served.fileOps[pattern, default: []].insert(op.contractName).inserted) || added
         case .network:
             let destination = Destination(event)
-            guard firstSighting(UInt64(truncatingIfNeeded: destination.hashValue)) else { return false }
+            guard firstSighting(UInt64(truncatingIfNeeded: destination.hashValue) ^ salt) else { return false }
             let rule = EgressRule(address: destination.addressText, port: Int(destination.port), protocol: destination.protocolName)
             guard destinations.contains(rule) || admit(destinations.count, limits.destinations, "destinations") else { return false }
-            isNew = destinations.insert(rule).inserted
+            let added = destinations.insert(rule).inserted
+            isNew = (serving && served.destinations.insert(rule).inserted) || added
         case .exit, .cgroup:
             return false
         }
@@ -211,6 +234,7 @@ public struct Learner: Sendable {
         execs.formUnion(other.execs)
         for rule in other.fileWrites { fileOps[rule.path, default: []].formUnion(rule.ops) }
         destinations.formUnion(other.egress)
+        served.formUnion(ServedRules(other, unphasedServe: true))
         syscalls.formUnion(SyscallBitmap(other.syscalls, resolver: resolver))
         runtimes.formUnion(other.learning.runtimes ?? [])
     }
@@ -221,6 +245,7 @@ public struct Learner: Sendable {
         result.execs = execs.sorted()
         result.fileWrites = generalizer.collapse(fileOps.map { FileWriteRule(path: $0.key, ops: $0.value.sorted()) })
         result.egress = Self.collapse(destinations).sorted()
+        result.startupOnly = served.any ? served.startupRules(of: result) : nil
         for abi in SyscallABI.allCases {
             result.syscalls[abi] = (0..<SyscallBitmap.slots)
                 .filter { syscalls.contains($0, abi: abi) }

@@ -32,11 +32,18 @@ public struct Profile: Codable, Equatable, Sendable {
     /// The executables that opened model files while it learned: afterwards an open of one by any
     /// other is `model-artifact-read` (the first step of stealing the model). Nil: none seen.
     public var modelReaders: [String]?
+    /// The rules above (a subset: for a file, some of its operations) that the workload followed
+    /// only during startup, before its containers served (first accepted a connection), while it
+    /// learned. Once a container serves, behaviour under one of them is `startup-only-behaviour`;
+    /// a container that restarts starts up again. Nil: no container served while the profile
+    /// learned (a batch job, a worker): one phase, every rule holds throughout.
+    public var startupOnly: StartupRules?
 
     public init(workload: String, version: Int = 1, state: LearningState = .learning, learning: LearningEvidence,
                 modelPaths: [String] = [], execs: [ExecRule] = [], fileWrites: [FileWriteRule] = [],
                 egress: [EgressRule] = [], syscalls: SyscallLists = SyscallLists(), seccomp: SeccompAdditions? = nil,
-                models: [ModelRule]? = nil, modelReaders: [String]? = nil) {
+                models: [ModelRule]? = nil, modelReaders: [String]? = nil, startupOnly: StartupRules? = nil) {
+        self.startupOnly = startupOnly
         self.workload = workload
         self.version = version
         self.state = state
@@ -49,6 +56,35 @@ public struct Profile: Codable, Equatable, Sendable {
         self.seccomp = seccomp
         self.models = models
         self.modelReaders = modelReaders
+    }
+}
+
+/// Rules of a profile seen only before its containers served (`Profile.startupOnly`).
+public struct StartupRules: Codable, Equatable, Sendable {
+    public var execs: [ExecRule]
+    public var fileWrites: [FileWriteRule]
+    public var egress: [EgressRule]
+
+    public init(execs: [ExecRule] = [], fileWrites: [FileWriteRule] = [], egress: [EgressRule] = []) {
+        self.execs = execs
+        self.fileWrites = fileWrites
+        self.egress = egress
+    }
+
+    public var isEmpty: Bool { execs.isEmpty && fileWrites.isEmpty && egress.isEmpty }
+
+    /// The profile's rules with these taken out (for a file, only the operations listed here):
+    /// what a serving container may do.
+    public func subtracted(from profile: Profile) -> (execs: [ExecRule], fileWrites: [FileWriteRule], egress: [EgressRule]) {
+        let startupExecs = Set(execs), startupEgress = Set(egress)
+        var startupOps: [String: Set<String>] = [:]
+        for rule in fileWrites { startupOps[rule.path, default: []].formUnion(rule.ops) }
+        let files = profile.fileWrites.compactMap { rule -> FileWriteRule? in
+            guard let taken = startupOps[rule.path] else { return rule }
+            let ops = rule.ops.filter { !taken.contains($0) }
+            return ops.isEmpty ? nil : FileWriteRule(path: rule.path, ops: ops)
+        }
+        return (profile.execs.filter { !startupExecs.contains($0) }, files, profile.egress.filter { !startupEgress.contains($0) })
     }
 }
 

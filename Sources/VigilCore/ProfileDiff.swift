@@ -13,11 +13,18 @@ public struct ProfileDiff: Sendable {
             for item in old.subtracting(new).sorted() { lines.append("- \(name) \(text(item))") }
         }
         compare("modelPath", a.modelPaths, b.modelPaths) { $0 }
-        compare("exec", a.execs, b.execs) { "\($0.exe) (parent \($0.parent.isEmpty ? "-" : $0.parent))" }
-        compare("fileWrite", a.fileWrites, b.fileWrites) { "\($0.path) [\($0.ops.joined(separator: ","))]" }
-        compare("egress", a.egress, b.egress) { "\($0.protocol) \($0.address) port \($0.port)" }
+        let exec = { (rule: ExecRule) in "\(rule.exe) (parent \(rule.parent.isEmpty ? "-" : rule.parent))" }
+        let fileWrite = { (rule: FileWriteRule) in "\(rule.path) [\(rule.ops.joined(separator: ","))]" }
+        let egress = { (rule: EgressRule) in "\(rule.protocol) \(rule.address) port \(rule.port)" }
+        compare("exec", a.execs, b.execs, exec)
+        compare("fileWrite", a.fileWrites, b.fileWrites, fileWrite)
+        compare("egress", a.egress, b.egress, egress)
         compare("model", a.models ?? [], b.models ?? []) { "\($0.path) \($0.sha256)" }
         compare("modelReader", a.modelReaders ?? [], b.modelReaders ?? []) { $0 }
+        let startupA = a.startupOnly ?? StartupRules(), startupB = b.startupOnly ?? StartupRules()
+        compare("startupOnly exec", startupA.execs, startupB.execs, exec)
+        compare("startupOnly fileWrite", startupA.fileWrites, startupB.fileWrites, fileWrite)
+        compare("startupOnly egress", startupA.egress, startupB.egress, egress)
         for abi in SyscallABI.allCases {
             compare("syscall/\(abi.name)", a.syscalls[abi], b.syscalls[abi]) { $0 }
         }

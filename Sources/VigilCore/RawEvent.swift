@@ -40,6 +40,8 @@ public enum CgroupOperation: UInt32, Sendable {
     case created = 1
     /// A watched cgroup removed: no longer watched; its last syscalls are in the record.
     case removed = 2
+    /// A process of the cgroup accepted its first connection: the container serves from now on.
+    case serving = 3
 }
 
 public enum FileOperation: UInt32, Sendable {

@@ -83,6 +83,8 @@ public final class RecordedKernel: KernelFacade {
                     bitmaps[event.cgroupID] = nil
                     quieted.remove(event.cgroupID)
                     return true
+                case .serving?:
+                    return watched[event.cgroupID] != nil && !quieted.contains(event.cgroupID)
                 case nil:
                     return false
                 }

@@ -25,6 +25,11 @@ public enum ProfileCodec {
         func strings(_ items: [String]) -> Node { list(items.map { Node($0) }) }
         func number(_ value: Int) -> Node { Node(String(value), Tag(.int)) }
         let learning = profile.learning
+        func execs(_ rules: [ExecRule]) -> Node { list(rules.map { map([("exe", Node($0.exe)), ("parent", Node($0.parent))]) }) }
+        func fileWrites(_ rules: [FileWriteRule]) -> Node { list(rules.map { map([("path", Node($0.path)), ("ops", strings($0.ops))]) }) }
+        func egress(_ rules: [EgressRule]) -> Node {
+            list(rules.map { map([("address", Node($0.address)), ("port", number($0.port)), ("protocol", Node($0.protocol))]) })
+        }
         return map([
             ("apiVersion", Node(profile.apiVersion)),
             ("kind", Node(profile.kind)),
@@ -45,14 +50,16 @@ public enum ProfileCodec {
                 ("stoppedContainers", learning.stoppedContainers.map(number)),
             ])),
             ("modelPaths", strings(profile.modelPaths)),
-            ("execs", list(profile.execs.map { map([("exe", Node($0.exe)), ("parent", Node($0.parent))]) })),
-            ("fileWrites", list(profile.fileWrites.map { map([("path", Node($0.path)), ("ops", strings($0.ops))]) })),
-            ("egress", list(profile.egress.map { map([("address", Node($0.address)), ("port", number($0.port)), ("protocol", Node($0.protocol))]) })),
+            ("execs", execs(profile.execs)),
+            ("fileWrites", fileWrites(profile.fileWrites)),
+            ("egress", egress(profile.egress)),
             ("syscalls", map(SyscallABI.allCases.map { ($0.name, strings(profile.syscalls[$0])) })),
             ("seccomp", profile.seccomp.map { map([("runtimes", strings($0.runtimes)), ("runtime", strings($0.runtime)),
                                                    ("baseline", strings($0.baseline))]) }),
             ("models", profile.models.map { list($0.map { map([("path", Node($0.path)), ("sha256", Node($0.sha256))]) }) }),
             ("modelReaders", profile.modelReaders.map(strings)),
+            ("startupOnly", profile.startupOnly.map { map([("execs", execs($0.execs)), ("fileWrites", fileWrites($0.fileWrites)),
+                                                           ("egress", egress($0.egress))]) }),
         ])
     }
 
@@ -72,7 +79,7 @@ public enum ProfileCodec {
     /// (`additionalProperties: false`): a misspelt field is an error, not a silent default.
     public static let knownFields: [String: Set<String>] = [
         "": ["apiVersion", "kind", "workload", "version", "state", "learning", "modelPaths", "execs", "fileWrites", "egress",
-             "syscalls", "seccomp", "models", "modelReaders"],
+             "syscalls", "seccomp", "models", "modelReaders", "startupOnly"],
         "learning": ["started", "lastNew", "stableSince", "events", "containers", "minDuration", "quietPeriod", "runtimes",
                      "stoppedContainers"],
         "learning.runtimes[]": ["runtime", "noNewPrivileges"],
@@ -82,6 +89,10 @@ public enum ProfileCodec {
         "syscalls": ["x86_64", "x32", "i386"],
         "seccomp": ["runtimes", "runtime", "baseline"],
         "models[]": ["path", "sha256"],
+        "startupOnly": ["execs", "fileWrites", "egress"],
+        "startupOnly.execs[]": ["exe", "parent"],
+        "startupOnly.fileWrites[]": ["path", "ops"],
+        "startupOnly.egress[]": ["address", "port", "protocol"],
     ]
 
     public static func decode(_ text: String, file: String) throws -> Profile {
@@ -177,6 +188,26 @@ public enum ProfileCodec {
         }
         for (i, rule) in profile.execs.enumerated() where !rule.exe.hasPrefix("/") && !BehaviourKeys.isFilelessRule(rule.exe) {
             throw ProfileError(file: file, field: "execs[\(i)].exe", problem: "'\(rule.exe)' is not an absolute path (nor fileless:NAME@sha256:HEX)")
+        }
+        try validateStartupOnly(profile, file: file)
+    }
+
+    /// Startup-only rules are some of the profile's own: a rule only here would be allowed at
+    /// startup without being in the profile (and in its seccomp and kernel maps) at all.
+    private static func validateStartupOnly(_ profile: Profile, file: String) throws {
+        guard let startup = profile.startupOnly else { return }
+        let execs = Set(profile.execs), egress = Set(profile.egress)
+        for (i, rule) in startup.execs.enumerated() where !execs.contains(rule) {
+            throw ProfileError(file: file, field: "startupOnly.execs[\(i)]", problem: "\(rule.exe) (parent \(rule.parent)) is not in execs")
+        }
+        for (i, rule) in startup.egress.enumerated() where !egress.contains(rule) {
+            throw ProfileError(file: file, field: "startupOnly.egress[\(i)]", problem: "\(rule.address) port \(rule.port) is not in egress")
+        }
+        var ops: [String: Set<String>] = [:]
+        for rule in profile.fileWrites { ops[rule.path, default: []].formUnion(rule.ops) }
+        for (i, rule) in startup.fileWrites.enumerated() where !Set(rule.ops).isSubset(of: ops[rule.path] ?? []) {
+            throw ProfileError(file: file, field: "startupOnly.fileWrites[\(i)]",
+                               problem: "\(rule.path) [\(rule.ops.joined(separator: ","))] is not in fileWrites")
         }
     }
 

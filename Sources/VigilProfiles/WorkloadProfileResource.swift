@@ -130,6 +130,7 @@ public struct WorkloadProfileResource: Equatable, Sendable {
             var seccomp: SeccompAdditions?
             var models: [ModelRule]?
             var modelReaders: [String]?
+            var startupOnly: StartupRules?
             /// Set by a person (`kubectl patch ... -p '{"spec":{"relearn":true}}'`); absent otherwise.
             var relearn: Bool?
         }
@@ -166,7 +167,8 @@ public struct WorkloadProfileResource: Equatable, Sendable {
                                 annotations: [WorkloadProfileResource.workloadAnnotation: profile.workload])
             spec = Spec(workload: profile.workload, version: profile.version, modelPaths: profile.modelPaths, execs: profile.execs,
                         fileWrites: profile.fileWrites, egress: profile.egress, syscalls: profile.syscalls, seccomp: profile.seccomp,
-                        models: profile.models, modelReaders: profile.modelReaders, relearn: resource.cluster.relearnRequested ? true : nil)
+                        models: profile.models, modelReaders: profile.modelReaders, startupOnly: profile.startupOnly,
+                        relearn: resource.cluster.relearnRequested ? true : nil)
             status = Status(state: profile.state, learning: profile.learning, nodes: resource.cluster.nodes,
                             counts: Counts(execs: profile.execs.count, fileWrites: profile.fileWrites.count, destinations: profile.egress.count,
                                            syscalls: SyscallABI.allCases.reduce(0) { $0 + profile.syscalls[$1].count },
@@ -180,7 +182,8 @@ public struct WorkloadProfileResource: Equatable, Sendable {
         var resource: WorkloadProfileResource {
             let profile = Profile(workload: spec.workload, version: spec.version, state: status.state, learning: status.learning,
                                   modelPaths: spec.modelPaths, execs: spec.execs, fileWrites: spec.fileWrites, egress: spec.egress,
-                                  syscalls: spec.syscalls, seccomp: spec.seccomp, models: spec.models, modelReaders: spec.modelReaders)
+                                  syscalls: spec.syscalls, seccomp: spec.seccomp, models: spec.models, modelReaders: spec.modelReaders,
+                                  startupOnly: spec.startupOnly)
             return WorkloadProfileResource(namespace: metadata.namespace, name: metadata.name, resourceVersion: metadata.resourceVersion,
                                            cluster: ClusterProfile(profile: profile, nodes: status.nodes, relearnRequested: spec.relearn == true))
         }

@@ -9,6 +9,7 @@
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
  *   reads:N:PATH         N times open PATH read-only, read, close (read loop)
  *   openat2-read:PATH    open PATH read-only with openat2(2), read, close
+ *   serve:PORT           listen on 127.0.0.1:PORT and accept one connection (a server starts serving)
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
  *   distinct:N:DIR       N writes of files of distinct names, each in its own new directory
@@ -107,6 +108,24 @@ static int net(int family, int type, int port)
     return rc < 0 ? fail(type == SOCK_STREAM ? "connect" : "sendto", "") : 0;
 }
 
+static int serve(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return fail("socket", "");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(fd, 1) != 0)
+        return fail("listen", "");
+    int client = accept(fd, NULL, NULL);
+    if (client < 0)
+        return fail("accept", "");
+    close(client);
+    close(fd);
+    return 0;
+}
+
 /* Splits "PROG:ARG:ARG" in place into a NULL-terminated argv. */
 static void split_argv(char *arg, char *args[64])
 {
@@ -172,6 +191,8 @@ int main(int argc, char **argv)
             rc = chdir(arg) ? fail("chdir", arg) : 0;
         } else if (!strcmp(action, "write")) {
             rc = write_file(arg);
+        } else if (!strcmp(action, "serve")) {
+            rc = serve(atoi(arg));
         } else if (!strcmp(action, "openat2-read")) {
             rc = openat2_read(arg);
         } else if (!strcmp(action, "rename")) {

@@ -226,6 +226,53 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(agent.registry.checkedEvents, 2, "known events reached userspace")
     }
 
+    /// Startup and serving, through the whole agent: the downloader a replica ran before it
+    /// served is allowed in every container's startup (a restart is a new container, so it starts
+    /// up again) and is `startup-only-behaviour` in a container that serves; its exec is judged
+    /// here, never dropped in the kernel.
+    func testTheDownloaderAfterServingIsStartupOnlyBehaviour() throws {
+        let agent = try node.agent(quickLearning())
+        func replica(_ pod: String, serving: Bool = true) throws -> SimulatedNode.Container {
+            let web = try node.startContainer(namespace: "shop", pod: pod)
+            node.exec(web, pid: 100, exe: "/usr/bin/python3")
+            node.exec(web, pid: 101, exe: "/usr/bin/curl", parent: "/usr/bin/python3", args: ["curl", "-o", "/models/weights.bin"])
+            node.connect(web, pid: 101, to: [10, 0, 0, 9], port: 443)
+            if serving {
+                node.serve(web)
+                node.connect(web, to: [10, 0, 0, 7], port: 5432)
+            }
+            return web
+        }
+        _ = try replica("web-7d4b9c6f5-x2x9z")
+        _ = try replica("web-7d4b9c6f5-q8w7e")
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(120))
+        agent.waitForWrites()
+        let saved = try XCTUnwrap(try DirectoryProfileStore(root: node.configuration().profiles).latest(workload: workloadKey))
+        XCTAssertEqual(saved.state, .stable)
+        XCTAssertEqual(saved.startupOnly?.execs.map(\.exe), ["/usr/bin/curl", "/usr/bin/python3"])
+        XCTAssertEqual(saved.startupOnly?.egress, [EgressRule(address: "10.0.0.9", port: 443, protocol: "tcp")])
+
+        // A restarted container (a new cgroup) starts up as learned, serves: nothing to say.
+        let restarted = try replica("web-7d4b9c6f5-z9y8x")
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(121))
+        XCTAssertEqual(try node.sink.objects(kind: "anomaly").count, 0)
+
+        // Serving, it runs the downloader again.
+        node.exec(restarted, pid: 300, exe: "/usr/bin/curl", parent: "/usr/bin/python3", args: ["curl", "http://10.0.0.9/other"])
+        node.connect(restarted, pid: 300, to: [10, 0, 0, 9], port: 443)
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(122))
+        let anomalies = try node.sink.objects(kind: "anomaly")
+        XCTAssertEqual(anomalies.compactMap { $0[path: "anomaly.rule"] as? String }, ["startup-only-behaviour", "startup-only-behaviour"])
+        XCTAssertEqual(anomalies.first?[path: "anomaly.startup_rule.exec.exe"] as? String, "/usr/bin/curl")
+        XCTAssertEqual(anomalies.first?[path: "anomaly.startup_rule.exec.parent"] as? String, "/usr/bin/python3")
+        XCTAssertEqual(anomalies.last?[path: "anomaly.startup_rule.egress.address"] as? String, "10.0.0.9")
+        XCTAssertEqual(anomalies.first?[path: "workload.pod"] as? String, "web-7d4b9c6f5-z9y8x")
+        XCTAssertEqual(agent.registry.findings[.startupOnlyBehaviour], 2)
+    }
+
     /// Model files: the kernel is told the container's model directory (as its process sees it:
     /// here this test's own process, whose root is the host's), each open is hashed off the loop,
     /// `model.load` says the content once, the profile learns it, and once stable a content it

@@ -126,6 +126,29 @@ final class ContractTests: XCTestCase {
         """)
     }
 
+    func testStartupOnlyBehaviour() throws {
+        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
+                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
+        var reporter = AnomalyReporter(profile: profile, node: "node-a", clock: clock)
+        var out = JSONLineWriter()
+        let rule = ExecRule(exe: "/usr/bin/curl", parent: "/usr/bin/python3")
+        try RecordBuilder.exec(pid: 4242, exe: "/usr/bin/curl", parent: "/usr/bin/python3", args: ["curl"], boot: 2_000_000_000).withRawEvent {
+            reporter.report(Finding(rule: .startupOnlyBehaviour, key: 1, startupRule: .exec(rule)), event: $0, workload: pod,
+                            processes: ProcessTable(), into: &out)
+        }
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:26.000000000Z","node":"node-a","kind":"anomaly","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},"anomaly":{"rule":"startup-only-behaviour","severity":"high","count":1,\
+        "first_seen":"2025-11-26T19:51:26.000000000Z","last_seen":"2025-11-26T19:51:26.000000000Z",\
+        "profile":{"id":"ml/deployment/llm/server","version":3,"state":"stable"},\
+        "startup_rule":{"exec":{"exe":"/usr/bin/curl","parent":"/usr/bin/python3"}}},"event":{"time":"2025-11-26T19:51:26.000000000Z",\
+        "node":"node-a","kind":"process.exec","process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3",\
+        "exe":"/usr/bin/curl","args":["curl"],"exec_id":"4242-2000000000","parent_exe":"/usr/bin/python3"}}}
+
+        """)
+    }
+
     func testAgentDrops() {
         var out = JSONLineWriter()
         EventEncoder(node: "node-a", clock: clock).encodeDrops(stage: "ring_buffer_full", kind: "file.write", count: 3, total: 10,

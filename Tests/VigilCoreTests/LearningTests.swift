@@ -159,6 +159,54 @@ final class LearningTests: XCTestCase {
             "+ syscall/x86_64 ptrace",
         ])
     }
+
+    /// A model server's startup (its downloader, the registry, the weights written) is learned
+    /// apart from its serving; once a container serves, the startup's rules are an anomaly of
+    /// their own, naming the rule, and they stay out of the kernel's known behaviour.
+    func testStartupAndServingAreLearnedApart() throws {
+        let python = ModelServerRun.python, curl = "/usr/bin/curl"
+        var learner = Learner.start(workload: "ml/deployment/server/server", modelPaths: ["/models/**"], minDuration: 0, quietPeriod: 0,
+                                    now: start, resolver: resolver, runtimeExes: [ModelServerRun.runtime])
+        func observe(_ record: [UInt8], serving: Bool) throws {
+            try record.withUnsafeBytes { raw in _ = learner.observe(try RawEvent(decoding: raw), now: start, serving: serving) }
+        }
+        let server = RecordBuilder.exec(pid: 10, exe: python, parent: ModelServerRun.runtime, args: ["python3"])
+        let download = RecordBuilder.exec(pid: 11, exe: curl, parent: python, args: ["curl", "http://registry/weights"])
+        let registry = RecordBuilder.network(pid: 11, family: 2, address: [10, 0, 0, 9], port: 443)
+        let weights = RecordBuilder.file(pid: 11, op: VIGIL_FILE_CREATE, dir: "", name: "/models/weights.bin")
+        let database = RecordBuilder.network(pid: 10, family: 2, address: [10, 0, 0, 7], port: 5432)
+        for record in [server, download, registry, weights, database] { try observe(record, serving: false) }
+        try observe(RecordBuilder.file(pid: 10, op: VIGIL_FILE_CREATE, dir: "/tmp", name: "request123.json"), serving: false)
+        XCTAssertNil(learner.snapshot().startupOnly, "no container served yet: one phase")
+
+        learner.observeServing(now: start)
+        try observe(database, serving: true)
+        try observe(RecordBuilder.file(pid: 10, op: VIGIL_FILE_CREATE, dir: "/tmp", name: "request456.json"), serving: true)
+        learner.stabilize(now: start)
+        let profile = learner.profile
+        let startup = try XCTUnwrap(profile.startupOnly)
+        XCTAssertEqual(startup.execs, [ExecRule(exe: curl, parent: python), ExecRule(exe: python, parent: "(runtime)")])
+        XCTAssertEqual(startup.egress, [EgressRule(address: "10.0.0.9", port: 443, protocol: "tcp")])
+        XCTAssertEqual(startup.fileWrites, [FileWriteRule(path: "/models/weights.bin", ops: ["create"])],
+                       "the temporary files were written while serving too (under one generalised rule)")
+
+        var detector = Detector(profile: profile, resolver: resolver, runtimeExes: [ModelServerRun.runtime])
+        func check(_ record: [UInt8], serving: Bool) throws -> Finding? {
+            try record.withUnsafeBytes { raw in detector.check(try RawEvent(decoding: raw), serving: serving) }
+        }
+        XCTAssertNil(try check(download, serving: false), "a container starting up may download")
+        XCTAssertEqual(try check(download, serving: true)?.rule, .startupOnlyBehaviour)
+        XCTAssertEqual(try check(download, serving: true)?.startupRule, .exec(ExecRule(exe: curl, parent: python)))
+        XCTAssertEqual(try check(registry, serving: true)?.startupRule, .egress(EgressRule(address: "10.0.0.9", port: 443, protocol: "tcp")))
+        XCTAssertEqual(try check(weights, serving: true)?.startupRule, .fileWrite(FileWriteRule(path: "/models/weights.bin", ops: ["create"])))
+        XCTAssertNil(try check(database, serving: true))
+        XCTAssertEqual(try check(RecordBuilder.exec(pid: 12, exe: "/bin/sh", parent: python, args: ["sh"]), serving: true)?.rule,
+                       .unexpectedExec, "behaviour the profile never had is still what it was")
+        let known = detector.knownBehaviour
+        XCTAssertFalse(known.execHashes.contains(BehaviourHash.exec(exe: curl, parent: python)), "judged here, never dropped in the kernel")
+        XCTAssertFalse(known.destinations.isEmpty)
+        XCTAssertEqual(known.files.count, 0, "the model write is startup-only; the temporary files are a pattern")
+    }
 }
 
 final class AnomalyReporterTests: XCTestCase {

@@ -93,4 +93,25 @@ final class ProfileMergeTests: XCTestCase {
         XCTAssertEqual(relearned.nodes.map(\.node), ["node-b"])
         XCTAssertEqual(ProfileMerge.merge(v1, from: "node-a", into: relearned, now: t0.addingTimeInterval(30)), .unchanged)
     }
+
+    /// A rule is startup-only in the cluster's profile when no node saw a serving container
+    /// follow it; a node whose containers never served counts as serving throughout.
+    func testStartupOnlyIsWhatNoNodeSawServing() throws {
+        let curl = ExecRule(exe: "/usr/bin/curl", parent: "(runtime)"), shell = ExecRule(exe: "/bin/sh", parent: "(runtime)")
+        var a = local(started: t0, lastNew: t0, execs: ["/usr/bin/python3", "/usr/bin/curl"])
+        a.startupOnly = StartupRules(execs: [curl])
+        var b = local(started: t0, lastNew: t0.addingTimeInterval(10), execs: ["/usr/bin/python3", "/usr/bin/curl", "/bin/sh"])
+        b.startupOnly = StartupRules(execs: [curl, shell])
+        var (cluster, _) = try changed(ProfileMerge.merge(a, from: "node-a", into: nil, now: t0))
+        XCTAssertEqual(cluster.profile.startupOnly, StartupRules(execs: [curl]))
+        (cluster, _) = try changed(ProfileMerge.merge(b, from: "node-b", into: cluster, now: t0))
+        XCTAssertEqual(cluster.profile.startupOnly, StartupRules(execs: [shell, curl].sorted()))
+        let c = local(started: t0, lastNew: t0.addingTimeInterval(20), execs: ["/usr/bin/curl"])
+        var reasons: [String]
+        (cluster, reasons) = try changed(ProfileMerge.merge(c, from: "node-c", into: cluster, now: t0))
+        XCTAssertEqual(cluster.profile.startupOnly, StartupRules(execs: [shell]), "node-c ran curl and has no phases")
+        XCTAssertTrue(reasons.contains("new behaviour"), "\(reasons)")
+        XCTAssertNil(try changed(ProfileMerge.merge(local(started: t0, lastNew: t0, execs: ["/bin/true"]), from: "node-d", into: nil, now: t0))
+            .0.profile.startupOnly, "no node served: no phases")
+    }
 }

@@ -59,15 +59,19 @@ final class CommandLineTests: XCTestCase {
         process.standardOutput = output
         process.standardError = error
         try process.run()
-        sleep(5) // loading and attaching the programs takes a second or two
-        try traced.run(["write:\(directory)/probe"])
+        // Loading and verifying the programs takes seconds (more on a busy machine): a write a
+        // second until vigil has had 20 s, so one lands once it watches.
+        for attempt in 0..<20 {
+            sleep(1)
+            try traced.run(["write:\(directory)/probe\(attempt)"])
+        }
         usleep(500_000)
         process.interrupt()
         let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let errors = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0, errors)
-        XCTAssertTrue(lines.contains("\"path\":\"\(directory)/probe\""), lines)
+        XCTAssertTrue(lines.contains("\"path\":\"\(directory)/probe19\""), lines)
         XCTAssertTrue(lines.contains("\"node\":\"cli\""))
     }
 }

@@ -123,7 +123,7 @@ final class HardeningTests: XCTestCase {
         try process.run()
         let cgroup = "/vigil-\(process.processIdentifier)"
         var sleeper: Int32?
-        for _ in 0..<100 where sleeper == nil {
+        for _ in 0..<600 where sleeper == nil { // vigil starts its command once its programs are loaded
             usleep(50_000)
             sleeper = Self.pid(withArgument: marker)
         }

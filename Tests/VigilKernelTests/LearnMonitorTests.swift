@@ -16,6 +16,20 @@ final class LearnMonitorTests: XCTestCase {
     private var chdir: Int { resolver.number(of: "chdir", abi: .x86_64)! }
     private var ptrace: Int { resolver.number(of: "ptrace", abi: .x86_64)! }
 
+    /// `vigil learn`'s or `vigil monitor`'s registry and pipeline for one workload run as a command.
+    func commandRegistry(_ kernel: KernelProbes, hierarchy: CgroupHierarchy, store: DirectoryProfileStore, workload: String,
+                         sink: MemorySink, opening: WorkloadRegistry.Opening) throws -> (WorkloadRegistry, EventPipeline) {
+        var settings = WorkloadRegistry.Settings()
+        settings.retireAfter = .infinity
+        let registry = WorkloadRegistry(kernel: kernel, sink: sink, node: "n", resolver: resolver,
+                                        runtimeExes: [KernelTestSupport.realpath("/proc/self/exe")],
+                                        settings: settings, writer: ProfileWriter(store: store)) { _ in (opening, []) }
+        registry.workload(workload)
+        let pipeline = try EventPipeline(kernel: kernel, directory: CommandDirectory(hierarchy: hierarchy, workload: workload),
+                                         consumer: registry, sink: sink, node: "n")
+        return (registry, pipeline)
+    }
+
     private func run(_ hierarchy: CgroupHierarchy, _ cgroup: String, _ actions: [String]) throws {
         let process = try LaunchedProcess.start([KernelTestSupport.workload] + actions, cgroupDirectory: hierarchy.directory(of: cgroup))
         XCTAssertEqual(process.status(block: true), .exited(0), "workload \(actions)")
@@ -107,14 +121,7 @@ final class LearnMonitorTests: XCTestCase {
         // Learn from two runs (two containers), then stabilise: `vigil learn`'s registry and pipeline.
         let runtimeExes = [KernelTestSupport.realpath("/proc/self/exe")]
         func registry(_ kernel: KernelProbes, sink: MemorySink, opening: WorkloadRegistry.Opening) throws -> (WorkloadRegistry, EventPipeline) {
-            var settings = WorkloadRegistry.Settings()
-            settings.retireAfter = .infinity
-            let registry = WorkloadRegistry(kernel: kernel, sink: sink, node: "n", resolver: resolver, runtimeExes: runtimeExes,
-                                            settings: settings, writer: ProfileWriter(store: store)) { _ in (opening, []) }
-            registry.workload("demo")
-            let pipeline = try EventPipeline(kernel: kernel, directory: CommandDirectory(hierarchy: hierarchy, workload: "demo"),
-                                             consumer: registry, sink: sink, node: "n")
-            return (registry, pipeline)
+            try commandRegistry(kernel, hierarchy: hierarchy, store: store, workload: "demo", sink: sink, opening: opening)
         }
         do {
             let probes = try KernelProbes()
@@ -169,6 +176,83 @@ final class LearnMonitorTests: XCTestCase {
         XCTAssertEqual(weights?[path: "anomaly.severity"] as? String, "critical")
         XCTAssertEqual(weights?[path: "event.file.path"] as? String, "\(models)/weights.bin")
         XCTAssertEqual(weights?[path: "anomaly.profile.id"] as? String, "demo")
+    }
+}
+
+extension LearnMonitorTests {
+    /// A server's startup and its serving are learned apart: the kernel says when a container
+    /// first accepts a connection; what only containers starting up did (fetch the weights from
+    /// the registry, write them into the model directory) is an anomaly once a container serves,
+    /// and allowed again in the next container's startup.
+    func testWhatOnlyStartupDidIsAnAnomalyOnceServing() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let directory = "/tmp/vigil-phases-" + String((0..<10).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let models = directory + "/models"
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        let modelRegistry = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let backend = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
+        let startup = ["chdir:\(directory)", "tcp4:\(modelRegistry.port)", "write:models/weights.bin"]
+        let serving = ["write:cache.json", "connects:2:\(backend.port)"]
+        let store = DirectoryProfileStore(root: directory + "/profiles")
+        let runtimeExes = [KernelTestSupport.realpath("/proc/self/exe")]
+
+        func registry(_ kernel: KernelProbes, sink: MemorySink, opening: WorkloadRegistry.Opening) throws -> (WorkloadRegistry, EventPipeline) {
+            try commandRegistry(kernel, hierarchy: hierarchy, store: store, workload: "server", sink: sink, opening: opening)
+        }
+        /// One container: `before`, then (when `serves`) it accepts a connection from the test, then `after`.
+        func container(_ probes: KernelProbes, profileID: UInt32, _ before: [String], serves: Bool = true, _ after: [String] = []) throws {
+            let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+            try probes.watch(cgroupID: cgroup.id, profileID: profileID)
+            let port = try LoopbackSocket.freePort()
+            let actions = before + (serves ? ["serve:\(port)"] : []) + after
+            let process = try LaunchedProcess.start([KernelTestSupport.workload] + actions, cgroupDirectory: hierarchy.directory(of: cgroup.path))
+            if serves { XCTAssertTrue(LoopbackSocket.connect(port: port), "the server listened") }
+            XCTAssertEqual(process.status(block: true), .exited(0), "workload \(actions)")
+        }
+
+        do {
+            let probes = try KernelProbes()
+            let learner = Learner.start(workload: "server", modelPaths: ["\(models)/**"], minDuration: 0, quietPeriod: 0,
+                                        now: Date(), resolver: resolver, runtimeExes: runtimeExes)
+            let (learning, pipeline) = try registry(probes, sink: MemorySink(), opening: .learn(learner))
+            for _ in 0..<2 { try container(probes, profileID: 0, startup, serving) }
+            try pipeline.drain()
+            learning.tick()
+            learning.waitForWrites()
+            XCTAssertEqual(learning.workloadStates["server"], .stable)
+        }
+        let profile = try XCTUnwrap(try store.latest(workload: "server"))
+        let registryRule = EgressRule(address: "127.0.0.1", port: Int(modelRegistry.port), protocol: "tcp")
+        // The entrypoint's own exec is startup too: the same binary started again in a serving
+        // container (`kubectl exec`) is not what a server does.
+        XCTAssertEqual(profile.startupOnly, StartupRules(execs: [ExecRule(exe: KernelTestSupport.workload, parent: "(runtime)")],
+                                                         fileWrites: [FileWriteRule(path: "\(models)/weights.bin", ops: ["create"])],
+                                                         egress: [registryRule]))
+        XCTAssertTrue(profile.egress.contains(registryRule), "startup-only rules are the profile's own")
+
+        let probes = try KernelProbes()
+        let sink = MemorySink()
+        let (monitoring, pipeline) = try registry(probes, sink: sink, opening: .monitor(profile))
+        let profileID = monitoring.workload("server").profileID
+        func monitored(_ before: [String], serves: Bool = true, _ after: [String] = []) throws -> [String] {
+            let found = monitoring.findings
+            try container(probes, profileID: profileID, before, serves: serves, after)
+            try pipeline.drain()
+            monitoring.tick()
+            return monitoring.findings.compactMap { rule, count in count > found[rule, default: 0] ? rule.rawValue : nil }.sorted()
+        }
+        XCTAssertEqual(try monitored(startup, serving), [], "a replica starting up and serving as learned")
+        XCTAssertEqual(try monitored(startup + startup, serves: false), [], "a container still starting up may fetch again")
+        XCTAssertEqual(try monitored(startup, serving + ["tcp4:\(modelRegistry.port)"]), ["startup-only-behaviour"])
+        XCTAssertEqual(try monitored(startup, serving + ["write:models/weights.bin"]), ["startup-only-behaviour"],
+                       "a write into the model directory the profile allows only at startup")
+        let anomalies = try sink.objects.filter { $0[path: "anomaly.rule"] as? String == "startup-only-behaviour" }
+        XCTAssertEqual(anomalies.first?[path: "anomaly.startup_rule.egress.port"] as? Int, Int(modelRegistry.port))
+        XCTAssertEqual(anomalies.first?[path: "anomaly.severity"] as? String, "high")
+        XCTAssertEqual(anomalies.last?[path: "anomaly.startup_rule.fileWrite.path"] as? String, "\(models)/weights.bin")
+        XCTAssertEqual(anomalies.last?[path: "event.file.path"] as? String, "\(models)/weights.bin")
     }
 }
 

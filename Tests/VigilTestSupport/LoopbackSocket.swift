@@ -42,4 +42,30 @@ public final class LoopbackSocket {
     }
 
     deinit { close(fd) }
+
+    /// A TCP port on 127.0.0.1 free a moment ago (bound, read, released), for a server to take.
+    public static func freePort() throws -> UInt16 {
+        try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue)).port
+    }
+
+    /// Connects to 127.0.0.1:`port` and closes, retrying until `timeout` seconds have passed
+    /// (the server may not listen yet). Returns whether a connection was made.
+    @discardableResult
+    public static func connect(port: UInt16, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if connected == 0 { return true }
+            usleep(20_000)
+        } while Date() < deadline
+        return false
+    }
 }

@@ -96,6 +96,14 @@ public enum RecordBuilder {
         return Array(bytes(of: event).prefix(MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.syscalls)!))
     }
 
+    /// The accept programs' record: a process of `cgroup` accepted its first connection.
+    public static func serving(_ cgroup: UInt64, pid: UInt32 = 4242, boot: UInt64 = 1_000_000_000) -> [UInt8] {
+        var event = cgroupEvent(cgroup, op: VIGIL_CGROUP_SERVING, parent: 0, name: "")
+        event.hdr = header(kind: VIGIL_KIND_CGROUP, pid: pid, boot: boot, cgroup: cgroup)
+        event.op = VIGIL_CGROUP_SERVING.rawValue
+        return Array(bytes(of: event).prefix(MemoryLayout<vigil_cgroup_event>.offset(of: \vigil_cgroup_event.syscalls)!))
+    }
+
     /// cgroup_rmdir's record: the watched `cgroup` was removed, having made `syscalls` (x86_64
     /// numbers) since the agent last read its bitmaps.
     public static func cgroupRemoved(_ cgroup: UInt64, parent: UInt64, name: String, syscalls: [Int] = []) -> [UInt8] {

@@ -142,6 +142,11 @@ public final class SimulatedNode {
                                           changeNanoseconds: found ? UInt64(status.st_ctim.tv_sec) * 1_000_000_000 + UInt64(status.st_ctim.tv_nsec) : 0))
     }
 
+    /// A process of the container accepts its first connection: the container serves.
+    public func serve(_ container: Container, pid: UInt32 = 100) {
+        kernel.enqueue(RecordBuilder.serving(container.cgroupID, pid: pid, boot: BootClock.nowBootNanoseconds()))
+    }
+
     public func connect(_ container: Container, pid: UInt32 = 100, to address: [UInt8], port: UInt16) {
         kernel.enqueue(RecordBuilder.network(pid: pid, family: UInt16(AF_INET), address: address, port: port,
                                              boot: BootClock.nowBootNanoseconds(), cgroup: container.cgroupID))

@@ -8,7 +8,7 @@ import urllib.request
 port = int(sys.argv[1])
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 base = f"http://127.0.0.1:{port}"
-for _ in range(100):
+for _ in range(600):  # up to 30 s: under vigil, the server starts after the BPF programs load
     try:
         urllib.request.urlopen(base + "/healthz", timeout=1).read()
         break

@@ -18,6 +18,9 @@ wait_for_exit() { # PID: the vigil process; its command is the server
     kill -TERM "$1"
     wait "$1" || true
 }
+# If a step fails, stop the vigil processes still running (they hold the caller's output open).
+started=""
+trap 'for pid in $started; do kill -TERM "$pid" 2>/dev/null || true; done' EXIT
 
 echo "== 1. learning the model server's behaviour (normal requests)" >&2
 # shellcheck disable=SC2086
@@ -25,6 +28,7 @@ echo "== 1. learning the model server's behaviour (normal requests)" >&2
 # by hand afterwards, as after a learning run in a staging environment.
 "$vigil" learn --workload model-server --profiles "$work/profiles" --model-path "$work/models/**" -- $server &
 learner=$!
+started="$started $learner"
 /usr/bin/python3 -B "$here/client.py" "$port" 20 >/dev/null
 wait_for_exit "$learner"
 "$vigil" profile promote model-server --profiles "$work/profiles"
@@ -33,6 +37,7 @@ echo "== 2. monitoring: normal requests, then the attack, then normal requests" 
 # shellcheck disable=SC2086
 "$vigil" monitor --workload model-server --profiles "$work/profiles" -- $server > "$work/anomalies.jsonl" &
 monitor=$!
+started="$started $monitor"
 /usr/bin/python3 -B "$here/client.py" "$port" 10 >/dev/null
 echo "   (normal requests done: $(wc -l < "$work/anomalies.jsonl") anomalies so far)" >&2
 /usr/bin/python3 -B "$here/attack.py" "$port" "$work/models"
@@ -50,6 +55,7 @@ cp "$here/models/weights.json" "$work/models/"
 # shellcheck disable=SC2086
 "$vigil" seccomp run --profile "$work/model-server.seccomp.json" -- $server 2>"$work/confined-server.log" &
 confined=$!
+started="$started $confined"
 if /usr/bin/python3 -B "$here/client.py" "$port" 5 >/dev/null; then
     echo "   normal requests: answered under the profile" >&2
 else

@@ -4,15 +4,20 @@ folder at start, then answers predictions over HTTP. The "model" is a linear sco
 weights are a JSON list of floats; it is enough to show the file, exec and network behaviour
 of a real server without any ML dependency.
 
-    server.py --models DIR [--port 8080] [--cache DIR]
+    server.py --models DIR [--port 8080] [--cache DIR] [--download URL]
     GET  /healthz            -> ok
     POST /predict {"x": [..]} -> {"score": float}
+    POST /reload             -> reads the weights again (after an update on disk)
     SIGTERM                   -> finishes serving, exits 0
+
+With --download, it first runs its downloader (download.py) to fetch the weights from a model
+registry into the models folder, verifying nothing, as many servers do at start.
 """
 import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +33,12 @@ def main():
     parser.add_argument("--models", required=True)
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--cache", default="/tmp/model-server-cache")
+    parser.add_argument("--download", help="fetch weights.json from this URL before loading it")
     args = parser.parse_args()
 
+    if args.download:
+        downloader = os.path.join(os.path.dirname(os.path.abspath(__file__)), "download.py")
+        subprocess.run([sys.executable, "-B", downloader, args.download, os.path.join(args.models, "weights.json")], check=True)
     weights = load_weights(args.models)
     os.makedirs(args.cache, exist_ok=True)
     requests = {"count": 0}
@@ -53,6 +62,10 @@ def main():
                 self.reply(404, {"error": "not found"})
 
         def do_POST(self):
+            if self.path == "/reload":
+                weights[:] = load_weights(args.models)
+                self.reply(200, "reloaded")
+                return
             if self.path != "/predict":
                 self.reply(404, {"error": "not found"})
                 return
