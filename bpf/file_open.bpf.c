@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Opens with write intent (open, openat, openat2, creat) and truncate(). Read-only opens are
- * dropped at enter, in the kernel, unless the container has model directories: then they are
- * checked at exit, and only the opens of files under a model directory reach userspace. */
+ * ignored at enter; at exit, in a container with model directories only, the opened file is
+ * checked, and only the opens of files under a model directory reach userspace. */
 #include "vigil.bpf.h"
 
 static __always_inline __u32 write_op(__u64 flags)
@@ -18,9 +18,9 @@ static __always_inline __u32 write_op(__u64 flags)
 static __always_inline int remember_open(int dirfd, __u64 name, __u64 flags)
 {
     __u32 op = write_op(flags);
-    if (!op && !model_reads_watched())
-        return 0; /* no container has model directories: a read costs nothing more */
-    return remember_file_syscall(op ? op : VIGIL_FILE_READ_MODEL, (__u32)flags, dirfd, name, 0, 0);
+    if (!op)
+        return 0; /* a read: judged at exit by the file it opened (report_read_only_open) */
+    return remember_file_syscall(op, (__u32)flags, dirfd, name, 0, 0);
 }
 
 SEC("tp/syscalls/sys_enter_open")
@@ -58,13 +58,13 @@ int vigil_truncate_enter(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tp/syscalls/sys_exit_open")
-int vigil_open_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_open_exit(struct trace_event_raw_sys_exit *ctx) { return report_open(ctx->ret); }
 
 SEC("tp/syscalls/sys_exit_openat")
-int vigil_openat_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_openat_exit(struct trace_event_raw_sys_exit *ctx) { return report_open(ctx->ret); }
 
 SEC("tp/syscalls/sys_exit_openat2")
-int vigil_openat2_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_openat2_exit(struct trace_event_raw_sys_exit *ctx) { return report_open(ctx->ret); }
 
 SEC("tp/syscalls/sys_exit_creat")
 int vigil_creat_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }

@@ -490,8 +490,6 @@ static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int
     struct vigil_cgroup_state *state = watched_state();
     if (!state || runtime_phase())
         return 0; /* the runtime setting the container up is not the workload */
-    if (op == VIGIL_FILE_READ_MODEL && !(state->flags & VIGIL_CGROUP_MODEL))
-        return 0; /* no model directories: a read costs one lookup and nothing more */
     struct pending_syscall args = {
         .kind = VIGIL_KIND_FILE,
         .profile_id = state->profile_id,
@@ -537,7 +535,13 @@ __weak __noinline int report_model_file(__u64 file_address, __u32 profile_id, __
         return 0;
     struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
     struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
-    if (!under_model_dir(dentry, mnt))
+    /* First, one lookup: is the file on a filesystem that holds a model directory, or is mounted
+     * below one? Most reads of a server (its libraries, its config) are not, and stop here. */
+    struct vigil_model_dir_key on_device = {
+        .cgroup_id = bpf_get_current_cgroup_id(),
+        .device = BPF_CORE_READ(dentry, d_sb, s_dev),
+    };
+    if (!bpf_map_lookup_elem(&model_dirs, &on_device) || !under_model_dir(dentry, mnt))
         return 0;
     struct vigil_file_event *event = event_buffer();
     if (!event)
@@ -586,23 +590,46 @@ __weak __noinline int report_model_file(__u64 file_address, __u32 profile_id, __
     return 0;
 }
 
-/* A read-only open that succeeded: reported only when the file it opened is below one of the
- * container's model directories (report_model_file). */
-static __always_inline int report_model_read(struct pending_syscall *args, long ret)
+/* An open that remembered nothing at enter (a read-only one) and succeeded: in a container with
+ * model directories, the file it opened is checked (report_model_file); anywhere else it costs
+ * the array load of model_switch. Nothing is remembered at enter for reads: the open file at exit
+ * says all (its mode, its flags), so a read pays no in-flight table. */
+static __always_inline int report_read_only_open(long ret)
 {
-    if (ret < 0)
+    if (ret < 0 || !model_reads_watched())
+        return 0;
+    struct vigil_cgroup_state *state = watched_state();
+    if (!state || !(state->flags & VIGIL_CGROUP_MODEL) || runtime_phase())
         return 0;
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    return report_model_file((__u64)fd_to_file(task, (int)ret), args->profile_id, args->open_flags, ret, 0);
+    struct file *file = fd_to_file(task, (int)ret);
+    if (!file || (BPF_CORE_READ(file, f_mode) & (FMODE_READ | FMODE_WRITE)) != FMODE_READ)
+        return 0;
+    return report_model_file((__u64)file, state->profile_id, BPF_CORE_READ(file, f_flags), ret, 0);
 }
+
+static __always_inline int report_file_event(struct pending_syscall *pending_args, long ret);
 
 static __always_inline int report_file_syscall(long ret)
 {
     struct pending_syscall args;
     if (!take_pending(&args) || args.kind != VIGIL_KIND_FILE)
         return 0;
-    if (args.op == VIGIL_FILE_READ_MODEL)
-        return report_model_read(&args, ret);
+    return report_file_event(&args, ret);
+}
+
+/* open, openat, openat2: a write open was remembered at enter; a read-only one was not. */
+static __always_inline int report_open(long ret)
+{
+    struct pending_syscall args;
+    if (!take_pending(&args))
+        return report_read_only_open(ret);
+    return args.kind == VIGIL_KIND_FILE ? report_file_event(&args, ret) : 0;
+}
+
+static __always_inline int report_file_event(struct pending_syscall *pending_args, long ret)
+{
+    struct pending_syscall args = *pending_args;
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;

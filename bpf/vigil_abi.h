@@ -205,7 +205,9 @@ enum vigil_runtime_phase {
 #define VIGIL_CGROUP_SERVED (1u << 2)
 
 /* A model directory of one container, as its processes see it: the directory's inode. A file is
- * a model file when one of its ancestors (within VIGIL_MODEL_DEPTH, mounts crossed) is one. */
+ * a model file when one of its ancestors (within VIGIL_MODEL_DEPTH, mounts crossed) is one.
+ * inode 0: a filesystem that holds a model directory or is mounted below one; a file on no such
+ * device is no model file, and its ancestors are not walked. */
 struct vigil_model_dir_key {
     __u64 cgroup_id;
     __u64 inode;

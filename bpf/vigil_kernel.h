@@ -83,6 +83,7 @@ struct inode {
 };
 
 #define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
 
 struct file {
     struct path f_path;

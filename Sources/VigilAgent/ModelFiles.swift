@@ -2,6 +2,7 @@ import CVigilSys
 import Crypto
 import Foundation
 import VigilCore
+import VigilRuntime
 
 /// The model files containers load, by content. The kernel reports a read-only open only when
 /// the file is below one of the container's model directories (`directories(pid:patterns:)`
@@ -228,13 +229,15 @@ public final class ModelFiles: @unchecked Sendable {
     /// The model directories of a container, as its processes see them: for each pattern, the
     /// directory its fixed leading components name (`/models/**` -> `/models`), opened inside the
     /// container's root. A pattern with no fixed directory (`**/*.bin`) names none: it would make
-    /// every read a model read. Returns what exists now, and the patterns whose directory does not
-    /// (yet).
+    /// every read a model read. Returns what exists now — the directories, and for the kernel's
+    /// first test the filesystems a model file can be on (`inode` 0: the directories' own, and
+    /// those mounted below them, from the process's mountinfo) — and the patterns whose directory
+    /// does not exist (yet).
     public static func directories(pid: UInt32, patterns: [String]) -> (found: Set<FileIdentity>, missing: [String]) {
         let root = open("/proc/\(pid)/root", VIGIL_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { return ([], patterns) }
         defer { close(root) }
-        var found = Set<FileIdentity>(), missing: [String] = []
+        var found = Set<FileIdentity>(), missing: [String] = [], paths: [String] = []
         for pattern in patterns {
             guard let directory = fixedDirectory(of: pattern) else { continue }
             let fd = vigil_open_in_root(root, directory, VIGIL_O_PATH | O_DIRECTORY)
@@ -243,10 +246,36 @@ public final class ModelFiles: @unchecked Sendable {
                 continue
             }
             var status = stat()
-            if fstat(fd, &status) == 0 { found.insert(FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino))) }
+            if fstat(fd, &status) == 0 {
+                let identity = FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+                found.insert(identity)
+                found.insert(FileIdentity(device: identity.device, inode: 0))
+                paths.append(directory)
+            }
             close(fd)
         }
+        if !paths.isEmpty, let mountinfo = try? String(contentsOfFile: "/proc/\(pid)/mountinfo", encoding: .utf8) {
+            for device in devicesMounted(below: paths, mountinfo: mountinfo) { found.insert(FileIdentity(device: device, inode: 0)) }
+        }
         return (found, missing)
+    }
+
+    /// The devices (the kernel's dev_t) of the mounts at or below `directories`, from a
+    /// mountinfo text: `ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...`, the mount point as the
+    /// process sees it, with spaces and the like written as octal escapes.
+    public static func devicesMounted(below directories: [String], mountinfo: String) -> Set<UInt32> {
+        var devices = Set<UInt32>()
+        for line in mountinfo.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 5)
+            guard fields.count >= 5 else { continue }
+            let numbers = fields[2].split(separator: ":")
+            guard numbers.count == 2, let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) else { continue }
+            let mountPoint = CgroupHierarchy.unescapeMountField(String(fields[4]))
+            if directories.contains(where: { mountPoint == $0 || mountPoint.hasPrefix($0 + "/") }) {
+                devices.insert(major << 20 | (minor & 0xfffff))
+            }
+        }
+        return devices
     }
 
     /// The leading components of a pattern before the first that has a wildcard; nil for "/".

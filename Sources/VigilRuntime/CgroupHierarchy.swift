@@ -45,7 +45,8 @@ public final class CgroupHierarchy: @unchecked Sendable {
         return nil
     }
 
-    static func unescapeMountField(_ field: String) -> String {
+    /// A mountinfo field as written (spaces, tabs, newlines and backslashes as octal escapes), unescaped.
+    public static func unescapeMountField(_ field: String) -> String {
         guard field.contains("\\") else { return field }
         var out: [UInt8] = []
         let bytes = Array(field.utf8)

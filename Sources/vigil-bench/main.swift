@@ -7,10 +7,13 @@
 //   vigil-bench detect [--seconds S]
 //       records a workload as `decode` does, learns its profile, then checks the recorded events
 //       against it in a loop on one core (the monitor's userspace work): events/s.
-//   vigil-bench overhead [--runs R]
+//   vigil-bench overhead [--runs R] [--model-dir DIR]   (DIR: where the monitored run's model
+//                        directory is; the default shares the loops' tmpfs, the worst case)
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
 //       running agent that does not watch them, watched by it (trace), and monitored against a
 //       profile learned from them, with and without in-kernel suppression (median of R runs each).
+//   vigil-bench model-hash [--mib N]
+//       hashing an N MiB model file as the agent does (unpaced and paced), and reopening it.
 //   vigil-bench soak [--minutes M] [--containers-per-second N]
 //       the node agent on a simulated node (a recorded kernel, no root): N containers a second of
 //       30 deployments start, work and stop, one-off jobs come and go, stable workloads are sent
@@ -93,6 +96,14 @@ func runWorkload(_ arguments: [String], cgroupDirectory: String?) throws -> Doub
     }
     func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// This process's CPU time so far (user + system, every thread).
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+        + Double(usage.ru_stime.tv_usec) / 1e6
 }
 
 func median(_ values: [Double]) -> Double {
@@ -269,7 +280,7 @@ func overheadBenchmark() throws {
         ("exec", ["execs:2000:/bin/true"], 2000),
         ("connect", ["connects:20000:\(acceptor.port)"], 20000),
     ]
-    let modelDirectory = "/dev/shm/vigil-bench-models"
+    let modelDirectory = option("--model-dir", default: "/dev/shm/vigil-bench-models")
     try FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: modelDirectory) }
     let watchedPath = "/vigil-bench-watched-\(getpid())"
@@ -331,10 +342,11 @@ func overheadBenchmark() throws {
         let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: "bench"),
                                          consumer: registry, sink: DiscardSink(), node: "bench")
         try probes.watch(cgroupID: monitorID, profileID: suppress ? workload.profileID : 0)
-        // The model-read filter on: a model directory (not the one the loops read from).
-        var status = stat()
-        guard stat(modelDirectory, &status) == 0 else { throw CgroupError("stat \(modelDirectory) failed") }
-        try probes.setModelDirectories(cgroupID: monitorID, [FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino))])
+        // The model-read filter on: a model directory (not the one the loops read from), given to
+        // the kernel as the agent gives it (with its filesystem's device marker).
+        let model = ModelFiles.directories(pid: UInt32(getpid()), patterns: [modelDirectory + "/**"])
+        guard model.missing.isEmpty else { throw CgroupError("no model directory at \(modelDirectory)") }
+        try probes.setModelDirectories(cgroupID: monitorID, model.found)
         let poller = Poller(pipeline)
         var times: [Double] = []
         for (_, arguments, _) in loops { times.append(try measure(arguments, in: monitorPath)) }
@@ -484,15 +496,59 @@ func checkpointBenchmark() throws {
     }
 }
 
+/// Hashing model files (ModelFiles, the agent's `vigil.model-hash` thread): a file of --mib MiB
+/// on tmpfs (the disk is not what is measured), hashed unpaced and at the agent's default pace,
+/// through this process's /proc/<pid>/root as the agent reads a container's; then a reopen of the
+/// same version (the cache).
+func modelHashBenchmark() throws {
+    let mib = Int(option("--mib", default: "512"))!
+    let path = "/dev/shm/vigil-bench-model-\(getpid()).bin"
+    defer { unlink(path) }
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    for i in chunk.indices { chunk[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 13) }
+    guard let out = FileHandle(forWritingAtPath: path) ?? {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        return FileHandle(forWritingAtPath: path)
+    }() else { throw CgroupError("cannot write \(path)") }
+    for _ in 0..<mib { out.write(Data(chunk)) }
+    try out.close()
+    var status = stat()
+    guard stat(path, &status) == 0 else { throw CgroupError("stat \(path)") }
+    let version = FileVersion(identity: FileIdentity(statDevice: UInt64(status.st_dev), inode: UInt64(status.st_ino)),
+                              size: UInt64(status.st_size),
+                              changeNanoseconds: UInt64(status.st_ctim.tv_sec) * 1_000_000_000 + UInt64(status.st_ctim.tv_nsec))
+    print("model hashing, \(mib) MiB on tmpfs (SHA-256, 1 MiB reads):")
+    print("| pace | wall (s) | MiB/s | CPU (s) |")
+    print("|---|---:|---:|---:|")
+    for (name, pace) in [("unpaced", Double.infinity), ("default (128 MiB/s)", 128 * 1024 * 1024)] {
+        let files = ModelFiles(bytesPerSecond: pace)
+        let job = ModelFiles.Job(workload: "bench", container: WorkloadIdentity(id: "bench"), pids: [UInt32(getpid())], path: path,
+                                 version: version, read: [], bootNanoseconds: 0)
+        let (cpu0, t0) = (cpuSeconds(), now())
+        files.submit(job)
+        files.waitUntilIdle(timeout: 3600)
+        let (wall, cpu) = (now() - t0, cpuSeconds() - cpu0)
+        guard case .hashed? = files.takeResults().first?.outcome else { throw CgroupError("the file was not hashed") }
+        print(String(format: "| %@ | %.2f | %.0f | %.2f |", name, wall, Double(mib) / wall, cpu))
+        if pace.isFinite {
+            let t1 = now()
+            files.submit(job)
+            files.waitUntilIdle()
+            print(String(format: "| reopened (cached: a stat) | %.4f | | |", now() - t1))
+        }
+    }
+}
+
 do {
     switch CommandLine.arguments.dropFirst().first {
+    case "model-hash": try modelHashBenchmark()
     case "checkpoint": try checkpointBenchmark()
     case "decode": try decodeBenchmark()
     case "overhead": try overheadBenchmark()
     case "detect": try detectBenchmark()
     case "soak": try soakBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] | soak [--minutes M] [--containers-per-second N] | checkpoint [--rules N,...]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--model-dir DIR] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | checkpoint [--rules N,...]")
         exit(2)
     }
 } catch {

@@ -296,7 +296,9 @@ final class AgentPipelineTests: XCTestCase {
         let me = UInt32(getpid())
         node.exec(web, pid: me, exe: "/usr/bin/python3")
         try node.settle(agent)
-        XCTAssertEqual(node.kernel.modelDirectories[web.cgroupID], [try identity(models)], "the fixed directory of /…/models/**")
+        let directory = try identity(models)
+        XCTAssertEqual(node.kernel.modelDirectories[web.cgroupID], [directory, FileIdentity(device: directory.device, inode: 0)],
+                       "the fixed directory of /…/models/**, and its filesystem")
 
         for _ in 0..<3 { node.readModel(web, pid: me, exe: "/usr/bin/python3", path: weights, identity: try identity(weights)) }
         try node.settle(agent)
@@ -357,6 +359,21 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(unverified.count, 1, "v2 was not declared: \(unverified)")
         XCTAssertEqual(unverified.first?[path: "event.model.declared"] as? [String], ["sha256:" + Data("weights v1".utf8).sha256Hex])
         XCTAssertEqual(unverified.first?[path: "anomaly.severity"] as? String, "critical")
+    }
+
+    /// The filesystems a model file can be on: the model directory's own, and what is mounted at
+    /// or below it (a volume, a bind-mounted adapter), read from the container's mountinfo.
+    func testModelFilesystemsIncludeMountsBelowTheModelDirectory() {
+        let mountinfo = """
+        22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u
+        23 22 0:22 / /proc rw - proc proc rw
+        24 22 8:1 /volumes/weights /models/llm rw - ext4 /dev/sda1 rw
+        25 22 8:17 /adapters /models/with\\040space ro - ext4 /dev/sdb1 rw
+        26 22 253:3 / /modelsnot rw - xfs /dev/dm-3 rw
+        """
+        XCTAssertEqual(ModelFiles.devicesMounted(below: ["/models"], mountinfo: mountinfo), [8 << 20 | 1, 8 << 20 | 17])
+        XCTAssertEqual(ModelFiles.devicesMounted(below: ["/models/llm"], mountinfo: mountinfo), [8 << 20 | 1])
+        XCTAssertEqual(ModelFiles.devicesMounted(below: ["/models/with space"], mountinfo: mountinfo), [8 << 20 | 17], "unescaped")
     }
 
     /// A pod declares its model's content (annotation `vigil.dev/model-digests`, read with the
