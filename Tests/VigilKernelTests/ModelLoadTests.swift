@@ -28,6 +28,8 @@ final class ModelLoadTests: XCTestCase {
         let stateRoot = work + "/runc"
         var configuration = KernelTestSupport.nodeConfiguration(kubepods: kubepods, work: work)
         configuration.modelPaths = [.init(workload: "ml/*/llm-server/*", paths: ["/models/**"])]
+        // What the team shipped: any other content loaded is model-unverified, learning or not.
+        configuration.modelDigests = [.init(workload: "ml/*/llm-server/*", digests: ["sha256:" + Data("weights v1\n".utf8).sha256Hex])]
         let probes = try KernelProbes()
         let sink = MemorySink()
         let agent = try NodeAgent(configuration: configuration, kernel: probes, hierarchy: hierarchy, sink: sink, node: "node-a")
@@ -90,6 +92,10 @@ final class ModelLoadTests: XCTestCase {
         XCTAssertEqual(changed.first?[path: "event.model.previous"] as? [String], [digest("weights v1\n")])
         XCTAssertEqual(changed.first?[path: "workload.pod"] as? String, "llm-server-7d9c8f6b5-z9y8x")
         XCTAssertEqual(try lines("model.load").count, 2, "the new content is also said to be loaded")
+        let unverified = try lines("anomaly").filter { $0[path: "anomaly.rule"] as? String == "model-unverified" }
+        XCTAssertEqual(unverified.count, 1, "the swapped content was not declared: \(unverified)")
+        XCTAssertEqual(unverified.first?[path: "event.model.declared"] as? [String], [digest("weights v1\n")])
+        XCTAssertEqual(unverified.first?[path: "event.model.sha256"] as? String, digest("weights v2, swapped\n"))
         XCTAssertEqual(try lines("anomaly").filter { $0[path: "anomaly.rule"] as? String == "model-artifact-read" }.count, 0,
                        "the readers were the ones learned")
 
