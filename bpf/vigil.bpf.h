@@ -548,7 +548,7 @@ __weak __noinline int report_model_file(__u64 file_address, __u32 profile_id, __
         return 0;
     struct inode *inode = BPF_CORE_READ(dentry, d_inode);
     event->inode = BPF_CORE_READ(inode, i_ino);
-    event->device = BPF_CORE_READ(dentry, d_sb, s_dev);
+    event->device = on_device.device;
     event->_reserved = 0;
     event->size = BPF_CORE_READ(inode, i_size);
     event->change_ns = change_time(inode);
@@ -608,28 +608,9 @@ static __always_inline int report_read_only_open(long ret)
     return report_model_file((__u64)file, state->profile_id, BPF_CORE_READ(file, f_flags), ret, 0);
 }
 
-static __always_inline int report_file_event(struct pending_syscall *pending_args, long ret);
-
-static __always_inline int report_file_syscall(long ret)
+/* A file syscall remembered at enter, with its outcome. */
+static __always_inline int report_file_event(struct pending_syscall args, long ret)
 {
-    struct pending_syscall args;
-    if (!take_pending(&args) || args.kind != VIGIL_KIND_FILE)
-        return 0;
-    return report_file_event(&args, ret);
-}
-
-/* open, openat, openat2: a write open was remembered at enter; a read-only one was not. */
-static __always_inline int report_open(long ret)
-{
-    struct pending_syscall args;
-    if (!take_pending(&args))
-        return report_read_only_open(ret);
-    return args.kind == VIGIL_KIND_FILE ? report_file_event(&args, ret) : 0;
-}
-
-static __always_inline int report_file_event(struct pending_syscall *pending_args, long ret)
-{
-    struct pending_syscall args = *pending_args;
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
@@ -658,6 +639,23 @@ static __always_inline int report_file_event(struct pending_syscall *pending_arg
     }
     send_event(event, sizeof(*event), VIGIL_KIND_FILE);
     return 0;
+}
+
+static __always_inline int report_file_syscall(long ret)
+{
+    struct pending_syscall args;
+    if (!take_pending(&args) || args.kind != VIGIL_KIND_FILE)
+        return 0;
+    return report_file_event(args, ret);
+}
+
+/* open, openat, openat2: a write open was remembered at enter; a read-only one was not. */
+static __always_inline int report_open(long ret)
+{
+    struct pending_syscall args;
+    if (!take_pending(&args))
+        return report_read_only_open(ret);
+    return args.kind == VIGIL_KIND_FILE ? report_file_event(args, ret) : 0;
 }
 
 /* Network syscalls: enter copies the destination (IPv4/IPv6 only) and the socket's protocol,

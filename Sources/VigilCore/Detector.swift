@@ -116,11 +116,12 @@ public struct Detector: Sendable {
     /// no file (see `ProcessTable.Entry.execDigest`). `serving`: the event's container serves, so
     /// behaviour under a startup-only rule is `startup-only-behaviour`, with that rule.
     public mutating func check(_ event: RawEvent, execDigest: String? = nil, serving: Bool = false) -> Finding? {
-        let finding = rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys)
-        guard finding == nil, serving, let servingRules, let startupRules,
-              let departure = servingRules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) else {
-            return finding
+        guard serving, let servingRules, let startupRules else {
+            return rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys)
         }
+        // A serving container: what its rules allow is the common case, checked once.
+        guard let departure = servingRules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) else { return nil }
+        if let finding = rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) { return finding }
         return Finding(rule: .startupOnlyBehaviour, key: departure.key, startupRule: startupRules.rule(for: event, keys: &keys))
     }
 

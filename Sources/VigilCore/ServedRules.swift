@@ -14,15 +14,9 @@ struct ServedRules: Sendable {
     /// A profile's rules but its startup-only ones. `unphasedServe`: the rules of a profile with
     /// no phases count as served (nothing known to be startup-only can come from it), else none do.
     init(_ profile: Profile, unphasedServe: Bool = false) {
-        guard let startup = profile.startupOnly else {
-            guard unphasedServe else { return }
-            execs = Set(profile.execs)
-            for rule in profile.fileWrites { fileOps[rule.path, default: []].formUnion(rule.ops) }
-            destinations = Set(profile.egress)
-            return
-        }
-        any = true
-        let kept = startup.subtracted(from: profile)
+        any = profile.startupOnly != nil
+        guard any || unphasedServe else { return }
+        let kept = (profile.startupOnly ?? StartupRules()).subtracted(from: profile)
         execs = Set(kept.execs)
         for rule in kept.fileWrites { fileOps[rule.path, default: []].formUnion(rule.ops) }
         destinations = Set(kept.egress)
