@@ -131,8 +131,7 @@ public struct DirectoryProfileStore: ProfileStore {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
         } catch {
-            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code ?? Int(EIO)
-            throw ProfileError(file: file, problem: FileError(path: file, errno: Int32(code), doing: "read").problem)
+            throw ProfileError(file: file, problem: FileError(path: file, errno: FileError.underlyingErrno(error), doing: "read").problem)
         }
         return try ProfileCodec.decode(data, file: file)
     }

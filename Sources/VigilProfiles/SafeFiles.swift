@@ -26,6 +26,15 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(path): \(problem)" }
+
+    /// The errno under a Foundation file error (EIO when it has none). The underlying error is a
+    /// `POSIXError` in newer Foundation, an `NSError` in older: a forced cast to either crashes.
+    static func underlyingErrno(_ error: Error) -> Int32 {
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey]
+        if let posix = underlying as? POSIXError { return posix.code.rawValue }
+        if let nsError = underlying as? NSError { return Int32(nsError.code) }
+        return EIO
+    }
 }
 
 /// A directory Vigil writes into as root on a node: opened once, by descriptor, and everything
@@ -56,8 +65,7 @@ public final class SafeDirectory: @unchecked Sendable {
             do {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             } catch {
-                let code = (error as NSError).userInfo[NSUnderlyingErrorKey].map { ($0 as! NSError).code } ?? Int(EIO)
-                throw FileError(path: path, errno: Int32(code), doing: "create the directory")
+                throw FileError(path: path, errno: FileError.underlyingErrno(error), doing: "create the directory")
             }
         }
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -27,6 +27,15 @@ final class SafeFilesTests: XCTestCase {
 
     /// The collisions found: `/` as `-` made these one seccomp file; `/` as `.` made `a/b` and
     /// `a.b` one store directory; replacing non-ASCII letters made `é` and `è` one.
+    /// A store whose path runs through a file: a clear error (found by the command-line fuzzer:
+    /// newer Foundation's underlying POSIXError crashed a forced cast to NSError).
+    func testADirectoryUnderAFileIsAClearError() throws {
+        FileManager.default.createFile(atPath: root + "/file", contents: Data())
+        XCTAssertThrowsError(try SafeDirectory.open(root + "/file/store/sub", create: true)) { error in
+            XCTAssertTrue("\(error)".contains("Not a directory"), "\(error)")
+        }
+    }
+
     func testWorkloadNamesMapToFilesOneToOne() throws {
         let pairs = [("team/deployment/web-api/main", "team/deployment/web/api-main"), ("a/b", "a.b"), ("ml/x/é/c", "ml/x/è/c"),
                      ("a_2fb", "a/b"), ("A/b", "a/b"), ("..", "_2e_2e"), ("/x", "_2fx")]
