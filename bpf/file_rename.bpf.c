@@ -23,10 +23,22 @@ int vigil_renameat2_enter(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tp/syscalls/sys_exit_rename")
-int vigil_rename_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_rename_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    note_tree_change(ctx->ret); /* any process's: see tree_changes */
+    return report_file_syscall(ctx->ret);
+}
 
 SEC("tp/syscalls/sys_exit_renameat")
-int vigil_renameat_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_renameat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    note_tree_change(ctx->ret); /* any process's: see tree_changes */
+    return report_file_syscall(ctx->ret);
+}
 
 SEC("tp/syscalls/sys_exit_renameat2")
-int vigil_renameat2_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_renameat2_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    note_tree_change(ctx->ret); /* any process's: see tree_changes */
+    return report_file_syscall(ctx->ret);
+}

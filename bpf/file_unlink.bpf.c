@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* unlink and unlinkat (which also removes directories with AT_REMOVEDIR). */
+/* unlink and unlinkat (which also removes directories with AT_REMOVEDIR); rmdir only counts as a
+ * tree change (see tree_changes). */
 #include "vigil.bpf.h"
 
 SEC("tp/syscalls/sys_enter_unlink")
@@ -16,7 +17,22 @@ int vigil_unlinkat_enter(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tp/syscalls/sys_exit_unlink")
-int vigil_unlink_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_unlink_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    note_tree_change(ctx->ret); /* any process's: see tree_changes */
+    return report_file_syscall(ctx->ret);
+}
 
 SEC("tp/syscalls/sys_exit_unlinkat")
-int vigil_unlinkat_exit(struct trace_event_raw_sys_exit *ctx) { return report_file_syscall(ctx->ret); }
+int vigil_unlinkat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    note_tree_change(ctx->ret); /* any process's: see tree_changes */
+    return report_file_syscall(ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_rmdir")
+int vigil_rmdir_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    note_tree_change(ctx->ret);
+    return 0;
+}

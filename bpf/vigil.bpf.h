@@ -150,8 +150,10 @@ struct {
     __type(value, __u8);
 } model_dirs __weak SEC(".maps");
 
-/* 1 while any container has model directories: until then a read-only open returns at enter
- * without looking its cgroup up (an array lookup with a constant key compiles to a load). */
+/* The generation of the agent's model directories: 0 while no container has any (a read-only
+ * open then returns without looking its cgroup up; an array lookup with a constant key compiles
+ * to a load), and a new value each time the agent changes them (so what outside_models remembers
+ * of the old ones is not used). */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
@@ -159,11 +161,38 @@ struct {
     __type(value, __u32);
 } model_switch __weak SEC(".maps");
 
-static __always_inline bool model_reads_watched(void)
+static __always_inline __u32 model_generation(void)
 {
     __u32 zero = 0;
-    __u32 *on = bpf_map_lookup_elem(&model_switch, &zero);
-    return on && *on;
+    __u32 *generation = bpf_map_lookup_elem(&model_switch, &zero);
+    return generation ? *generation : 0;
+}
+
+static __always_inline bool model_reads_watched(void) { return model_generation() != 0; }
+
+/* How many renames, unlinks and mount-tree changes any process on the node made: each can put an
+ * existing file below a model directory, or free the dentry and inode a remembered verdict names,
+ * so outside_models entries from before one are not used. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} tree_changes __weak SEC(".maps");
+
+static __always_inline __u64 tree_change_count(void)
+{
+    __u32 zero = 0;
+    __u64 *count = bpf_map_lookup_elem(&tree_changes, &zero);
+    return count ? *count : 0;
+}
+
+static __always_inline void note_tree_change(long ret)
+{
+    __u32 zero = 0;
+    __u64 *count = bpf_map_lookup_elem(&tree_changes, &zero);
+    if (ret == 0 && count)
+        __sync_fetch_and_add(count, 1);
 }
 
 static __always_inline void count_drop(__u32 stage, __u32 kind)
@@ -449,23 +478,19 @@ static __always_inline void read_syscall_path(struct vigil_path *out, int dirfd,
 }
 
 /* Whether (dentry, vfsmnt) is below one of the current container's model directories: its
- * ancestors, crossing mounts up to the process's root, looked up in model_dirs. */
-static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vfsmnt)
+ * ancestors, crossing mounts up to the top of the mount tree, looked up in model_dirs. Not up to
+ * the process's root: the answer must not depend on who asks (outside_models remembers it for
+ * the container, and a process chrooted below a model directory still reads model files). */
+static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 device)
 {
     if (!dentry || !vfsmnt)
         return 0;
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
-    struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
     struct mount *mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
-    struct vigil_model_dir_key key = { .cgroup_id = bpf_get_current_cgroup_id() };
+    struct vigil_model_dir_key key = { .cgroup_id = bpf_get_current_cgroup_id(), .device = device };
     for (int i = 0; i < VIGIL_MODEL_DEPTH; i++) {
         key.inode = BPF_CORE_READ(dentry, d_inode, i_ino);
-        key.device = BPF_CORE_READ(dentry, d_sb, s_dev);
         if (bpf_map_lookup_elem(&model_dirs, &key))
             return 1;
-        if (dentry == root_dentry && vfsmnt == root_mnt)
-            return 0;
         struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
         if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
             struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
@@ -474,6 +499,7 @@ static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vf
             dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
             mnt = up;
             vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
+            key.device = BPF_CORE_READ(vfsmnt, mnt_sb, s_dev);
             continue;
         }
         if (dentry == parent)
@@ -481,6 +507,61 @@ static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vf
         dentry = parent;
     }
     return 0;
+}
+
+/* Files a container opened that are not below any of its model directories, remembered per CPU
+ * so a read loop on the model directory's filesystem pays one lookup, not the ancestor walk.
+ * An entry holds only while nothing could have changed the answer: the same dentry, mount and
+ * inode (number and generation: a freed dentry or inode reused for another file does not match),
+ * the same container, the same model directories, and no rename, unlink or mount anywhere since
+ * (tree_changes). Only "not a model file" is remembered: a model file's open is always reported. */
+#define VIGIL_OUTSIDE_MODELS_SLOTS 256
+
+struct outside_models_entry {
+    __u64 dentry;
+    __u64 mnt;
+    __u64 inode;
+    __u64 inode_number;
+    __u64 cgroup_id;
+    __u64 tree_changes;
+    __u32 generation;
+    __u32 model_generation;
+    __u64 check; /* of the fields above: a slot half-written by a preempted program never matches */
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, VIGIL_OUTSIDE_MODELS_SLOTS);
+    __type(key, __u32);
+    __type(value, struct outside_models_entry);
+} outside_models __weak SEC(".maps");
+
+static __always_inline __u64 outside_models_check(const struct outside_models_entry *e)
+{
+    return (e->dentry ^ (e->mnt << 1) ^ (e->inode << 2) ^ e->inode_number ^ (e->cgroup_id << 3)
+            ^ (e->tree_changes << 4) ^ ((__u64)e->generation << 32) ^ e->model_generation) + 0x9e3779b97f4a7c15ULL;
+}
+
+static __always_inline __u32 outside_models_slot(__u64 dentry)
+{
+    return (__u32)((dentry >> 6) ^ (dentry >> 14)) & (VIGIL_OUTSIDE_MODELS_SLOTS - 1);
+}
+
+static __always_inline bool outside_models_remembered(const struct outside_models_entry *wanted)
+{
+    __u32 slot = outside_models_slot(wanted->dentry);
+    struct outside_models_entry *e = bpf_map_lookup_elem(&outside_models, &slot);
+    return e && e->dentry == wanted->dentry && e->mnt == wanted->mnt && e->inode == wanted->inode
+        && e->inode_number == wanted->inode_number && e->generation == wanted->generation
+        && e->cgroup_id == wanted->cgroup_id && e->tree_changes == wanted->tree_changes
+        && e->model_generation == wanted->model_generation && e->check == outside_models_check(e);
+}
+
+static __always_inline void remember_outside_models(struct outside_models_entry *entry)
+{
+    __u32 slot = outside_models_slot(entry->dentry);
+    entry->check = outside_models_check(entry);
+    bpf_map_update_elem(&outside_models, &slot, entry, BPF_ANY);
 }
 
 /* File syscalls: enter remembers the arguments, exit reports them with the outcome. */
@@ -541,13 +622,30 @@ __weak __noinline int report_model_file(__u64 file_address, __u32 profile_id, __
         .cgroup_id = bpf_get_current_cgroup_id(),
         .device = BPF_CORE_READ(dentry, d_sb, s_dev),
     };
-    if (!bpf_map_lookup_elem(&model_dirs, &on_device) || !under_model_dir(dentry, mnt))
+    if (!bpf_map_lookup_elem(&model_dirs, &on_device))
         return 0;
+    struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+    struct outside_models_entry seen = {
+        .dentry = (__u64)dentry,
+        .mnt = (__u64)mnt,
+        .inode = (__u64)inode,
+        .inode_number = BPF_CORE_READ(inode, i_ino),
+        .cgroup_id = on_device.cgroup_id,
+        /* read before the walk: a change during it leaves the entry already out of date */
+        .tree_changes = tree_change_count(),
+        .generation = BPF_CORE_READ(inode, i_generation),
+        .model_generation = model_generation(),
+    };
+    if (outside_models_remembered(&seen))
+        return 0;
+    if (!under_model_dir(dentry, mnt, on_device.device)) {
+        remember_outside_models(&seen);
+        return 0;
+    }
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
-    struct inode *inode = BPF_CORE_READ(dentry, d_inode);
-    event->inode = BPF_CORE_READ(inode, i_ino);
+    event->inode = seen.inode_number;
     event->device = on_device.device;
     event->_reserved = 0;
     event->size = BPF_CORE_READ(inode, i_size);

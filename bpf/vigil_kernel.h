@@ -61,6 +61,7 @@ struct dentry {
 
 struct vfsmount {
     struct dentry *mnt_root;
+    struct super_block *mnt_sb;
 };
 
 struct mount {
@@ -80,6 +81,7 @@ struct inode {
     __s64 i_size;
     __s64 i_ctime_sec;  /* 6.11 and later; read only when the running kernel has it */
     __u32 i_ctime_nsec; /* since 6.13 bit 31 is I_CTIME_QUERIED, not time */
+    __u32 i_generation;
 };
 
 #define FMODE_READ 0x1

@@ -24,6 +24,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     public var kubernetes: Kubernetes = Kubernetes()
     /// One profile per workload for the whole cluster, kept in the API (WorkloadProfile objects).
     public var cluster: Cluster = Cluster()
+    /// What ends a container's startup: its first accepted connection, or its readiness.
+    public var serving: Serving = Serving()
     /// Model-artifact globs per workload (the workload key may be a glob: `ml/*/llm-*/*`).
     public var modelPaths: [ModelPaths] = []
     /// Model contents declared for workloads (by key or glob): a load of any other is
@@ -124,6 +126,28 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
     }
 
+    /// When a container's startup ends and it serves (see the README's "Startup and serving").
+    public struct Serving: Codable, Equatable, Sendable {
+        public enum Trigger: String, Codable, Sendable, CaseIterable {
+            /// The container's first accepted connection, seen by the kernel (the default: needs nothing else).
+            case accept
+            /// The container's `ready` in its pod's status (its readiness probe passed), polled from
+            /// the API server while it starts; needs `kubernetes.enabled`.
+            case ready
+        }
+
+        public var trigger: Trigger = .accept
+        /// With `ready`: seconds between two reads of a starting container's pod.
+        public var readyPollInterval: Double = 2
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            trigger = try c.decodeIfPresent(Trigger.self, forKey: .trigger) ?? trigger
+            readyPollInterval = try c.decodeIfPresent(Double.self, forKey: .readyPollInterval) ?? readyPollInterval
+        }
+    }
+
     public enum KubernetesDefaults {
         public static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
     }
@@ -150,6 +174,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         "podSelector": ["matchLabels", "matchExpressions"],
         "kubernetes": ["enabled", "apiServer", "tokenFile", "caFile", "timeout", "retryInterval"],
         "cluster": ["enabled", "syncInterval"],
+        "serving": ["trigger", "readyPollInterval"],
     ]
 
     public struct ModelDigests: Codable, Equatable, Sendable {
@@ -171,7 +196,8 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, modelPaths, modelDigests
+        case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, serving
+        case modelPaths, modelDigests
         case metricsAddress
         case eventsFile, eventsFileMaxBytes
     }
@@ -188,6 +214,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         podSelector = try c.decodeIfPresent(LabelSelector.self, forKey: .podSelector) ?? podSelector
         kubernetes = try c.decodeIfPresent(Kubernetes.self, forKey: .kubernetes) ?? kubernetes
         cluster = try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? cluster
+        serving = try c.decodeIfPresent(Serving.self, forKey: .serving) ?? serving
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
         modelDigests = try c.decodeIfPresent([ModelDigests].self, forKey: .modelDigests) ?? modelDigests
         metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
@@ -277,6 +304,12 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
         guard config.cluster.syncInterval >= 1, config.cluster.syncInterval <= maximumSeconds else {
             throw ProfileError(file: file, field: "cluster.syncInterval", problem: "must be at least 1 second, is \(config.cluster.syncInterval)")
+        }
+        if config.serving.trigger == .ready && !k.enabled {
+            throw ProfileError(file: file, field: "serving.trigger", problem: "ready needs kubernetes.enabled: true (readiness is in the pod's status, from the API server); accept needs nothing")
+        }
+        guard config.serving.readyPollInterval >= 0.1, config.serving.readyPollInterval <= 300 else {
+            throw ProfileError(file: file, field: "serving.readyPollInterval", problem: "must be from 0.1 to 300 seconds, is \(config.serving.readyPollInterval)")
         }
         let l = config.learning
         for (name, value) in [("minDuration", l.minDuration), ("quietPeriod", l.quietPeriod), ("checkpointInterval", l.checkpointInterval),

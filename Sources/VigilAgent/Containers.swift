@@ -47,6 +47,9 @@ public protocol ContainerDirectory: AnyObject {
     func cgroupRemoved(_ cgroupID: UInt64)
     /// Cgroups whose lookup changed since the last call (from `.pending` to what they are).
     func takeResolved() -> [(cgroupID: UInt64, lookup: ContainerLookup)]
+    /// Containers that began to serve since the last call, by a signal other than the kernel's
+    /// first accept (their pod's readiness, with `serving.trigger: ready`).
+    func takeServing() -> [UInt64]
     /// Cgroups remembered, for the metrics and the memory tests.
     var count: Int { get }
     /// Every cgroup remembered (named, excluded, or being named).
@@ -56,6 +59,7 @@ public protocol ContainerDirectory: AnyObject {
 /// Every watched cgroup is one container of one workload (`vigil learn|monitor --workload`), or of
 /// none (`vigil trace`): named at once, by its cgroup path.
 public final class CommandDirectory: ContainerDirectory {
+    public func takeServing() -> [UInt64] { [] } // a command's container serves at its first accept
     private let hierarchy: CgroupHierarchy
     private let workload: String?
     private var known: [UInt64: ContainerLookup] = [:]

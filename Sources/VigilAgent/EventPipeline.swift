@@ -8,10 +8,13 @@ public protocol EventConsumer: AnyObject {
     func consume(_ event: RawEvent, container: Container, processes: ProcessTable)
     /// A watched cgroup was removed; `lastSyscalls` is what it called since the bitmaps were last read.
     func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls)
+    /// The container's pod says it is ready (`serving.trigger: ready`): its startup is over.
+    func containerServes(_ cgroupID: UInt64, container: Container)
 }
 
 extension EventConsumer {
     public func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls) {}
+    public func containerServes(_ cgroupID: UInt64, container: Container) {}
 }
 
 /// The path of every record: ring buffer → decode (no copy, no allocation) → the process table →
@@ -123,6 +126,9 @@ public final class EventPipeline {
             } else {
                 settle(cgroupID, as: lookup)
             }
+        }
+        for cgroupID in directory.takeServing() {
+            if case .container(let container) = directory.lookup(cgroupID) { consumer.containerServes(cgroupID, container: container) }
         }
     }
 

@@ -42,6 +42,8 @@ public final class NodeAgent {
         directorySettings.namespaces = configuration.namespaces
         directorySettings.podSelector = configuration.podSelector
         directorySettings.retryInterval = configuration.kubernetes.retryInterval
+        directorySettings.servingTrigger = configuration.serving.trigger
+        directorySettings.readyPollInterval = configuration.serving.readyPollInterval
         directory = PodDirectory(hierarchy: hierarchy, stateRoots: configuration.runtimeStateRoots, podMetadata: podMetadata,
                                  settings: directorySettings)
         let cluster = clusterProfiles.map { ClusterSync(store: $0, node: node, seccompRoot: configuration.seccompRoot) }
@@ -51,6 +53,7 @@ public final class NodeAgent {
         settings.checkpointInterval = configuration.learning.checkpointInterval
         settings.retireAfter = configuration.learning.retireAfter
         settings.promoteLocally = cluster == nil
+        settings.servingTrigger = configuration.serving.trigger
         let learning = configuration.learning
         registry = WorkloadRegistry(
             kernel: kernel, sink: sink, node: node, clock: clock, resolver: resolver, runtimeExes: runtimeExes, settings: settings,

@@ -17,6 +17,10 @@ public final class PodDirectory: ContainerDirectory {
         /// How long a container may take to be named (its runtime state to appear, the API server
         /// to answer) before it is given up on: its waiting events are dropped and counted.
         public var nameTimeout: Double = 60
+        /// With `.ready`, a named container's pod is read again every `readyPollInterval` seconds
+        /// until its status says the container is ready (`takeServing()`).
+        public var servingTrigger: AgentConfiguration.Serving.Trigger = .accept
+        public var readyPollInterval: Double = 2
         public init() {}
     }
 
@@ -65,6 +69,10 @@ public final class PodDirectory: ContainerDirectory {
         return resolved
     }
 
+    public func takeServing() -> [UInt64] {
+        namer.takeServing().filter { if case .container = known[$0] { return true } else { return false } }
+    }
+
     public var count: Int { known.count + asked.count }
     public var cgroupIDs: [UInt64] { Array(known.keys) + Array(asked) }
 
@@ -89,6 +97,7 @@ final class ContainerNamer: @unchecked Sendable {
     private let queue = DispatchQueue(label: "vigil.container-namer")
     private let answers = Mailbox<(UInt64, ContainerLookup)>()
     private let failures = Mailbox<Void>()
+    private let serving = Mailbox<UInt64>()
     private let logger = Logger(label: "vigil.containers")
     /// After an API failure, no lookup until then (on `queue` only).
     private var lookupsPausedUntil = Date.distantPast
@@ -109,6 +118,9 @@ final class ContainerNamer: @unchecked Sendable {
     func takeAnswers() -> (answers: [(UInt64, ContainerLookup)], failures: Int) {
         (answers.takeAll(), failures.takeAll().count)
     }
+
+    /// Containers whose pod says they are ready since the last call (with the `ready` trigger).
+    func takeServing() -> [UInt64] { serving.takeAll() }
 
     private func answer(_ cgroupID: UInt64, _ lookup: ContainerLookup) {
         answers.put((cgroupID, lookup))
@@ -135,6 +147,7 @@ final class ContainerNamer: @unchecked Sendable {
             return answer(cgroupID, .excluded) // a sandbox (pause) container, or a namespace not watched
         }
         var declaredModelDigests: Set<String> = []
+        var readyContainers: Set<String> = []
         if let podMetadata {
             guard Date() >= lookupsPausedUntil else {
                 return retry(cgroupID, askedAt: askedAt, after: lookupsPausedUntil.timeIntervalSinceNow)
@@ -160,10 +173,46 @@ final class ContainerNamer: @unchecked Sendable {
             guard let metadata, settings.podSelector.matches(metadata.labels) else { return answer(cgroupID, .excluded) }
             pod.owner = metadata.owner
             declaredModelDigests = Set(metadata.modelDigests)
+            readyContainers = metadata.readyContainerIDs
         }
         let identity = WorkloadIdentity(id: pod.workloadKey, namespace: pod.namespace, pod: pod.pod, container: pod.container,
                                         containerID: cgroup.containerID, image: pod.image, cgroup: path)
         answer(cgroupID, .container(Container(identity: identity, workload: pod.workloadKey, runtime: state.runtime,
                                               declaredModelDigests: declaredModelDigests)))
+        if settings.servingTrigger == .ready, podMetadata != nil {
+            awaitReadiness(ReadinessWatch(cgroupID: cgroupID, namespace: pod.namespace, pod: pod.pod, uid: cgroup.podUID,
+                                          containerID: cgroup.containerID), ready: readyContainers)
+        }
+    }
+
+    /// A starting container whose pod is read until its status says it is ready.
+    private struct ReadinessWatch {
+        var cgroupID: UInt64
+        var namespace: String
+        var pod: String
+        var uid: String
+        var containerID: String
+    }
+
+    private func awaitReadiness(_ watch: ReadinessWatch, ready: Set<String>) {
+        if ready.contains(watch.containerID) { return serving.put(watch.cgroupID) }
+        queue.asyncAfter(deadline: .now() + settings.readyPollInterval) { self.checkReadiness(watch) }
+    }
+
+    private func checkReadiness(_ watch: ReadinessWatch) {
+        // The container gone (its cgroup removed), or its pod: nothing to wait for.
+        guard hierarchy.path(of: watch.cgroupID) != nil, let podMetadata else { return }
+        guard Date() >= lookupsPausedUntil else {
+            queue.asyncAfter(deadline: .now() + lookupsPausedUntil.timeIntervalSinceNow) { self.checkReadiness(watch) }
+            return
+        }
+        do {
+            guard let metadata = try podMetadata.pod(namespace: watch.namespace, name: watch.pod, uid: watch.uid) else { return }
+            awaitReadiness(watch, ready: metadata.readyContainerIDs)
+        } catch {
+            failures.put(())
+            lookupsPausedUntil = Date().addingTimeInterval(settings.retryInterval)
+            queue.asyncAfter(deadline: .now() + settings.retryInterval) { self.checkReadiness(watch) }
+        }
     }
 }

@@ -44,9 +44,10 @@ public final class Workload {
     /// The process each container was met through (its entrypoint, mostly): the model hasher
     /// reads through its root when the process that opened a file is gone.
     var firstPids: [UInt64: UInt32] = [:]
-    /// Its containers that serve (accepted a connection since they started): held to the
-    /// profile without its startup-only rules. A restarted container is a new cgroup: it starts up.
-    var servingContainers: Set<UInt64> = []
+    /// Its containers that serve (accepted a connection since they started, or are ready with
+    /// `serving.trigger: ready`): held to the profile without its startup-only rules. A restarted
+    /// container is a new cgroup: it starts up.
+    public internal(set) var servingContainers: Set<UInt64> = []
 
     init(key: String, profileID: UInt32, phase: Phase) {
         self.key = key

@@ -25,6 +25,9 @@ public final class WorkloadRegistry: EventConsumer {
         /// Model contents declared per workload (`modelDigests`): a load of another is
         /// `model-unverified` (as it is when its pod declares others in `vigil.dev/model-digests`).
         public var declaredModelDigests: @Sendable (_ workload: String) -> Set<String> = { _ in [] }
+        /// What ends a container's startup: the kernel's first-accept record, or (`.ready`) the
+        /// directory's word that its pod says it is ready (`containerServes`); the other is ignored.
+        public var servingTrigger: AgentConfiguration.Serving.Trigger = .accept
         public init() {}
     }
 
@@ -66,6 +69,9 @@ public final class WorkloadRegistry: EventConsumer {
     public private(set) var workloads: [String: Workload] = [:]
     /// Which workload each watched container belongs to.
     private var members: [UInt64: String] = [:]
+    /// Containers whose pod said they are ready before any event of theirs arrived (`.ready`
+    /// trigger); one entry per live container at most, gone with its cgroup.
+    private var readyBeforeJoining: Set<UInt64> = []
     private var nextProfileID: UInt32 = 1
     /// Profiles the writer could not save, for the metrics.
     public private(set) var writeFailures: UInt64 = 0
@@ -101,9 +107,7 @@ public final class WorkloadRegistry: EventConsumer {
         if workload.containers[event.cgroupID] == nil { join(workload, event.cgroupID, container, pid: event.pid) }
         if event.kind == .cgroup {
             // The only cgroup record a consumer gets: the container accepted its first connection.
-            guard event.cgroupOperation == .serving, workload.servingContainers.insert(event.cgroupID).inserted else { return }
-            workload.withLearner { $0.observeServing(now: Date()) }
-            logger.debug("container serves", metadata: ["workload": "\(key)", "cgroup": "\(event.cgroupID)"])
+            if event.cgroupOperation == .serving && settings.servingTrigger == .accept { serves(workload, event.cgroupID) }
             return
         }
         if event.isModelRead {
@@ -136,12 +140,32 @@ public final class WorkloadRegistry: EventConsumer {
     }
 
     /// A container of the workload is met for the first time.
+    public func containerServes(_ cgroupID: UInt64, container: Container) {
+        guard settings.servingTrigger == .ready, let key = container.workload else { return }
+        guard let workload = workloads[key], workload.containers[cgroupID] != nil else {
+            // No event of it has reached here yet (all known behaviour, dropped in the kernel):
+            // it serves from when it does.
+            readyBeforeJoining.insert(cgroupID)
+            return
+        }
+        serves(workload, cgroupID)
+    }
+
+    /// The container's startup is over: what it does from now on is checked against (and learned
+    /// as) serving behaviour.
+    private func serves(_ workload: Workload, _ cgroupID: UInt64) {
+        guard workload.servingContainers.insert(cgroupID).inserted else { return }
+        workload.withLearner { $0.observeServing(now: Date()) }
+        logger.debug("container serves", metadata: ["workload": "\(workload.key)", "cgroup": "\(cgroupID)"])
+    }
+
     private func join(_ workload: Workload, _ cgroupID: UInt64, _ container: Container, pid: UInt32) {
         workload.containers[cgroupID] = container
         workload.emptySince = nil
         members[cgroupID] = workload.key
         workload.firstPids[cgroupID] = pid
         findModelDirectories(workload, cgroupID, pid: pid)
+        if readyBeforeJoining.remove(cgroupID) != nil { serves(workload, cgroupID) }
         workload.runtimes.insert(container.runtime)
         if let runtime = container.runtime { workload.withLearner { $0.observeRuntime(runtime) } }
         guard let profile = workload.withMonitor({ $0.detector.profile }) else { return }
@@ -248,6 +272,7 @@ public final class WorkloadRegistry: EventConsumer {
     }
 
     public func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls) {
+        readyBeforeJoining.remove(cgroupID)
         guard let key = members.removeValue(forKey: cgroupID), let workload = workloads[key] else { return }
         try? kernel.setModelDirectories(cgroupID: cgroupID, [])
         workload.modelDirectoriesMissing[cgroupID] = nil

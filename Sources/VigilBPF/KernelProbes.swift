@@ -33,6 +33,7 @@ public final class KernelProbes: KernelFacade {
     private let modelSwitchFD: Int32
     /// What `setModelDirectories` put in, per cgroup, to take out again.
     private var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
+    private var modelGeneration: UInt32 = 0
     let eventsFD: Int32
     public let ringBufferBytes: UInt32
 
@@ -112,7 +113,7 @@ public final class KernelProbes: KernelFacade {
     public private(set) var absentSyscallHooks: [String] = []
 
     /// The syscalls newer architectures dropped for their *at forms; only these may be missing.
-    static let legacySyscalls: Set<String> = ["open", "creat", "rename", "unlink"]
+    static let legacySyscalls: Set<String> = ["open", "creat", "rename", "unlink", "rmdir"]
 
     /// Turns off the programs of legacy syscalls whose tracepoints this kernel does not have
     /// (tracefs says so); any other missing tracepoint is still an error at attach.
@@ -372,12 +373,14 @@ public final class KernelProbes: KernelFacade {
             var entry = key(directory)
             try check(bpf_map_update_elem(modelDirectoriesFD, &entry, &yes, UInt64(BPF_ANY)), "model directory")
         }
-        let wasOn = !modelDirectories.isEmpty
         modelDirectories[cgroupID] = directories.isEmpty ? nil : directories
-        if wasOn != !modelDirectories.isEmpty {
+        if directories != old {
+            // A new generation: the kernel's remembered "not below a model directory" verdicts
+            // (outside_models) were about the old directories. 0 means none anywhere.
+            modelGeneration = modelGeneration == UInt32.max ? 1 : modelGeneration + 1
             var zero: UInt32 = 0
-            var on: UInt32 = modelDirectories.isEmpty ? 0 : 1
-            try check(bpf_map_update_elem(modelSwitchFD, &zero, &on, UInt64(BPF_ANY)), "model switch")
+            var generation: UInt32 = modelDirectories.isEmpty ? 0 : modelGeneration
+            try check(bpf_map_update_elem(modelSwitchFD, &zero, &generation, UInt64(BPF_ANY)), "model switch")
         }
         var id = cgroupID
         var state = vigil_cgroup_state()

@@ -16,6 +16,10 @@ public struct PodMetadata: Equatable, Sendable {
     /// separated by commas or spaces); entries that are not such digests are left out.
     public var modelDigests: [String] = []
     public static let modelDigestsAnnotation = "vigil.dev/model-digests"
+    /// The containers whose status says `ready` (running, readiness probe passed), by the id
+    /// their runtime gave them (`status.containerStatuses[].containerID` without its
+    /// `containerd://` scheme): a restarted container has a new id and is not ready until it says so.
+    public var readyContainerIDs: Set<String> = []
 
     public struct Owner: Equatable, Sendable {
         /// Lower case, as in the workload key: deployment, statefulset, daemonset, job, cronjob, …
@@ -53,6 +57,11 @@ public struct PodMetadata: Equatable, Sendable {
             owner = Self.workloadOwner(kind: kind, name: ownerName, labels: labels)
         }
         self.init(uid: uid, namespace: namespace, name: name, labels: labels, owner: owner)
+        let statuses = (pod["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]] ?? []
+        for status in statuses where status["ready"] as? Bool == true {
+            guard let id = status["containerID"] as? String, let scheme = id.range(of: "://") else { continue }
+            readyContainerIDs.insert(String(id[scheme.upperBound...]))
+        }
         if let declared = (metadata["annotations"] as? [String: String])?[Self.modelDigestsAnnotation] {
             modelDigests = declared.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" })
                 .map(String.init).filter(Self.isDigest)

@@ -7,11 +7,14 @@
 //   vigil-bench detect [--seconds S]
 //       records a workload as `decode` does, learns its profile, then checks the recorded events
 //       against it in a loop on one core (the monitor's userspace work): events/s.
-//   vigil-bench overhead [--runs R] [--model-dir DIR]   (DIR: where the monitored run's model
-//                        directory is; the default shares the loops' tmpfs, the worst case)
+//   vigil-bench overhead [--runs R] [--model-dir DIR] [--program-stats]
+//                        (DIR: where the monitored run's model directory is; the default shares
+//                        the loops' tmpfs, the worst case; --program-stats: each monitored run's
+//                        busiest programs, ns per run, from the kernel's BPF run-time statistics)
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
 //       running agent that does not watch them, watched by it (trace), and monitored against a
-//       profile learned from them, with and without in-kernel suppression (median of R runs each).
+//       profile learned from them, with and without in-kernel suppression, and suppressed without
+//       the model directory (what the model-read filter itself costs); median of R runs each.
 //   vigil-bench model-hash [--mib N]
 //       hashing an N MiB model file as the agent does (unpaced and paced), and reopening it.
 //   vigil-bench soak [--minutes M] [--containers-per-second N]
@@ -264,6 +267,7 @@ func detectBenchmark() throws {
 
 func overheadBenchmark() throws {
     let runs = Int(option("--runs", default: "5"))!
+    let programStats = CommandLine.arguments.contains("--program-stats")
     let hierarchy = try CgroupHierarchy.system()
     let acceptor = Acceptor()
     // tmpfs, so the loop measures the syscalls and not the disk (ext4 flushes on truncate); no
@@ -335,7 +339,7 @@ func overheadBenchmark() throws {
         registry.waitForWrites()
         return registry.workloads["bench"]!.profile!
     }()
-    func monitored(suppress: Bool) throws -> ([Double], UInt64) {
+    func monitored(suppress: Bool, modelFilter: Bool = true) throws -> ([Double], UInt64) {
         let probes = try KernelProbes()
         let registry = benchRegistry(probes, store: dir + "/profiles", suppressInKernel: suppress, opening: .monitor(profile))
         let workload = registry.workload("bench") // its known behaviour in the kernel, when suppressing
@@ -344,28 +348,41 @@ func overheadBenchmark() throws {
         try probes.watch(cgroupID: monitorID, profileID: suppress ? workload.profileID : 0)
         // The model-read filter on: a model directory (not the one the loops read from), given to
         // the kernel as the agent gives it (with its filesystem's device marker).
-        let model = ModelFiles.directories(pid: UInt32(getpid()), patterns: [modelDirectory + "/**"])
-        guard model.missing.isEmpty else { throw CgroupError("no model directory at \(modelDirectory)") }
-        try probes.setModelDirectories(cgroupID: monitorID, model.found)
+        if modelFilter {
+            let model = ModelFiles.directories(pid: UInt32(getpid()), patterns: [modelDirectory + "/**"])
+            guard model.missing.isEmpty else { throw CgroupError("no model directory at \(modelDirectory)") }
+            try probes.setModelDirectories(cgroupID: monitorID, model.found)
+        }
         let poller = Poller(pipeline)
+        if programStats { _ = probes.enableRunTimeStats() }
         var times: [Double] = []
         for (_, arguments, _) in loops { times.append(try measure(arguments, in: monitorPath)) }
         poller.stop()
+        if programStats {
+            // Where the kernel time went (the statistics themselves add a little to each run).
+            let busiest = probes.programStats().filter { $0.runs > 0 }.sorted { $0.nanoseconds > $1.nanoseconds }.prefix(8)
+            print("programs, monitor (\(suppress ? "kernel suppression" : "userspace check")\(modelFilter ? "" : ", no model directory")):")
+            for program in busiest {
+                print(String(format: "  %-28@ %10llu runs %7.0f ns/run %8.1f ms", program.name as NSString, program.runs,
+                             Double(program.nanoseconds) / Double(program.runs), Double(program.nanoseconds) / 1e6))
+            }
+        }
         return (times, registry.findings.values.reduce(0, +))
     }
     let (userspaceCheck, userspaceFindings) = try monitored(suppress: false)
     let (kernelSuppressed, kernelFindings) = try monitored(suppress: true)
+    let (withoutModels, _) = try monitored(suppress: true, modelFilter: false)
 
     // Alone again, after: the baseline is the mean of before and after, so drift is not overhead.
     for (i, (_, arguments, _)) in loops.enumerated() { alone[i] = (alone[i] + (try measure(arguments, in: unwatchedPath))) / 2 }
 
     print("CPU time of the workload (user + system), ms, and overhead against alone:")
-    print("| loop | iterations | alone | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| loop | iterations | alone | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression | the same, no model directory |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (i, (name, _, iterations)) in loops.enumerated() {
         func cell(_ v: Double) -> String { String(format: "%.1f (%+.1f%%)", v * 1000, (v / alone[i] - 1) * 100) }
         print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | \(cell(unwatched[i])) | "
-            + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) |")
+            + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) | \(cell(withoutModels[i])) |")
     }
     print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression)")
     print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
@@ -548,7 +565,7 @@ do {
     case "detect": try detectBenchmark()
     case "soak": try soakBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--model-dir DIR] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | checkpoint [--rules N,...]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--model-dir DIR] [--program-stats] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | checkpoint [--rules N,...]")
         exit(2)
     }
 } catch {

@@ -273,6 +273,87 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(agent.registry.findings[.startupOnlyBehaviour], 2)
     }
 
+    /// `serving.trigger: ready`: a container's startup ends when its pod's status says it is
+    /// ready (read from the API server while it starts), not at its first accept; a container
+    /// that never turns ready stays in its startup, and a restarted one (a new container id) is
+    /// not ready because its pod's old status said the old one was.
+    func testWithTheReadyTriggerServingStartsWhenThePodSaysTheContainerIsReady() throws {
+        final class Pods: PodMetadataSource, @unchecked Sendable {
+            private let lock = NSLock()
+            private var ready: Set<String> = []
+            private(set) var reads = 0
+            func markReady(_ containerID: String) { lock.withLock { _ = ready.insert(containerID) } }
+            func pod(namespace: String, name: String, uid: String) throws -> PodMetadata? {
+                let statuses = lock.withLock { () -> String in
+                    reads += 1
+                    return ready.map { #"{"name":"server","ready":true,"containerID":"containerd://\#($0)"}"# }.joined(separator: ",")
+                }
+                let json = #"{"metadata":{"uid":"\#(uid)","namespace":"\#(namespace)","name":"\#(name)","#
+                    + #""labels":{"pod-template-hash":"7d4b9c6f5"},"#
+                    + #""ownerReferences":[{"kind":"ReplicaSet","name":"web-7d4b9c6f5","controller":true}]},"#
+                    + #""status":{"containerStatuses":[\#(statuses)]}}"#
+                return try PodMetadata(podJSON: Data(json.utf8))
+            }
+        }
+        var configuration = quickLearning()
+        configuration.kubernetes.enabled = true
+        configuration.serving.trigger = .ready
+        configuration.serving.readyPollInterval = 0.05
+        let pods = Pods()
+        let agent = try node.agent(configuration, podMetadata: pods)
+        func serving(_ container: SimulatedNode.Container) -> Bool {
+            agent.registry.workloads[workloadKey]?.servingContainers.contains(container.cgroupID) ?? false
+        }
+        func becomesReady(_ container: SimulatedNode.Container) throws {
+            pods.markReady(container.containerID)
+            let deadline = Date().addingTimeInterval(10)
+            while !serving(container) && Date() < deadline {
+                try node.settle(agent)
+                usleep(20_000)
+            }
+            XCTAssertTrue(serving(container), "serving once its pod says it is ready")
+        }
+        func replica(_ pod: String) throws -> SimulatedNode.Container {
+            let web = try node.startContainer(namespace: "shop", pod: pod)
+            node.exec(web, pid: 100, exe: "/usr/bin/python3")
+            node.connect(web, pid: 100, to: [10, 0, 0, 9], port: 443) // the model registry
+            node.serve(web) // accepts a first connection (a warm-up probe): not the trigger here
+            node.connect(web, pid: 100, to: [10, 0, 0, 7], port: 5432) // still warming up
+            try node.settle(agent)
+            return web
+        }
+        let first = try replica("web-7d4b9c6f5-x2x9z")
+        usleep(200_000)
+        try node.settle(agent)
+        XCTAssertFalse(serving(first), "the kernel's accept record is not the trigger")
+        XCTAssertGreaterThan(pods.reads, 1, "its pod is read again while it starts")
+        try becomesReady(first)
+        node.connect(first, pid: 100, to: [10, 0, 0, 8], port: 6379)
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(120))
+        agent.waitForWrites()
+        let saved = try XCTUnwrap(try DirectoryProfileStore(root: node.configuration().profiles).latest(workload: workloadKey))
+        XCTAssertEqual(saved.state, .stable)
+        XCTAssertEqual(saved.startupOnly?.egress, [EgressRule(address: "10.0.0.7", port: 5432, protocol: "tcp"),
+                                                   EgressRule(address: "10.0.0.9", port: 443, protocol: "tcp")],
+                       "what it did before it was ready, its accept notwithstanding")
+
+        // A replica that is not ready yet fetches from the registry: its startup, nothing to say.
+        let second = try replica("web-7d4b9c6f5-q8w7e")
+        node.connect(second, pid: 100, to: [10, 0, 0, 9], port: 443)
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(121))
+        XCTAssertEqual(try node.sink.objects(kind: "anomaly").count, 0)
+        // Ready, it does so again: startup-only behaviour.
+        try becomesReady(second)
+        node.connect(second, pid: 100, to: [10, 0, 0, 9], port: 443)
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(122))
+        let anomalies = try node.sink.objects(kind: "anomaly")
+        XCTAssertEqual(anomalies.compactMap { $0[path: "anomaly.rule"] as? String }, ["startup-only-behaviour"])
+        XCTAssertEqual(anomalies.first?[path: "workload.pod"] as? String, "web-7d4b9c6f5-q8w7e")
+    }
+
     /// Model files: the kernel is told the container's model directory (as its process sees it:
     /// here this test's own process, whose root is the host's), each open is hashed off the loop,
     /// `model.load` says the content once, the profile learns it, and once stable a content it

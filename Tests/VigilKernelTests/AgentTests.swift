@@ -150,6 +150,9 @@ final class AgentTests: XCTestCase {
             ("kubernetes: {enabled: true, timeout: 120}\n", "field 'kubernetes.timeout'"),
             ("kubernetes: {enabled: yes please}\n", "field 'kubernetes.enabled'"),
             ("modelDigests:\n- workload: ml/*/llm/*\n  digests: [sha256:ABC]\n", "field 'modelDigests[0].digests[0]': 'sha256:ABC' is not sha256:"),
+            ("serving: {trigger: ready}\n", "field 'serving.trigger': ready needs kubernetes.enabled: true"),
+            ("serving: {trigger: listening}\n", "serving.trigger"),
+            ("kubernetes: {enabled: true}\nserving: {trigger: ready, readyPollInterval: 0}\n", "field 'serving.readyPollInterval': must be from 0.1"),
         ] {
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             XCTAssertThrowsError(try AgentConfiguration.load(file: file)) { error in

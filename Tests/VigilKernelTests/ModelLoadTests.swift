@@ -159,5 +159,17 @@ final class ModelLoadTests: XCTestCase {
         XCTAssertEqual(try lines("anomaly").filter {
             $0[path: "anomaly.rule"] as? String == "model-artifact-read" && $0[path: "event.file.reader_exe"] as? String == "/opt/loader"
         }.count, 1)
+
+        // A file read outside the model directory, on its filesystem (the kernel remembers "not a
+        // model file" for it), then moved into it: its next open is a model read all the same.
+        // One CPU for the reads, the move and the open: the kernel remembers per CPU.
+        try replica("llm-server-7d9c8f6b5-s1t2u", weights: "weights v1\n",
+                    "sleep 1; mkdir /staging; echo 'weights v4' > /staging/next.bin; taskset 1 sh -c '"
+                        + "for i in 1 2 3; do cat /staging/next.bin >/dev/null; done; "
+                        + "mv /staging/next.bin /models/next.bin; cat /models/next.bin >/dev/null'; sleep 0.3")
+        let moved = try lines("model.load").filter { $0[path: "model.path"] as? String == "/models/next.bin" }
+        let loadsAfterMove = try lines("model.load")
+        XCTAssertEqual(moved.count, 1, "\(loadsAfterMove)")
+        XCTAssertEqual(moved.first?[path: "model.sha256"] as? String, digest("weights v4\n"))
     }
 }

@@ -29,6 +29,21 @@ final class PodMetadataTests: XCTestCase {
         XCTAssertThrowsError(try PodMetadata(podJSON: Data(#"{"metadata":{"name":"x"}}"#.utf8)))
     }
 
+    /// Readiness per container, as the kubelet writes it in the pod's status: only a container
+    /// that says `ready: true` with its runtime's id (a container waiting to start has none).
+    func testReadyContainersAreThoseTheStatusSaysAreReady() throws {
+        let json = """
+        {"metadata":{"uid":"u","namespace":"ml","name":"p"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"False"}],
+         "containerStatuses":[
+          {"name":"server","ready":true,"started":true,"containerID":"containerd://4f1a9c","state":{"running":{}}},
+          {"name":"warmup","ready":false,"started":true,"containerID":"containerd://77aa01","state":{"running":{}}},
+          {"name":"sidecar","ready":true,"containerID":"cri-o://be11e5"},
+          {"name":"next","ready":false,"state":{"waiting":{"reason":"ContainerCreating"}}}]}}
+        """
+        XCTAssertEqual(try PodMetadata(podJSON: Data(json.utf8)).readyContainerIDs, ["4f1a9c", "be11e5"])
+        XCTAssertEqual(try PodMetadata(podJSON: Data(deploymentPod.utf8)).readyContainerIDs, [], "no container statuses yet")
+    }
+
     func testControllersNameTheirWorkload() throws {
         func owner(_ references: String, labels: String = "{}") throws -> PodMetadata.Owner {
             let json = #"{"metadata":{"uid":"u","namespace":"ml","name":"p-1","labels":\#(labels),"ownerReferences":\#(references)}}"#
