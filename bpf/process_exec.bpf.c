@@ -48,12 +48,22 @@ int vigil_process_exec(void *ctx)
         event->hdr.flags |= VIGIL_FLAG_PARENT_FILELESS;
     event->hdr.flags |= (exe_flags | parent_flags) & VIGIL_FLAG_PATH_TRUNCATED;
     /* A binary without a file is never "known": its name says nothing of what it runs. */
-    if (profile_id && !(event->hdr.flags & (VIGIL_FLAG_EXE_FILELESS | VIGIL_FLAG_EXE_DELETED))) {
+    bool fileless = event->hdr.flags & (VIGIL_FLAG_EXE_FILELESS | VIGIL_FLAG_EXE_DELETED);
+    if (profile_id) {
         __u64 hash = fnv_update(VIGIL_FNV_OFFSET, event->exe, event->exe_len) ^
                      (fnv_update(VIGIL_FNV_OFFSET, event->parent_exe, event->parent_exe_len) * VIGIL_PARENT_MIX);
-        if (is_known(profile_id, VIGIL_KIND_EXEC, hash)) {
+        if (!fileless && is_known(profile_id, VIGIL_KIND_EXEC, hash)) {
             count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_EXEC);
             return 0;
+        }
+        /* Protect mode: a program outside the profile's exec rules dies here, before its first
+         * instruction (the signal is taken on the way back to user mode). Not the entrypoint: the
+         * image's own command, which the runtime's exec names differently from start to start. */
+        struct vigil_exec_rule_key rule = { .profile_id = profile_id, .hash = hash };
+        if ((state->flags & VIGIL_CGROUP_PROTECT_EXEC) && !entrypoint
+            && (fileless || !bpf_map_lookup_elem(&protect_execs, &rule))) {
+            bpf_send_signal(SIGKILL);
+            event->hdr.flags |= VIGIL_FLAG_KILLED;
         }
     }
 

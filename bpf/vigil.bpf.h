@@ -80,6 +80,43 @@ struct {
     __type(value, __u8);
 } known_destinations __weak SEC(".maps");
 
+/* Protect mode (VIGIL_CGROUP_PROTECT_*): the egress rules (struct vigil_egress_key) and the exec
+ * rules (struct vigil_exec_rule_key) of protected profiles, startup-only ones included. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct vigil_egress_key);
+    __type(value, __u8);
+} protect_egress __weak SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct vigil_exec_rule_key);
+    __type(value, __u8);
+} protect_execs __weak SEC(".maps");
+
+/* A refusal the egress guard reported itself, per thread (value: egress_mark of the destination):
+ * the syscall's own exit then sends nothing more. Least recently used go first: a refusal with no
+ * syscall exit after it (io_uring) only leaves a stale mark, matched by nothing else. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u64);
+    __type(value, __u64);
+} egress_refused __weak SEC(".maps");
+
+static __always_inline __u64 egress_mark(__u16 family, __u16 port, const __u8 *addr)
+{
+    __u64 mark = ((__u64)family << 48) | ((__u64)port << 32);
+    __u32 head = 0;
+    __builtin_memcpy(&head, addr, 4);
+    __u32 tail = 0;
+    __builtin_memcpy(&tail, addr + 12, 4);
+    return mark ^ head ^ ((__u64)tail << 7);
+}
+
 /* Where an event is assembled before it is known whether it goes out: behaviour in the profile
  * must cause no ring-buffer traffic at all, so the record is built here and copied to the ring
  * only when it is new. */
@@ -818,6 +855,15 @@ static __always_inline int report_net_syscall(long ret)
     struct pending_syscall args;
     if (!take_pending(&args) || args.kind != VIGIL_KIND_NET)
         return 0;
+    if (ret == -EPERM) {
+        /* refused by the egress guard, which reported it with the action taken */
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u64 *mark = bpf_map_lookup_elem(&egress_refused, &pid_tgid);
+        if (mark && *mark == egress_mark(args.family, args.port, args.addr)) {
+            bpf_map_delete_elem(&egress_refused, &pid_tgid);
+            return 0;
+        }
+    }
     struct vigil_net_event *event = reserve_event(sizeof(*event), VIGIL_KIND_NET);
     if (!event)
         return 0;

@@ -69,6 +69,9 @@ enum vigil_net_op {
 #define VIGIL_FLAG_PATH_DETACHED (1u << 7)  /* a kernel-resolved path is not reachable from the process's root */
 #define VIGIL_FLAG_INHERITED_FD (1u << 8)   /* READ_MODEL: not opened but held at exec, open since before it
                                              * (ret is the descriptor); target is the new executable */
+#define VIGIL_FLAG_DENIED (1u << 9)         /* net: protect mode refused it (EPERM); nothing left the socket */
+#define VIGIL_FLAG_KILLED (1u << 10)        /* exec: protect mode killed the process (SIGKILL) before the
+                                             * new program ran an instruction */
 
 struct vigil_header {
     __u32 kind;           /* enum vigil_kind */
@@ -204,6 +207,12 @@ enum vigil_runtime_phase {
  * cost one lookup. Not inherited by cgroups made below it. */
 #define VIGIL_CGROUP_SERVED (1u << 2)
 
+/* Protect mode: connects and datagrams to destinations outside the profile's egress rules are
+ * refused (protect_egress); execs outside its exec rules are killed (protect_execs). Set per
+ * container by the agent, only with a stable profile (profile_id != 0). */
+#define VIGIL_CGROUP_PROTECT_EGRESS (1u << 3)
+#define VIGIL_CGROUP_PROTECT_EXEC (1u << 4)
+
 /* A model directory of one container, as its processes see it: the directory's inode. A file is
  * a model file when one of its ancestors (within VIGIL_MODEL_DEPTH, mounts crossed) is one.
  * inode 0: a filesystem that holds a model directory or is mounted below one; a file on no such
@@ -253,6 +262,27 @@ struct vigil_known_destination {
     __u16 port;
     __u16 _pad[3];
     __u8 addr[16];
+};
+
+/* An egress rule of a protected profile, in the protect_egress LPM trie. The data after prefixlen
+ * is compared as bytes, most significant first: profile id, family, protocol and port always match
+ * whole (64 bits), then `prefixlen - 64` bits of the address (an IPv4 address in addr[0..3]). A
+ * rule for any port is stored with port 0; a destination is looked up with its port, then 0. */
+struct vigil_egress_key {
+    __u32 prefixlen;
+    __u32 profile_id;
+    __u8 family;
+    __u8 protocol;
+    __u16 port; /* host byte order, as in events */
+    __u8 addr[16];
+};
+#define VIGIL_EGRESS_FIXED_BITS 64
+
+/* An exec rule of a protected profile: fnv(exe) ^ (fnv(parent) * VIGIL_PARENT_MIX), as known_key's. */
+struct vigil_exec_rule_key {
+    __u32 profile_id;
+    __u32 _pad;
+    __u64 hash;
 };
 
 /* Address families as records carry them: Linux's values, the same on every architecture. */

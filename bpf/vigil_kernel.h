@@ -29,9 +29,28 @@ enum {
     BPF_MAP_TYPE_ARRAY = 2,
     BPF_MAP_TYPE_PERCPU_ARRAY = 6,
     BPF_MAP_TYPE_LRU_HASH = 9,
+    BPF_MAP_TYPE_LPM_TRIE = 11,
     BPF_MAP_TYPE_RINGBUF = 27,
 };
 enum { BPF_ANY = 0, BPF_NOEXIST = 1 };
+#define BPF_F_NO_PREALLOC (1U << 0)
+#define EPERM 1
+#define SIGKILL 9
+
+/* The context of cgroup/connect4|6 and cgroup/sendmsg4|6 programs (UAPI: a fixed layout, the
+ * verifier rewrites its loads; not relocated). Addresses and port in network byte order. */
+struct bpf_sock_addr {
+    __u32 user_family;
+    __u32 user_ip4;
+    __u32 user_ip6[4];
+    __u32 user_port;
+    __u32 family;
+    __u32 type;
+    __u32 protocol;
+    __u32 msg_src_ip4;
+    __u32 msg_src_ip6[4];
+    __u64 sk;
+};
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 

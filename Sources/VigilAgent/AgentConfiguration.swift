@@ -31,6 +31,10 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     /// Model contents declared for workloads (by key or glob): a load of any other is
     /// `model-unverified`, learning or not.
     public var modelDigests: [ModelDigests] = []
+    /// Workloads held in protect mode once their profile is stable (patterns over workload keys,
+    /// `namespace/kind/name/container`: `ml/**` is every workload of namespace ml). A pod can ask
+    /// too, with the annotation `vigil.dev/mode: protect` (needs `kubernetes.enabled`).
+    public var protect: [ProtectedWorkloads] = []
     /// The read-only operations listener (/metrics, /healthz, /readyz): `host:port`; loopback by
     /// default, so nothing on the node's network sees it unless asked.
     public var metricsAddress: String = "127.0.0.1:9464"
@@ -177,6 +181,15 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         "serving": ["trigger", "readyPollInterval"],
     ]
 
+    public struct ProtectedWorkloads: Codable, Equatable, Sendable {
+        public var workload: String
+        public init(workload: String) { self.workload = workload }
+    }
+
+    public func protects(_ workload: String) -> Bool {
+        protect.contains { PathPattern("/" + $0.workload).matches("/" + workload) }
+    }
+
     public struct ModelDigests: Codable, Equatable, Sendable {
         public var workload: String
         /// `sha256:<64 lowercase hex digits>`
@@ -197,7 +210,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, serving
-        case modelPaths, modelDigests
+        case modelPaths, modelDigests, protect
         case metricsAddress
         case eventsFile, eventsFileMaxBytes
     }
@@ -217,6 +230,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         serving = try c.decodeIfPresent(Serving.self, forKey: .serving) ?? serving
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
         modelDigests = try c.decodeIfPresent([ModelDigests].self, forKey: .modelDigests) ?? modelDigests
+        protect = try c.decodeIfPresent([ProtectedWorkloads].self, forKey: .protect) ?? protect
         metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
         eventsFile = try c.decodeIfPresent(String.self, forKey: .eventsFile)
         eventsFileMaxBytes = try c.decodeIfPresent(Int.self, forKey: .eventsFileMaxBytes) ?? eventsFileMaxBytes
@@ -304,6 +318,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         }
         guard config.cluster.syncInterval >= 1, config.cluster.syncInterval <= maximumSeconds else {
             throw ProfileError(file: file, field: "cluster.syncInterval", problem: "must be at least 1 second, is \(config.cluster.syncInterval)")
+        }
+        for (i, entry) in config.protect.enumerated() where entry.workload.isEmpty || entry.workload.hasPrefix("/") {
+            throw ProfileError(file: file, field: "protect[\(i)].workload", problem: "'\(entry.workload)' is not a workload pattern (namespace/kind/name/container, e.g. ml/**)")
         }
         if config.serving.trigger == .ready && !k.enabled {
             throw ProfileError(file: file, field: "serving.trigger", problem: "ready needs kubernetes.enabled: true (readiness is in the pod's status, from the API server); accept needs nothing")

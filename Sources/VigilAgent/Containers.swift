@@ -13,12 +13,16 @@ public struct Container: Sendable, Equatable {
     public var runtime: ObservedRuntime?
     /// Model contents its pod declares (annotation `vigil.dev/model-digests`).
     public var declaredModelDigests: Set<String>
+    /// Its pod asks for protect mode (annotation `vigil.dev/mode: protect`).
+    public var protectRequested: Bool
 
-    public init(identity: WorkloadIdentity, workload: String?, runtime: ObservedRuntime? = nil, declaredModelDigests: Set<String> = []) {
+    public init(identity: WorkloadIdentity, workload: String?, runtime: ObservedRuntime? = nil, declaredModelDigests: Set<String> = [],
+                protectRequested: Bool = false) {
         self.identity = identity
         self.workload = workload
         self.runtime = runtime
         self.declaredModelDigests = declaredModelDigests
+        self.protectRequested = protectRequested
     }
 }
 

@@ -10,11 +10,15 @@ public protocol EventConsumer: AnyObject {
     func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls)
     /// The container's pod says it is ready (`serving.trigger: ready`): its startup is over.
     func containerServes(_ cgroupID: UInt64, container: Container)
+    /// The directory named a container, before any event of it may have arrived (protect mode
+    /// starts here, so it holds from the container's first exec).
+    func containerNamed(_ cgroupID: UInt64, container: Container)
 }
 
 extension EventConsumer {
     public func cgroupRemoved(_ cgroupID: UInt64, lastSyscalls: CgroupSyscalls) {}
     public func containerServes(_ cgroupID: UInt64, container: Container) {}
+    public func containerNamed(_ cgroupID: UInt64, container: Container) {}
 }
 
 /// The path of every record: ring buffer → decode (no copy, no allocation) → the process table →
@@ -140,6 +144,7 @@ public final class EventPipeline {
 
     private func settle(_ cgroupID: UInt64, as lookup: ContainerLookup) {
         if case .excluded = lookup { kernel.quiet(cgroupID: cgroupID) }
+        if case .container(let container) = lookup { consumer.containerNamed(cgroupID, container: container) }
         let waiting = pending.take(cgroupID)
         for record in waiting {
             record.withUnsafeBytes { bytes in

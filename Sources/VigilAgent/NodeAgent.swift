@@ -54,6 +54,7 @@ public final class NodeAgent {
         settings.retireAfter = configuration.learning.retireAfter
         settings.promoteLocally = cluster == nil
         settings.servingTrigger = configuration.serving.trigger
+        settings.protect = { [configuration] in configuration.protects($0) }
         let learning = configuration.learning
         registry = WorkloadRegistry(
             kernel: kernel, sink: sink, node: node, clock: clock, resolver: resolver, runtimeExes: runtimeExes, settings: settings,
@@ -111,6 +112,14 @@ public final class NodeAgent {
     private func watchAppearedRoots() throws -> [String] {
         var appeared: [String] = []
         for root in awaitedRoots where FileManager.default.fileExists(atPath: hierarchy.directory(of: root)) {
+            do {
+                try kernel.guardEgress(cgroupDirectory: hierarchy.directory(of: root))
+            } catch {
+                // Protect mode needs it; monitoring does not.
+                guard configuration.protect.isEmpty else { throw error }
+                registry.egressGuardUnavailable = "\(error)"
+                logger.warning("the egress guard could not be attached: pods asking for protect mode stay monitored", metadata: ["error": "\(error)"])
+            }
             try hierarchy.forEachInSubtree(of: root) { _, id in
                 try kernel.watch(cgroupID: id)
                 _ = directory.lookup(id) // containers that ran before: named now, not at their next event

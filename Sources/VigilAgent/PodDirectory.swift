@@ -148,6 +148,7 @@ final class ContainerNamer: @unchecked Sendable {
         }
         var declaredModelDigests: Set<String> = []
         var readyContainers: Set<String> = []
+        var protectRequested = false
         if let podMetadata {
             guard Date() >= lookupsPausedUntil else {
                 return retry(cgroupID, askedAt: askedAt, after: lookupsPausedUntil.timeIntervalSinceNow)
@@ -174,11 +175,12 @@ final class ContainerNamer: @unchecked Sendable {
             pod.owner = metadata.owner
             declaredModelDigests = Set(metadata.modelDigests)
             readyContainers = metadata.readyContainerIDs
+            protectRequested = metadata.protectRequested
         }
         let identity = WorkloadIdentity(id: pod.workloadKey, namespace: pod.namespace, pod: pod.pod, container: pod.container,
                                         containerID: cgroup.containerID, image: pod.image, cgroup: path)
         answer(cgroupID, .container(Container(identity: identity, workload: pod.workloadKey, runtime: state.runtime,
-                                              declaredModelDigests: declaredModelDigests)))
+                                              declaredModelDigests: declaredModelDigests, protectRequested: protectRequested)))
         if settings.servingTrigger == .ready, podMetadata != nil {
             awaitReadiness(ReadinessWatch(cgroupID: cgroupID, namespace: pod.namespace, pod: pod.pod, uid: cgroup.podUID,
                                           containerID: cgroup.containerID), ready: readyContainers)

@@ -1,7 +1,8 @@
 import Foundation
 import VigilCore
 
-/// One workload's profile through its life — learning, then monitoring (protecting, later), then
+/// One workload's profile through its life — learning, then monitoring (some or all of its
+/// containers protected, see `protectedContainers`), then
 /// retired when none of its containers has run for a while — and the containers of it this node
 /// runs. The phase is an explicit state; `WorkloadRegistry` moves it along.
 public final class Workload {
@@ -17,6 +18,8 @@ public final class Workload {
     public struct Monitor: Sendable {
         public var detector: Detector
         public var reporter: AnomalyReporter
+        /// What protect mode enforces (and, for the others, would enforce) for this profile.
+        public var enforcement: Enforcement
     }
 
     public let key: String
@@ -48,6 +51,10 @@ public final class Workload {
     /// `serving.trigger: ready`): held to the profile without its startup-only rules. A restarted
     /// container is a new cgroup: it starts up.
     public internal(set) var servingContainers: Set<UInt64> = []
+    /// Its containers in protect mode (the kernel kills and refuses for them).
+    public internal(set) var protectedContainers: Set<UInt64> = []
+    /// Its `Enforcement` is in the kernel's maps (loaded with its first protected container).
+    var enforcementLoaded = false
 
     init(key: String, profileID: UInt32, phase: Phase) {
         self.key = key

@@ -28,6 +28,9 @@ public final class WorkloadRegistry: EventConsumer {
         /// What ends a container's startup: the kernel's first-accept record, or (`.ready`) the
         /// directory's word that its pod says it is ready (`containerServes`); the other is ignored.
         public var servingTrigger: AgentConfiguration.Serving.Trigger = .accept
+        /// Workloads whose containers are protected once the profile is stable (`protect` in the
+        /// configuration; `vigil monitor --protect`). A pod's annotation can ask too.
+        public var protect: @Sendable (_ workload: String) -> Bool = { _ in false }
         public init() {}
     }
 
@@ -72,6 +75,22 @@ public final class WorkloadRegistry: EventConsumer {
     /// Containers whose pod said they are ready before any event of theirs arrived (`.ready`
     /// trigger); one entry per live container at most, gone with its cgroup.
     private var readyBeforeJoining: Set<UInt64> = []
+    /// Why the egress guard could not be attached (then no container is protected), if it could not.
+    public var egressGuardUnavailable: String?
+    /// What protect mode did since start: refused connects and killed execs, by workload and rule.
+    public private(set) var enforced: [EnforcedAction: UInt64] = [:]
+
+    public struct EnforcedAction: Hashable, Sendable {
+        public var workload: String
+        public var rule: AnomalyRule
+        public var action: Finding.Outcome
+
+        public init(workload: String, rule: AnomalyRule, action: Finding.Outcome) {
+            self.workload = workload
+            self.rule = rule
+            self.action = action
+        }
+    }
     private var nextProfileID: UInt32 = 1
     /// Profiles the writer could not save, for the metrics.
     public private(set) var writeFailures: UInt64 = 0
@@ -104,7 +123,13 @@ public final class WorkloadRegistry: EventConsumer {
     public func consume(_ event: RawEvent, container: Container, processes: ProcessTable) {
         guard let key = container.workload else { return }
         let workload = workloads[key] ?? make(key)
-        if workload.containers[event.cgroupID] == nil { join(workload, event.cgroupID, container, pid: event.pid) }
+        if workload.containers[event.cgroupID] == nil {
+            join(workload, event.cgroupID, container, pid: event.pid)
+        } else if workload.firstPids[event.cgroupID] == 0 {
+            // joined at naming (protect mode), before its first process was seen
+            workload.firstPids[event.cgroupID] = event.pid
+            findModelDirectories(workload, event.cgroupID, pid: event.pid)
+        }
         if event.kind == .cgroup {
             // The only cgroup record a consumer gets: the container accepted its first connection.
             if event.cgroupOperation == .serving && settings.servingTrigger == .accept { serves(workload, event.cgroupID) }
@@ -131,7 +156,10 @@ public final class WorkloadRegistry: EventConsumer {
         guard handled == nil else { return }
         checkedEvents += 1
         workload.withMonitor { monitor in
-            guard let finding = monitor.detector.check(event, execDigest: digest, serving: serving) else { return }
+            guard var finding = monitor.detector.check(event, execDigest: digest, serving: serving) else { return }
+            finding.outcome = monitor.enforcement.outcome(of: finding, event: event,
+                                                          protecting: workload.protectedContainers.contains(event.cgroupID))
+            countEnforcement(workload, finding)
             findings[finding.rule, default: 0] += 1
             line.removeAll()
             monitor.reporter.report(finding, event: event, workload: container.identity, processes: processes, into: &line)
@@ -164,12 +192,13 @@ public final class WorkloadRegistry: EventConsumer {
         workload.emptySince = nil
         members[cgroupID] = workload.key
         workload.firstPids[cgroupID] = pid
-        findModelDirectories(workload, cgroupID, pid: pid)
+        if pid != 0 { findModelDirectories(workload, cgroupID, pid: pid) }
         if readyBeforeJoining.remove(cgroupID) != nil { serves(workload, cgroupID) }
         workload.runtimes.insert(container.runtime)
         if let runtime = container.runtime { workload.withLearner { $0.observeRuntime(runtime) } }
         guard let profile = workload.withMonitor({ $0.detector.profile }) else { return }
         if settings.suppressInKernel { try? kernel.watch(cgroupID: cgroupID, profileID: workload.profileID) }
+        applyProtection(workload, cgroupID)
         // A stable profile from the store, or a container started differently from those it learned
         // from (allowPrivilegeEscalation changed): its filter must let it start.
         if !workload.seccompCheckedFor.contains(container.runtime) { installSeccomp(workload, profile) }
@@ -278,6 +307,7 @@ public final class WorkloadRegistry: EventConsumer {
         workload.modelDirectoriesMissing[cgroupID] = nil
         workload.firstPids[cgroupID] = nil
         workload.servingContainers.remove(cgroupID)
+        workload.protectedContainers.remove(cgroupID)
         observeSyscalls(workload, lastSyscalls, now: Date())
         workload.withLearner { $0.observeContainerStop() }
         workload.containers[cgroupID] = nil
@@ -319,7 +349,74 @@ public final class WorkloadRegistry: EventConsumer {
             }
         }
         workload.startMonitoring(Workload.Monitor(detector: detector, reporter: AnomalyReporter(
-            profile: profile, node: encoder.node, clock: encoder.clock, settings: settings.reporter)))
+            profile: profile, node: encoder.node, clock: encoder.clock, settings: settings.reporter),
+            enforcement: Enforcement(profile: profile, runtimeExes: runtimeExes)))
+    }
+
+    // MARK: protect mode
+
+    public func containerNamed(_ cgroupID: UInt64, container: Container) {
+        // Protection starts at naming (before the entrypoint, under CRI: containerd creates the
+        // container, then starts it), not at the first event.
+        guard let key = container.workload, let workload = workloads[key] ?? (settings.protect(key) || container.protectRequested ? make(key) : nil),
+              workload.containers[cgroupID] == nil, wantsProtection(workload, container) else { return }
+        join(workload, cgroupID, container, pid: 0)
+    }
+
+    /// A container is protected while its workload's profile is stable and the configuration,
+    /// the command or its pod asks for it.
+    private func wantsProtection(_ workload: Workload, _ container: Container) -> Bool {
+        guard case .monitoring = workload.phase else { return false }
+        return container.protectRequested || settings.protect(workload.key)
+    }
+
+    /// Turns protect mode on or off for one container, as `wantsProtection` says now. A failure
+    /// leaves the container monitored (never half-protected) and is logged.
+    private func applyProtection(_ workload: Workload, _ cgroupID: UInt64) {
+        guard let container = workload.containers[cgroupID] else { return }
+        let wanted = wantsProtection(workload, container)
+        if wanted, let reason = egressGuardUnavailable {
+            logger.error("protect mode unavailable: the container stays monitored", metadata: ["workload": "\(workload.key)", "error": "\(reason)"])
+            return
+        }
+        guard wanted != workload.protectedContainers.contains(cgroupID) else { return }
+        guard wanted, let enforcement = workload.withMonitor({ $0.enforcement }) else {
+            try? kernel.protect(cgroupID: cgroupID, egress: false, exec: false)
+            workload.protectedContainers.remove(cgroupID)
+            return
+        }
+        do {
+            if !workload.enforcementLoaded {
+                try kernel.loadEnforcement(enforcement, profileID: workload.profileID)
+                workload.enforcementLoaded = true
+                if !enforcement.killsExecs {
+                    logger.warning("protect mode reports execs outside the profile but does not kill them: some exec rules are patterns the kernel cannot match", metadata: [
+                        "workload": "\(workload.key)", "rules": "\(enforcement.unenforceableExecs.prefix(5).map { "\($0.exe) (parent \($0.parent))" }.joined(separator: ", "))",
+                    ])
+                }
+            }
+            try kernel.watch(cgroupID: cgroupID, profileID: workload.profileID)
+            try kernel.protect(cgroupID: cgroupID, egress: true, exec: enforcement.killsExecs)
+            workload.protectedContainers.insert(cgroupID)
+            logger.info("container protected", metadata: ["workload": "\(workload.key)", "container": "\(container.identity.containerID ?? "")"])
+        } catch {
+            try? kernel.protect(cgroupID: cgroupID, egress: false, exec: false)
+            logger.error("protect mode unavailable: the container stays monitored", metadata: ["workload": "\(workload.key)", "error": "\(error)"])
+        }
+    }
+
+    /// The workload leaves monitoring (relearned, retired): none of its containers stays protected.
+    private func endProtection(_ workload: Workload) {
+        for id in workload.protectedContainers { try? kernel.protect(cgroupID: id, egress: false, exec: false) }
+        workload.protectedContainers = []
+        if workload.enforcementLoaded { kernel.unloadEnforcement(profileID: workload.profileID) }
+        workload.enforcementLoaded = false
+    }
+
+    /// Counts what protect mode did, by workload, rule and action (the agent's metrics).
+    private func countEnforcement(_ workload: Workload, _ finding: Finding) {
+        guard let outcome = finding.outcome, outcome.acted else { return }
+        enforced[EnforcedAction(workload: workload.key, rule: finding.rule, action: outcome), default: 0] += 1
     }
 
     // MARK: once a tick
@@ -397,6 +494,7 @@ public final class WorkloadRegistry: EventConsumer {
         if settings.suppressInKernel {
             for id in workload.containers.keys { try? kernel.watch(cgroupID: id, profileID: workload.profileID) }
         }
+        for id in workload.containers.keys { applyProtection(workload, id) }
         logger.info("profile stable", metadata: [
             "workload": "\(profile.workload)", "version": "\(profile.version)", "containers": "\(profile.learning.containers)",
             "stopped": "\(profile.learning.stoppedContainers ?? 0)",
@@ -429,6 +527,7 @@ public final class WorkloadRegistry: EventConsumer {
             if settings.suppressInKernel { kernel.unloadKnownBehaviour(profileID: workload.profileID) }
             retiredAnomalies.merge(monitor.reporter.emitted, uniquingKeysWith: +)
         }
+        endProtection(workload)
         workload.retire()
         workloads[workload.key] = nil
         retiredWorkloads += 1
@@ -481,6 +580,7 @@ public final class WorkloadRegistry: EventConsumer {
     /// pods name it) until the new version is stable.
     public func relearn(from newer: Profile) {
         guard let workload = workloads[newer.workload], let current = workload.profile, newer.version > current.version else { return }
+        endProtection(workload) // a relearn turns protect mode back to monitoring, then learning
         if case .monitoring = workload.phase, settings.suppressInKernel {
             kernel.unloadKnownBehaviour(profileID: workload.profileID)
             for id in workload.containers.keys { try? kernel.watch(cgroupID: id) }

@@ -23,6 +23,9 @@ public final class KernelProbes: KernelFacade {
 
     private let object: OpaquePointer
     private var links: [OpaquePointer] = []
+    /// Protect mode's cgroup/connect* and cgroup/sendmsg* programs, and the roots they guard.
+    private var guardPrograms: [OpaquePointer] = []
+    private var guardedRoots: Set<String> = []
     private var statsFD: Int32 = -1
     private let watchedCgroupsFD: Int32
     private let dropsFD: Int32
@@ -31,6 +34,8 @@ public final class KernelProbes: KernelFacade {
     private let knownModelsFD: Int32
     private let modelDirectoriesFD: Int32
     private let modelSwitchFD: Int32
+    private let protectEgressFD: Int32
+    private let protectExecsFD: Int32
     /// What `setModelDirectories` put in, per cgroup, to take out again.
     private var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
     private var modelGeneration: UInt32 = 0
@@ -85,6 +90,11 @@ public final class KernelProbes: KernelFacade {
                     program = bpf_object__next_program(object, current)
                     continue
                 }
+                if section.hasPrefix("cgroup/") { // the egress guard: attached at roots (guardEgress)
+                    guardPrograms.append(current)
+                    program = bpf_object__next_program(object, current)
+                    continue
+                }
                 guard let link = bpf_program__attach(current), libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
                     let err = errno
                     throw BPFError("attaching program '\(name)' (\(section)) failed: \(String(cString: strerror(err))). "
@@ -100,6 +110,8 @@ public final class KernelProbes: KernelFacade {
             knownModelsFD = try Self.mapFD(object, "known_models")
             modelDirectoriesFD = try Self.mapFD(object, "model_dirs")
             modelSwitchFD = try Self.mapFD(object, "model_switch")
+            protectEgressFD = try Self.mapFD(object, "protect_egress")
+            protectExecsFD = try Self.mapFD(object, "protect_execs")
             eventsFD = try Self.mapFD(object, "events")
         } catch {
             for link in links { bpf_link__destroy(link) }
@@ -255,6 +267,74 @@ public final class KernelProbes: KernelFacade {
             withUnsafeBytes(of: (destination.high, destination.low)) { raw.copyMemory(from: $0) }
         }
         return key
+    }
+
+    // MARK: protect mode
+
+    /// Attaches the egress guard (cgroup/connect4|6, cgroup/sendmsg4|6) at a watched root, given as
+    /// its directory under the cgroup v2 mount: every cgroup below it then passes its connects and
+    /// datagrams through it (one lookup; refused only in containers protected with `protect`).
+    /// Detached when these probes go (the agent stops): enforcement fails open.
+    public func guardEgress(cgroupDirectory: String) throws {
+        guard !guardedRoots.contains(cgroupDirectory) else { return }
+        let fd = open(cgroupDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw BPFError("cannot open cgroup \(cgroupDirectory) to attach the egress guard: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        for program in guardPrograms {
+            guard let link = bpf_program__attach_cgroup(program, fd), libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
+                let err = errno
+                throw BPFError("attaching the egress guard '\(String(cString: bpf_program__name(program)))' at \(cgroupDirectory) failed: "
+                    + "\(String(cString: strerror(err))). \(Self.takeLog())")
+            }
+            links.append(link)
+        }
+        guardedRoots.insert(cgroupDirectory)
+    }
+
+    /// What protect mode enforces for `profileID`: its exec rules and egress prefixes.
+    public func loadEnforcement(_ enforcement: Enforcement, profileID: UInt32) throws {
+        unloadEnforcement(profileID: profileID)
+        var yes: UInt8 = 1
+        for hash in enforcement.execHashes {
+            var key = vigil_exec_rule_key(profile_id: profileID, _pad: 0, hash: hash)
+            try check(bpf_map_update_elem(protectExecsFD, &key, &yes, UInt64(BPF_ANY)), "protected exec rule")
+        }
+        for prefix in enforcement.egress {
+            var key = vigil_egress_key()
+            key.prefixlen = UInt32(VIGIL_EGRESS_FIXED_BITS) + UInt32(prefix.prefixLength)
+            key.profile_id = profileID
+            key.family = UInt8(truncatingIfNeeded: prefix.family)
+            key.protocol = UInt8(truncatingIfNeeded: prefix.ipProtocol)
+            key.port = prefix.port
+            withUnsafeMutableBytes(of: &key.addr) { raw in
+                for (i, byte) in prefix.address.prefix(16).enumerated() { raw[i] = byte }
+            }
+            try check(bpf_map_update_elem(protectEgressFD, &key, &yes, UInt64(BPF_ANY)), "protected egress rule")
+        }
+    }
+
+    public func unloadEnforcement(profileID: UInt32) {
+        deleteKeys(protectExecsFD, as: vigil_exec_rule_key.self) { $0.profile_id == profileID }
+        deleteKeys(protectEgressFD, as: vigil_egress_key.self) { $0.profile_id == profileID }
+    }
+
+    /// Which protections hold for this watched cgroup's processes (against the profile id it is
+    /// watched with; none while that is 0).
+    public func protect(cgroupID: UInt64, egress: Bool, exec: Bool) throws {
+        var id = cgroupID
+        var state = vigil_cgroup_state()
+        guard bpf_map_lookup_elem(watchedCgroupsFD, &id, &state) == 0 else {
+            if egress || exec { throw BPFError("cannot protect cgroup \(cgroupID): it is not watched") }
+            return
+        }
+        var flags = state.flags & ~(VIGIL_CGROUP_PROTECT_EGRESS | VIGIL_CGROUP_PROTECT_EXEC)
+        if egress { flags |= VIGIL_CGROUP_PROTECT_EGRESS }
+        if exec { flags |= VIGIL_CGROUP_PROTECT_EXEC }
+        guard flags != state.flags else { return }
+        state.flags = flags
+        try check(bpf_map_update_elem(watchedCgroupsFD, &id, &state, UInt64(BPF_EXIST)), "protection of cgroup \(cgroupID)")
     }
 
     /// Removes every known-behaviour entry of `profileID` (a workload retired or relearned), so

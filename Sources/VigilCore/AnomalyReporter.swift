@@ -31,6 +31,7 @@ public struct AnomalyReporter: Sendable {
         var event: [UInt8]          // the first triggering event, as its JSON object
         var workload: WorkloadIdentity?
         var startupRule: StartupRule? = nil
+        var outcome: Finding.Outcome? = nil
     }
 
     public let settings: Settings
@@ -63,7 +64,8 @@ public struct AnomalyReporter: Sendable {
     public mutating func report(_ finding: Finding, event: RawEvent, workload: WorkloadIdentity?,
                                 processes: ProcessTable, into out: inout JSONLineWriter) {
         let time = event.bootNanoseconds
-        let foldKey = finding.key ^ UInt64(finding.rule.hashValue & 0xffff)
+        // A refused or killed behaviour folds apart from the same one let through.
+        let foldKey = finding.key ^ UInt64(finding.rule.hashValue & 0xffff) ^ (finding.outcome?.foldSalt ?? 0)
         if var fold = folds[foldKey] {
             fold.count += 1
             fold.lastSeen = time
@@ -73,7 +75,8 @@ public struct AnomalyReporter: Sendable {
         scratch.removeAll()
         encoder.encode(event, workload: nil, processes: processes, into: &scratch, newline: false)
         remember(foldKey, Fold(rule: finding.rule, count: 1, reported: 0, firstSeen: time, lastSeen: time,
-                               lastReport: time, event: scratch.bytes, workload: workload, startupRule: finding.startupRule))
+                               lastReport: time, event: scratch.bytes, workload: workload, startupRule: finding.startupRule,
+                               outcome: finding.outcome))
         emit(foldKey, now: time, into: &out)
     }
 
@@ -150,6 +153,7 @@ public struct AnomalyReporter: Sendable {
         folds[key] = fold
         emitted[fold.rule, default: 0] += 1
         encoder.encodeAnomaly(rule: fold.rule, count: fold.count, firstSeen: fold.firstSeen, lastSeen: fold.lastSeen, profile: profile,
-                              workload: fold.workload, event: fold.event, startupRule: fold.startupRule, into: &out)
+                              workload: fold.workload, event: fold.event, startupRule: fold.startupRule, outcome: fold.outcome,
+                              into: &out)
     }
 }

@@ -37,11 +37,32 @@ public struct Finding: Equatable, Sendable {
     public var key: UInt64
     /// `startup-only-behaviour`: the rule the behaviour is under (allowed before serving).
     public var startupRule: StartupRule?
+    /// What protect mode did (or, in monitor mode, would have done) about it.
+    public var outcome: Outcome?
 
-    public init(rule: AnomalyRule, key: UInt64, startupRule: StartupRule? = nil) {
+    public enum Outcome: String, Sendable {
+        case denied, killed
+        case wouldDeny = "deny", wouldKill = "kill"
+
+        /// Protect mode acted (`action` in the anomaly), or monitor mode says what it would have
+        /// done (`would_action`).
+        public var acted: Bool { self == .denied || self == .killed }
+
+        var foldSalt: UInt64 {
+            switch self {
+            case .denied: 1 << 32
+            case .killed: 2 << 32
+            case .wouldDeny: 3 << 32
+            case .wouldKill: 4 << 32
+            }
+        }
+    }
+
+    public init(rule: AnomalyRule, key: UInt64, startupRule: StartupRule? = nil, outcome: Outcome? = nil) {
         self.rule = rule
         self.key = key
         self.startupRule = startupRule
+        self.outcome = outcome
     }
 }
 

@@ -312,7 +312,7 @@ extension EventEncoder {
     /// profile, the workload, and the first event that broke it (already a JSON object).
     public func encodeAnomaly(rule: AnomalyRule, count: UInt64, firstSeen: UInt64, lastSeen: UInt64, profile: ProfileReference,
                               workload: WorkloadIdentity?, event: [UInt8], startupRule: StartupRule? = nil,
-                              into out: inout JSONLineWriter) {
+                              outcome: Finding.Outcome? = nil, into out: inout JSONLineWriter) {
         envelope("anomaly", atBoot: lastSeen, into: &out)
         if let workload {
             out.raw(","); writeWorkload(workload, to: &out)
@@ -330,6 +330,9 @@ extension EventEncoder {
         out.raw("}")
         if let startupRule {
             out.raw(","); out.key("startup_rule"); Self.writeRule(startupRule, to: &out)
+        }
+        if let outcome {
+            out.raw(","); out.key(outcome.acted ? "action" : "would_action"); out.string(outcome.rawValue)
         }
         out.raw("}")
         out.raw(","); out.key("event")

@@ -38,6 +38,16 @@ public protocol KernelFacade: AnyObject {
     /// retired or relearned).
     func unloadKnownBehaviour(profileID: UInt32)
 
+    /// Protect mode: the rules the kernel enforces for `profileID` (replacing those before), and
+    /// which of them hold for a watched cgroup (its processes' execs outside them are killed,
+    /// their connects and datagrams outside them refused). See `Enforcement`.
+    func loadEnforcement(_ enforcement: Enforcement, profileID: UInt32) throws
+    /// Attaches the egress guard at a watched root (its directory under the cgroup v2 mount):
+    /// protect mode's refusals hold for the containers below it.
+    func guardEgress(cgroupDirectory: String) throws
+    func unloadEnforcement(profileID: UInt32)
+    func protect(cgroupID: UInt64, egress: Bool, exec: Bool) throws
+
     /// Events the kernel lost (ring buffer full, in-flight table full), by kind; they only grow.
     func dropCounts() -> DropCounts
     /// Known behaviour dropped in the kernel, by kind.
@@ -81,4 +91,10 @@ public struct KnownBehaviour: Sendable, Equatable {
     }
 
     public var count: Int { execHashes.count + files.count + destinations.count + modelReaders.count }
+}
+
+/// A kernel request that cannot be done, said so the caller can tell what to fix.
+public struct KernelFacadeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -134,6 +134,10 @@ public struct RawEvent {
     public var directoryUnresolved: Bool { flags & UInt32(VIGIL_FLAG_DIR_UNRESOLVED) != 0 }
     /// An exec by which the container runtime's init became the workload (its entrypoint).
     public var isEntrypoint: Bool { flags & UInt32(VIGIL_FLAG_ENTRYPOINT) != 0 }
+    /// Protect mode refused this connect or datagram (EPERM): nothing left the socket.
+    public var wasDenied: Bool { flags & UInt32(VIGIL_FLAG_DENIED) != 0 }
+    /// Protect mode killed the process at this exec, before the program ran.
+    public var wasKilled: Bool { flags & UInt32(VIGIL_FLAG_KILLED) != 0 }
     /// exec: the binary has no path (memfd_create, O_TMPFILE, another mount namespace): `exe` is
     /// its name only, e.g. `memfd:payload`.
     public var exeIsFileless: Bool { flags & UInt32(VIGIL_FLAG_EXE_FILELESS) != 0 }

@@ -1,3 +1,5 @@
+import CVigilABI
+
 /// A kernel made of recorded records: replays ring-buffer records (from `vigil trace --record`,
 /// or built by a test) through the same rules the BPF programs apply — only watched cgroups are
 /// reported, cgroups made below a watched one are watched, a removed one leaves the watch list
@@ -58,11 +60,36 @@ public final class RecordedKernel: KernelFacade {
         let records = queue
         queue.removeAll(keepingCapacity: true)
         var delivered = 0
-        for record in records where admit(record) {
+        for var record in records where admit(record) {
+            enforce(&record)
             record.withUnsafeBytes { handler?($0) }
             delivered += 1
         }
         return delivered
+    }
+
+    /// Protect mode, as process_exec and the egress guard apply it: an exec outside the
+    /// enforced rules is killed (but the entrypoint), a destination outside them refused; the
+    /// record says so.
+    private func enforce(_ record: inout [UInt8]) {
+        let flag: UInt32? = record.withUnsafeBytes { raw in
+            guard let event = try? RawEvent(decoding: raw), let protection = protections[event.cgroupID],
+                  let profile = watched[event.cgroupID], profile != 0, let enforcement = enforcements[profile] else { return nil }
+            switch event.kind {
+            case .exec where protection.exec && !event.isEntrypoint:
+                let hash = BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe), parent: BehaviourHash.fnv1a(event.parentExe))
+                return event.exeHasNoFile || !enforcement.execHashes.contains(hash) ? UInt32(VIGIL_FLAG_KILLED) : nil
+            case .network where protection.egress:
+                return enforcement.allows(Destination(event)) ? nil : UInt32(VIGIL_FLAG_DENIED)
+            default:
+                return nil
+            }
+        }
+        guard let flag else { return }
+        let offset = MemoryLayout<vigil_header>.offset(of: \vigil_header.flags)!
+        record.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: raw.load(fromByteOffset: offset, as: UInt32.self) | flag, toByteOffset: offset, as: UInt32.self)
+        }
     }
 
     /// The BPF programs' rules, in Swift.
@@ -80,6 +107,7 @@ public final class RecordedKernel: KernelFacade {
                     return true
                 case .removed?:
                     guard watched.removeValue(forKey: event.cgroupID) != nil else { return false }
+                    protections[event.cgroupID] = nil
                     bitmaps[event.cgroupID] = nil
                     quieted.remove(event.cgroupID)
                     return true
@@ -132,6 +160,7 @@ public final class RecordedKernel: KernelFacade {
     }
 
     public func unwatch(cgroupID: UInt64) {
+        protections[cgroupID] = nil
         modelDirectories[cgroupID] = nil
         watched[cgroupID] = nil
         bitmaps[cgroupID] = nil
@@ -162,6 +191,41 @@ public final class RecordedKernel: KernelFacade {
     public func unloadKnownBehaviour(profileID: UInt32) {
         knownModels[profileID] = nil
         known[profileID] = nil
+    }
+
+    /// What the agent told the kernel to enforce, per profile, and where.
+    public private(set) var enforcements: [UInt32: Enforcement] = [:]
+    public private(set) var protections: [UInt64: Protection] = [:]
+
+    public struct Protection: Equatable, Sendable {
+        public var egress: Bool
+        public var exec: Bool
+        public init(egress: Bool, exec: Bool) {
+            self.egress = egress
+            self.exec = exec
+        }
+    }
+
+    public private(set) var guardedRoots: [String] = []
+
+    public func guardEgress(cgroupDirectory: String) throws {
+        if !guardedRoots.contains(cgroupDirectory) { guardedRoots.append(cgroupDirectory) }
+    }
+
+    public func loadEnforcement(_ enforcement: Enforcement, profileID: UInt32) throws {
+        enforcements[profileID] = enforcement
+    }
+
+    public func unloadEnforcement(profileID: UInt32) {
+        enforcements[profileID] = nil
+    }
+
+    public func protect(cgroupID: UInt64, egress: Bool, exec: Bool) throws {
+        guard watched[cgroupID] != nil else {
+            if egress || exec { throw KernelFacadeError("cannot protect cgroup \(cgroupID): it is not watched") }
+            return
+        }
+        protections[cgroupID] = egress || exec ? Protection(egress: egress, exec: exec) : nil
     }
 
     public func dropCounts() -> DropCounts { drops }

@@ -12,6 +12,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastDrops = DropCounts()
     private var lastSuppressed: [EventKind: UInt64] = [:]
     private var lastAnomalies: [AnomalyRule: UInt64] = [:]
+    private var lastEnforced: [WorkloadRegistry.EnforcedAction: UInt64] = [:]
     private var lastPodLookupFailures: UInt64 = 0
     private var lastCounts: [String: UInt64] = [:]
     private var lastWriteFailures: UInt64 = 0
@@ -54,6 +55,14 @@ public final class AgentMetrics: @unchecked Sendable {
             counter("suppressed", [("kind", kind.contractName)], help: "Known behaviour dropped in the kernel, by kind").increment(by: Int64(total - (lastSuppressed[kind] ?? 0)))
             lastSuppressed[kind] = total
         }
+        for (action, total) in agent.registry.enforced where total > (lastEnforced[action] ?? 0) {
+            counter("protect_actions", [("workload", action.workload), ("rule", action.rule.rawValue), ("action", action.action.rawValue)],
+                    help: "What protect mode did, by workload and rule: execs killed, connects and datagrams denied")
+                .increment(by: Int64(total - (lastEnforced[action] ?? 0)))
+            lastEnforced[action] = total
+        }
+        gauge("protected_containers", [], help: "Containers in protect mode on this node")
+            .set(Double(agent.registry.workloads.values.reduce(0) { $0 + $1.protectedContainers.count }))
         for (rule, total) in agent.anomaliesEmitted where total > (lastAnomalies[rule] ?? 0) {
             counter("anomalies", [("rule", rule.rawValue)], help: "Anomaly lines emitted, by rule").increment(by: Int64(total - (lastAnomalies[rule] ?? 0)))
             lastAnomalies[rule] = total

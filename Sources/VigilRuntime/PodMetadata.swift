@@ -20,6 +20,10 @@ public struct PodMetadata: Equatable, Sendable {
     /// their runtime gave them (`status.containerStatuses[].containerID` without its
     /// `containerd://` scheme): a restarted container has a new id and is not ready until it says so.
     public var readyContainerIDs: Set<String> = []
+    /// The pod asks for protect mode: annotation `vigil.dev/mode: protect` (any other value, or
+    /// none: the agent's configuration decides).
+    public var protectRequested = false
+    public static let modeAnnotation = "vigil.dev/mode"
 
     public struct Owner: Equatable, Sendable {
         /// Lower case, as in the workload key: deployment, statefulset, daemonset, job, cronjob, …
@@ -62,6 +66,7 @@ public struct PodMetadata: Equatable, Sendable {
             guard let id = status["containerID"] as? String, let scheme = id.range(of: "://") else { continue }
             readyContainerIDs.insert(String(id[scheme.upperBound...]))
         }
+        protectRequested = (metadata["annotations"] as? [String: String])?[Self.modeAnnotation] == "protect"
         if let declared = (metadata["annotations"] as? [String: String])?[Self.modelDigestsAnnotation] {
             modelDigests = declared.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" })
                 .map(String.init).filter(Self.isDigest)

@@ -55,6 +55,9 @@ struct CaptureLoop {
     var profileID: UInt32 = 0
     /// Return true to stop (e.g. learning reached stable with --until-stable).
     var tick: () throws -> Bool = { false }
+    /// Called for each cgroup once it is watched, before the command starts in it (protect mode
+    /// is set up here, so it holds from the command's first exec): its id and its directory.
+    var watched: (_ cgroupID: UInt64, _ directory: String) throws -> Void = { _, _ in }
 
     func run() throws -> Int32 {
         let kernel = pipeline.kernel
@@ -76,13 +79,17 @@ struct CaptureLoop {
         }
         if let cgroup = options.cgroup {
             let path = try Self.cgroupPath(cgroup, in: hierarchy)
-            try hierarchy.forEachInSubtree(of: path) { _, id in try kernel.watch(cgroupID: id, profileID: profileID) }
+            try hierarchy.forEachInSubtree(of: path) { subtreePath, id in
+                try kernel.watch(cgroupID: id, profileID: profileID)
+                try watched(id, hierarchy.directory(of: subtreePath))
+            }
         } else if !options.command.isEmpty {
             OwnCgroups.removeAbandoned(in: hierarchy)
             let path = OwnCgroups.path(for: getpid())
             let id = try hierarchy.create(path)
             ownCgroup = path
             try kernel.watch(cgroupID: id, profileID: profileID)
+            try watched(id, hierarchy.directory(of: path))
             child = try LaunchedProcess.start(options.command, cgroupDirectory: hierarchy.directory(of: path))
         }
 

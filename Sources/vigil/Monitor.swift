@@ -16,6 +16,12 @@ struct Monitor: ParsableCommand {
         unexpected-file-write, unexpected-egress, unexpected-syscall, and model-artifact-write (critical).
         Repeats fold into one line per 10 s (count, first_seen, last_seen); lines are rate limited per
         workload (agent.throttle says when). Behaviour in the profile is dropped in the kernel.
+        Each exec or egress anomaly says what --protect would have done (`would_action`).
+
+        With --protect (a stable profile only): an exec outside the profile is killed before the program
+        runs (the command itself is not: it is the workload's entrypoint), a connect or datagram to a
+        destination outside it fails with EPERM; the anomaly says so (`action`: killed, denied). When
+        vigil stops, so does enforcement.
         """
     )
 
@@ -26,6 +32,9 @@ struct Monitor: ParsableCommand {
 
     @Flag(name: .long, help: "Do not load the profile into the kernel: every event reaches userspace (for measuring).")
     var noKernelSuppression = false
+
+    @Flag(name: .long, help: "Protect mode: kill execs and refuse egress the (stable) profile lacks.")
+    var protect = false
 
     @Option(name: .long, help: "Anomaly lines per second per workload once the burst is spent.")
     var rateLimit: Double = 5
@@ -46,6 +55,10 @@ struct Monitor: ParsableCommand {
     func run() throws {
         let status = try reportingFailures { () throws -> Int32 in
             let profile = try store.store.requireLatest(workload)
+            if protect && profile.state != .stable {
+                throw CommandFailure("--protect needs a stable profile: \(workload) v\(profile.version) is still learning "
+                    + "(learn until stable, or `vigil profile promote`)")
+            }
             if profile.state == .learning {
                 note("the profile of \(workload) (v\(profile.version)) is still learning: checking against what it has so far")
             }
@@ -54,6 +67,8 @@ struct Monitor: ParsableCommand {
             settings.reporter.burst = burst
             settings.suppressInKernel = !noKernelSuppression
             settings.retireAfter = .infinity
+            let protect = self.protect
+            settings.protect = { _ in protect }
             let hierarchy = try CgroupHierarchy.system()
             let probes = try capture.loadProbes()
             let sink = FileDescriptorSink()
@@ -61,10 +76,20 @@ struct Monitor: ParsableCommand {
                                             runtimeExes: RuntimeExecutables.onThisHost(), settings: settings,
                                             writer: ProfileWriter(store: store.store)) { _ in (.monitor(profile), []) }
             let monitored = registry.workload(workload) // loads its known behaviour into the kernel under its profile id
-            let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: workload),
-                                             consumer: registry, sink: sink, node: capture.nodeName)
+            let directory = CommandDirectory(hierarchy: hierarchy, workload: workload)
+            let pipeline = try EventPipeline(kernel: probes, directory: directory, consumer: registry, sink: sink, node: capture.nodeName)
             var loop = CaptureLoop(options: capture, hierarchy: hierarchy, pipeline: pipeline)
             loop.profileID = noKernelSuppression ? 0 : monitored.profileID
+            if protect {
+                loop.watched = { id, cgroupDirectory in
+                    try probes.guardEgress(cgroupDirectory: cgroupDirectory)
+                    guard case .container(let container) = directory.lookup(id) else { return }
+                    registry.containerNamed(id, container: container)
+                    guard monitored.protectedContainers.contains(id) else {
+                        throw CommandFailure("protect mode could not be set up for \(cgroupDirectory) (see the log above)")
+                    }
+                }
+            }
             loop.tick = {
                 registry.tick()
                 return false

@@ -2,6 +2,7 @@ import CVigilABI
 import Foundation
 import VigilAgent
 import VigilCore
+import VigilOperations
 import VigilProfiles
 import VigilRuntime
 import VigilTestSupport
@@ -352,6 +353,89 @@ final class AgentPipelineTests: XCTestCase {
         let anomalies = try node.sink.objects(kind: "anomaly")
         XCTAssertEqual(anomalies.compactMap { $0[path: "anomaly.rule"] as? String }, ["startup-only-behaviour"])
         XCTAssertEqual(anomalies.first?[path: "workload.pod"] as? String, "web-7d4b9c6f5-q8w7e")
+    }
+
+    /// Protect mode through the agent: the configuration names the workload; once its profile
+    /// is stable, each of its containers is protected as soon as it is named (before any event of
+    /// it), the guard sits at the watched root, an exec or destination outside the profile is
+    /// killed or refused with the anomaly saying so, and a relearn takes protection off again.
+    /// A pod of another workload asks with its annotation; one that does not ask stays monitored,
+    /// its anomalies saying what protect mode would have done.
+    func testProtectModeFollowsTheConfigurationAndThePodsAnnotation() throws {
+        final class Pods: PodMetadataSource {
+            func pod(namespace: String, name: String, uid: String) throws -> PodMetadata? {
+                let annotations = name.hasPrefix("api-") ? #","annotations":{"vigil.dev/mode":"protect"}"# : ""
+                let owner = name.hasPrefix("api-") ? "api-5f6d7c8b9" : name.hasPrefix("web-") ? "web-7d4b9c6f5" : "jobs-6c5b4a3d2"
+                let hash = String(owner.split(separator: "-").last!)
+                let json = #"{"metadata":{"uid":"\#(uid)","namespace":"\#(namespace)","name":"\#(name)","labels":{"pod-template-hash":"\#(hash)"},"#
+                    + #""ownerReferences":[{"kind":"ReplicaSet","name":"\#(owner)","controller":true}]\#(annotations)}}"#
+                return try PodMetadata(podJSON: Data(json.utf8))
+            }
+        }
+        var configuration = quickLearning()
+        configuration.kubernetes.enabled = true
+        configuration.protect = [.init(workload: "shop/deployment/web/*")]
+        let agent = try node.agent(configuration, podMetadata: Pods())
+        XCTAssertEqual(node.kernel.guardedRoots.count, 1, "the guard sits at the watched root")
+        func replica(_ pod: String) throws -> SimulatedNode.Container {
+            let container = try node.startContainer(namespace: "shop", pod: pod)
+            node.exec(container, pid: 100, exe: "/usr/bin/python3")
+            node.connect(container, pid: 100, to: [10, 0, 0, 7], port: 5432)
+            return container
+        }
+        let first = try ["web-7d4b9c6f5-x2x9z", "api-5f6d7c8b9-a1a1a", "jobs-6c5b4a3d2-b2b2b"].map(replica)
+        try node.settle(agent)
+        XCTAssertTrue(node.kernel.protections.isEmpty, "nothing is protected while learning")
+        try agent.tick(now: Date().addingTimeInterval(120))
+        XCTAssertEqual(Set(agent.workloadStates.values), [.stable])
+        XCTAssertEqual(Set(node.kernel.protections.keys), [first[0].cgroupID, first[1].cgroupID], "stable: its running containers too")
+
+        // New containers: protected from their naming on, before any event of theirs.
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-q8w7e")
+        let api = try node.startContainer(namespace: "shop", pod: "api-5f6d7c8b9-c3c3c")
+        let jobs = try node.startContainer(namespace: "shop", pod: "jobs-6c5b4a3d2-d4d4d")
+        try node.settle(agent)
+        XCTAssertEqual(node.kernel.protections[web.cgroupID], .init(egress: true, exec: true), "the configuration names it")
+        XCTAssertEqual(node.kernel.protections[api.cgroupID], .init(egress: true, exec: true), "its pod asks")
+        XCTAssertNil(node.kernel.protections[jobs.cgroupID], "neither")
+        XCTAssertEqual(node.kernel.enforcements.count, 2, "the rules of the two protected workloads are in the kernel")
+
+        for container in [web, jobs] {
+            node.exec(container, pid: 100, exe: "/usr/bin/python3")
+            node.exec(container, pid: 200, exe: "/bin/sh", parent: "/usr/bin/python3")
+            node.connect(container, pid: 100, to: [10, 0, 0, 7], port: 5432)
+            node.connect(container, pid: 100, to: [203, 0, 113, 9], port: 4444)
+        }
+        try node.settle(agent)
+        try agent.tick(now: Date().addingTimeInterval(121))
+        let anomalies = try node.sink.objects(kind: "anomaly")
+        func outcome(_ pod: String, _ rule: String) -> (action: String?, would: String?) {
+            let line = anomalies.first { $0[path: "workload.pod"] as? String == pod && $0[path: "anomaly.rule"] as? String == rule }
+            return (line?[path: "anomaly.action"] as? String, line?[path: "anomaly.would_action"] as? String)
+        }
+        XCTAssertEqual(anomalies.count, 4, "\(anomalies)")
+        XCTAssertTrue(outcome("web-7d4b9c6f5-q8w7e", "unexpected-exec") == ("killed", nil))
+        XCTAssertTrue(outcome("web-7d4b9c6f5-q8w7e", "unexpected-egress") == ("denied", nil))
+        XCTAssertTrue(outcome("jobs-6c5b4a3d2-d4d4d", "unexpected-exec") == (nil, "kill"))
+        XCTAssertTrue(outcome("jobs-6c5b4a3d2-d4d4d", "unexpected-egress") == (nil, "deny"))
+        XCTAssertEqual(agent.registry.enforced[.init(workload: workloadKey, rule: .unexpectedExec, action: .killed)], 1)
+        XCTAssertEqual(agent.registry.enforced[.init(workload: workloadKey, rule: .unexpectedEgress, action: .denied)], 1)
+        let metrics = AgentMetrics()
+        metrics.update(agent: agent)
+        var bytes: [UInt8] = []
+        metrics.registry.emit(into: &bytes)
+        let exposition = String(decoding: bytes, as: UTF8.self)
+        XCTAssertTrue(exposition.contains(#"vigil_protect_actions_total{workload="shop/deployment/web/server",rule="unexpected-exec",action="killed"} 1"#), exposition)
+        XCTAssertTrue(exposition.contains("vigil_protected_containers 4"), exposition)
+
+        // A relearn (a newer version started in the cluster): back to learning, nothing enforced.
+        var newer = try XCTUnwrap(agent.registry.workloads[workloadKey]?.profile)
+        newer.version += 1
+        newer.state = .learning
+        agent.registry.relearn(from: newer)
+        XCTAssertNil(node.kernel.protections[web.cgroupID])
+        XCTAssertNil(node.kernel.enforcements[agent.registry.workloads[workloadKey]!.profileID])
+        XCTAssertEqual(node.kernel.protections[api.cgroupID], .init(egress: true, exec: true), "another workload's stays")
     }
 
     /// Model files: the kernel is told the container's model directory (as its process sees it:

@@ -151,6 +151,8 @@ final class AgentTests: XCTestCase {
             ("kubernetes: {enabled: yes please}\n", "field 'kubernetes.enabled'"),
             ("modelDigests:\n- workload: ml/*/llm/*\n  digests: [sha256:ABC]\n", "field 'modelDigests[0].digests[0]': 'sha256:ABC' is not sha256:"),
             ("serving: {trigger: ready}\n", "field 'serving.trigger': ready needs kubernetes.enabled: true"),
+            ("protect:\n- workload: /ml/**\n", "field 'protect[0].workload': '/ml/**' is not a workload pattern"),
+            ("protect:\n- workloads: [ml]\n", "protect"),
             ("serving: {trigger: listening}\n", "serving.trigger"),
             ("kubernetes: {enabled: true}\nserving: {trigger: ready, readyPollInterval: 0}\n", "field 'serving.readyPollInterval': must be from 0.1"),
         ] {

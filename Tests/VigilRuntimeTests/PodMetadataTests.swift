@@ -44,6 +44,16 @@ final class PodMetadataTests: XCTestCase {
         XCTAssertEqual(try PodMetadata(podJSON: Data(deploymentPod.utf8)).readyContainerIDs, [], "no container statuses yet")
     }
 
+    func testAPodAsksForProtectModeWithItsAnnotation() throws {
+        func mode(_ value: String) throws -> Bool {
+            try PodMetadata(podJSON: Data(#"{"metadata":{"uid":"u","namespace":"ml","name":"p","annotations":{"vigil.dev/mode":"\#(value)"}}}"#.utf8)).protectRequested
+        }
+        XCTAssertTrue(try mode("protect"))
+        XCTAssertFalse(try mode("monitor"))
+        XCTAssertFalse(try mode("Protect"), "values are exact, as Kubernetes annotations are")
+        XCTAssertFalse(try PodMetadata(podJSON: Data(deploymentPod.utf8)).protectRequested)
+    }
+
     func testControllersNameTheirWorkload() throws {
         func owner(_ references: String, labels: String = "{}") throws -> PodMetadata.Owner {
             let json = #"{"metadata":{"uid":"u","namespace":"ml","name":"p-1","labels":\#(labels),"ownerReferences":\#(references)}}"#

@@ -43,6 +43,26 @@ public final class LoopbackSocket {
 
     deinit { close(fd) }
 
+    /// What reached it so far, taken now: connections completed (TCP) or datagrams (UDP).
+    public func arrivals() -> Int {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var count = 0
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length)
+        while true {
+            if type == Int32(SOCK_STREAM.rawValue) {
+                let accepted = accept(fd, nil, nil)
+                guard accepted >= 0 else { return count }
+                close(accepted)
+            } else {
+                var byte: UInt8 = 0
+                guard recv(fd, &byte, 1, 0) >= 0 else { return count }
+            }
+            count += 1
+        }
+    }
+
     /// A TCP port on 127.0.0.1 free a moment ago (bound, read, released), for a server to take.
     public static func freePort() throws -> UInt16 {
         try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue)).port
