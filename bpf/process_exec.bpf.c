@@ -59,9 +59,8 @@ int vigil_process_exec(void *ctx)
         /* Protect mode: a program outside the profile's exec rules dies here, before its first
          * instruction (the signal is taken on the way back to user mode). Not the entrypoint: the
          * image's own command, which the runtime's exec names differently from start to start. */
-        struct vigil_exec_rule_key rule = { .profile_id = profile_id, .hash = hash };
         if ((state->flags & VIGIL_CGROUP_PROTECT_EXEC) && !entrypoint
-            && (fileless || !bpf_map_lookup_elem(&protect_execs, &rule))) {
+            && (fileless || !protect_rule_allows(profile_id, VIGIL_KIND_EXEC, hash))) {
             bpf_send_signal(SIGKILL);
             event->hdr.flags |= VIGIL_FLAG_KILLED;
         }

@@ -80,8 +80,9 @@ struct {
     __type(value, __u8);
 } known_destinations __weak SEC(".maps");
 
-/* Protect mode (VIGIL_CGROUP_PROTECT_*): the egress rules (struct vigil_egress_key) and the exec
- * rules (struct vigil_exec_rule_key) of protected profiles, startup-only ones included. */
+/* Protect mode (VIGIL_CGROUP_PROTECT_*): the egress rules (struct vigil_egress_key) of protected
+ * profiles, and their exec and exact file-write rules (struct vigil_known_key, hashed as
+ * known_behaviour's), startup-only ones included. */
 struct {
     __uint(type, BPF_MAP_TYPE_LPM_TRIE);
     __uint(max_entries, 16384);
@@ -93,9 +94,15 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
-    __type(key, struct vigil_exec_rule_key);
+    __type(key, struct vigil_known_key);
     __type(value, __u8);
-} protect_execs __weak SEC(".maps");
+} protect_rules __weak SEC(".maps");
+
+static __always_inline bool protect_rule_allows(__u32 profile_id, __u32 kind, __u64 hash)
+{
+    struct vigil_known_key key = { .profile_id = profile_id, .kind = kind, .hash = hash };
+    return bpf_map_lookup_elem(&protect_rules, &key) != NULL;
+}
 
 /* A refusal the egress guard reported itself, per thread (value: egress_mark of the destination):
  * the syscall's own exit then sends nothing more. Least recently used go first: a refusal with no
@@ -601,6 +608,31 @@ static __always_inline void remember_outside_models(struct outside_models_entry 
     bpf_map_update_elem(&outside_models, &slot, entry, BPF_ANY);
 }
 
+/* Protect mode for model files: whether the current container's writes below its model
+ * directories are enforced. */
+static __always_inline bool kills_model_writes(void)
+{
+    struct vigil_cgroup_state *state = watched_state();
+    return state && (state->flags & VIGIL_CGROUP_PROTECT_MODELS) && (state->flags & VIGIL_CGROUP_MODEL);
+}
+
+/* The process opened a file for writing (descriptor fd): below a model directory, and not a write
+ * its profile has, it is killed now — after the open (a create or O_TRUNC is done), before its
+ * first write. */
+static __noinline void kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct file *file = fd_to_file(task, fd);
+    if (!file || !flags)
+        return;
+    struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+    struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
+    if (!under_model_dir(dentry, mnt, BPF_CORE_READ(dentry, d_sb, s_dev)) || protect_rule_allows(profile_id, kind, hash))
+        return;
+    bpf_send_signal(SIGKILL);
+    *flags |= VIGIL_FLAG_KILLED;
+}
+
 /* File syscalls: enter remembers the arguments, exit reports them with the outcome. */
 static __always_inline int remember_file_syscall(__u32 op, __u32 open_flags, int dirfd, __u64 name,
                                                  int target_dirfd, __u64 target_name)
@@ -767,10 +799,15 @@ static __always_inline int report_file_event(struct pending_syscall args, long r
     }
     if (args.profile_id) {
         const struct vigil_path *named = args.op == VIGIL_FILE_RENAME ? &event->target : &event->path;
-        if (is_known(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, path_hash(named))) {
+        __u64 hash = path_hash(named);
+        if (is_known(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, hash)) {
             count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
             return 0;
         }
+        /* An open for writing (open_flags set; truncate(2) has none) that succeeded: ret is its
+         * descriptor, whose file says where it really is (symlinks, bind mounts and ".." resolved). */
+        if (ret >= 0 && args.open_flags && kills_model_writes())
+            kill_model_writer(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, hash, (int)ret, &event->hdr.flags);
     }
     send_event(event, sizeof(*event), VIGIL_KIND_FILE);
     return 0;

@@ -208,10 +208,13 @@ enum vigil_runtime_phase {
 #define VIGIL_CGROUP_SERVED (1u << 2)
 
 /* Protect mode: connects and datagrams to destinations outside the profile's egress rules are
- * refused (protect_egress); execs outside its exec rules are killed (protect_execs). Set per
+ * refused (protect_egress); execs outside its exec rules are killed (protect_rules). Set per
  * container by the agent, only with a stable profile (profile_id != 0). */
 #define VIGIL_CGROUP_PROTECT_EGRESS (1u << 3)
 #define VIGIL_CGROUP_PROTECT_EXEC (1u << 4)
+/* Protect mode: a process opening a file below one of the container's model directories for
+ * writing (create, truncate, write) kills itself unless the profile has that write (protect_rules). */
+#define VIGIL_CGROUP_PROTECT_MODELS (1u << 5)
 
 /* A model directory of one container, as its processes see it: the directory's inode. A file is
  * a model file when one of its ancestors (within VIGIL_MODEL_DEPTH, mounts crossed) is one.
@@ -277,13 +280,6 @@ struct vigil_egress_key {
     __u8 addr[16];
 };
 #define VIGIL_EGRESS_FIXED_BITS 64
-
-/* An exec rule of a protected profile: fnv(exe) ^ (fnv(parent) * VIGIL_PARENT_MIX), as known_key's. */
-struct vigil_exec_rule_key {
-    __u32 profile_id;
-    __u32 _pad;
-    __u64 hash;
-};
 
 /* Address families as records carry them: Linux's values, the same on every architecture. */
 #define VIGIL_AF_INET 2

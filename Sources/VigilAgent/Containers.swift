@@ -15,6 +15,9 @@ public struct Container: Sendable, Equatable {
     public var declaredModelDigests: Set<String>
     /// Its pod asks for protect mode (annotation `vigil.dev/mode: protect`).
     public var protectRequested: Bool
+    /// A process in the container's root when it was named (its runtime's init), through which
+    /// its model directories are found before any event of it; 0: none known.
+    public var rootPid: UInt32 = 0
 
     public init(identity: WorkloadIdentity, workload: String?, runtime: ObservedRuntime? = nil, declaredModelDigests: Set<String> = [],
                 protectRequested: Bool = false) {
@@ -76,7 +79,9 @@ public final class CommandDirectory: ContainerDirectory {
     public func lookup(_ cgroupID: UInt64) -> ContainerLookup {
         if let known = known[cgroupID] { return known }
         let identity = WorkloadIdentity(id: workload, cgroup: hierarchy.path(of: cgroupID))
-        let lookup = ContainerLookup.container(Container(identity: identity, workload: workload))
+        var container = Container(identity: identity, workload: workload)
+        container.rootPid = UInt32(getpid()) // a command's processes share vigil's root
+        let lookup = ContainerLookup.container(container)
         known[cgroupID] = lookup
         return lookup
     }

@@ -239,7 +239,7 @@ public final class ModelFiles: @unchecked Sendable {
         defer { close(root) }
         var found = Set<FileIdentity>(), missing: [String] = [], paths: [String] = []
         for pattern in patterns {
-            guard let directory = fixedDirectory(of: pattern) else { continue }
+            guard let directory = PathPattern.fixedDirectory(of: pattern) else { continue }
             let fd = vigil_open_in_root(root, directory, VIGIL_O_PATH | O_DIRECTORY)
             guard fd >= 0 else {
                 missing.append(pattern)
@@ -276,17 +276,5 @@ public final class ModelFiles: @unchecked Sendable {
             }
         }
         return devices
-    }
-
-    /// The leading components of a pattern before the first that has a wildcard; nil for "/".
-    static func fixedDirectory(of pattern: String) -> String? {
-        var components: [Substring] = []
-        for component in pattern.split(separator: "/") {
-            if component.contains(where: { "*?[".contains($0) }) { break }
-            components.append(component)
-        }
-        // A pattern with no wildcard names a file: its directory is the one to watch.
-        if components.count == pattern.split(separator: "/").count { components.removeLast() }
-        return components.isEmpty ? nil : "/" + components.joined(separator: "/")
     }
 }

@@ -179,8 +179,10 @@ final class ContainerNamer: @unchecked Sendable {
         }
         let identity = WorkloadIdentity(id: pod.workloadKey, namespace: pod.namespace, pod: pod.pod, container: pod.container,
                                         containerID: cgroup.containerID, image: pod.image, cgroup: path)
-        answer(cgroupID, .container(Container(identity: identity, workload: pod.workloadKey, runtime: state.runtime,
-                                              declaredModelDigests: declaredModelDigests, protectRequested: protectRequested)))
+        var container = Container(identity: identity, workload: pod.workloadKey, runtime: state.runtime,
+                                  declaredModelDigests: declaredModelDigests, protectRequested: protectRequested)
+        container.rootPid = state.initPid
+        answer(cgroupID, .container(container))
         if settings.servingTrigger == .ready, podMetadata != nil {
             awaitReadiness(ReadinessWatch(cgroupID: cgroupID, namespace: pod.namespace, pod: pod.pod, uid: cgroup.podUID,
                                           containerID: cgroup.containerID), ready: readyContainers)

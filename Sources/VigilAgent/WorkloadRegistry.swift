@@ -157,6 +157,9 @@ public final class WorkloadRegistry: EventConsumer {
         checkedEvents += 1
         workload.withMonitor { monitor in
             guard var finding = monitor.detector.check(event, execDigest: digest, serving: serving) else { return }
+            // The kernel kills a file writer only below a model directory (by the file opened,
+            // whatever name reached it: a symlink, a bind mount).
+            if event.kind == .file && event.wasKilled && finding.rule == .unexpectedFileWrite { finding.rule = .modelArtifactWrite }
             finding.outcome = monitor.enforcement.outcome(of: finding, event: event,
                                                           protecting: workload.protectedContainers.contains(event.cgroupID))
             countEnforcement(workload, finding)
@@ -360,7 +363,7 @@ public final class WorkloadRegistry: EventConsumer {
         // container, then starts it), not at the first event.
         guard let key = container.workload, let workload = workloads[key] ?? (settings.protect(key) || container.protectRequested ? make(key) : nil),
               workload.containers[cgroupID] == nil, wantsProtection(workload, container) else { return }
-        join(workload, cgroupID, container, pid: 0)
+        join(workload, cgroupID, container, pid: container.rootPid)
     }
 
     /// A container is protected while its workload's profile is stable and the configuration,
@@ -381,7 +384,7 @@ public final class WorkloadRegistry: EventConsumer {
         }
         guard wanted != workload.protectedContainers.contains(cgroupID) else { return }
         guard wanted, let enforcement = workload.withMonitor({ $0.enforcement }) else {
-            try? kernel.protect(cgroupID: cgroupID, egress: false, exec: false)
+            try? kernel.protect(cgroupID: cgroupID, .none)
             workload.protectedContainers.remove(cgroupID)
             return
         }
@@ -396,18 +399,18 @@ public final class WorkloadRegistry: EventConsumer {
                 }
             }
             try kernel.watch(cgroupID: cgroupID, profileID: workload.profileID)
-            try kernel.protect(cgroupID: cgroupID, egress: true, exec: enforcement.killsExecs)
+            try kernel.protect(cgroupID: cgroupID, Protection(enforcement))
             workload.protectedContainers.insert(cgroupID)
             logger.info("container protected", metadata: ["workload": "\(workload.key)", "container": "\(container.identity.containerID ?? "")"])
         } catch {
-            try? kernel.protect(cgroupID: cgroupID, egress: false, exec: false)
+            try? kernel.protect(cgroupID: cgroupID, .none)
             logger.error("protect mode unavailable: the container stays monitored", metadata: ["workload": "\(workload.key)", "error": "\(error)"])
         }
     }
 
     /// The workload leaves monitoring (relearned, retired): none of its containers stays protected.
     private func endProtection(_ workload: Workload) {
-        for id in workload.protectedContainers { try? kernel.protect(cgroupID: id, egress: false, exec: false) }
+        for id in workload.protectedContainers { try? kernel.protect(cgroupID: id, .none) }
         workload.protectedContainers = []
         if workload.enforcementLoaded { kernel.unloadEnforcement(profileID: workload.profileID) }
         workload.enforcementLoaded = false

@@ -35,7 +35,7 @@ public final class KernelProbes: KernelFacade {
     private let modelDirectoriesFD: Int32
     private let modelSwitchFD: Int32
     private let protectEgressFD: Int32
-    private let protectExecsFD: Int32
+    private let protectRulesFD: Int32
     /// What `setModelDirectories` put in, per cgroup, to take out again.
     private var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
     private var modelGeneration: UInt32 = 0
@@ -111,7 +111,7 @@ public final class KernelProbes: KernelFacade {
             modelDirectoriesFD = try Self.mapFD(object, "model_dirs")
             modelSwitchFD = try Self.mapFD(object, "model_switch")
             protectEgressFD = try Self.mapFD(object, "protect_egress")
-            protectExecsFD = try Self.mapFD(object, "protect_execs")
+            protectRulesFD = try Self.mapFD(object, "protect_rules")
             eventsFD = try Self.mapFD(object, "events")
         } catch {
             for link in links { bpf_link__destroy(link) }
@@ -298,8 +298,12 @@ public final class KernelProbes: KernelFacade {
         unloadEnforcement(profileID: profileID)
         var yes: UInt8 = 1
         for hash in enforcement.execHashes {
-            var key = vigil_exec_rule_key(profile_id: profileID, _pad: 0, hash: hash)
-            try check(bpf_map_update_elem(protectExecsFD, &key, &yes, UInt64(BPF_ANY)), "protected exec rule")
+            var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: hash)
+            try check(bpf_map_update_elem(protectRulesFD, &key, &yes, UInt64(BPF_ANY)), "protected exec rule")
+        }
+        for file in enforcement.fileWrites {
+            var key = vigil_known_key(profile_id: profileID, kind: file.kind, hash: file.hash)
+            try check(bpf_map_update_elem(protectRulesFD, &key, &yes, UInt64(BPF_ANY)), "protected file-write rule")
         }
         for prefix in enforcement.egress {
             var key = vigil_egress_key()
@@ -316,22 +320,23 @@ public final class KernelProbes: KernelFacade {
     }
 
     public func unloadEnforcement(profileID: UInt32) {
-        deleteKeys(protectExecsFD, as: vigil_exec_rule_key.self) { $0.profile_id == profileID }
+        deleteKeys(protectRulesFD, as: vigil_known_key.self) { $0.profile_id == profileID }
         deleteKeys(protectEgressFD, as: vigil_egress_key.self) { $0.profile_id == profileID }
     }
 
     /// Which protections hold for this watched cgroup's processes (against the profile id it is
     /// watched with; none while that is 0).
-    public func protect(cgroupID: UInt64, egress: Bool, exec: Bool) throws {
+    public func protect(cgroupID: UInt64, _ protection: Protection) throws {
         var id = cgroupID
         var state = vigil_cgroup_state()
         guard bpf_map_lookup_elem(watchedCgroupsFD, &id, &state) == 0 else {
-            if egress || exec { throw BPFError("cannot protect cgroup \(cgroupID): it is not watched") }
+            if protection != .none { throw BPFError("cannot protect cgroup \(cgroupID): it is not watched") }
             return
         }
-        var flags = state.flags & ~(VIGIL_CGROUP_PROTECT_EGRESS | VIGIL_CGROUP_PROTECT_EXEC)
-        if egress { flags |= VIGIL_CGROUP_PROTECT_EGRESS }
-        if exec { flags |= VIGIL_CGROUP_PROTECT_EXEC }
+        var flags = state.flags & ~(VIGIL_CGROUP_PROTECT_EGRESS | VIGIL_CGROUP_PROTECT_EXEC | VIGIL_CGROUP_PROTECT_MODELS)
+        if protection.egress { flags |= VIGIL_CGROUP_PROTECT_EGRESS }
+        if protection.exec { flags |= VIGIL_CGROUP_PROTECT_EXEC }
+        if protection.modelWrites { flags |= VIGIL_CGROUP_PROTECT_MODELS }
         guard flags != state.flags else { return }
         state.flags = flags
         try check(bpf_map_update_elem(watchedCgroupsFD, &id, &state, UInt64(BPF_EXIST)), "protection of cgroup \(cgroupID)")

@@ -19,9 +19,19 @@ public struct Enforcement: Sendable, Equatable {
     /// content): while there is one, no exec is killed for this profile (reported only).
     public var unenforceableExecs: [ExecRule]
     public var egress: Set<EgressPrefix>
+    /// The exact file-write rules, as the kernel hashes them: a write open below a model
+    /// directory that is none of them kills its process.
+    public var fileWrites: Set<KnownBehaviour.FileKey>
+    /// File-write rules that are patterns and may reach into a model directory: while there is
+    /// one, model writes are reported, not killed (the kernel matches exact paths only).
+    public var unenforceableModelWrites: [FileWriteRule]
 
     /// Execs are killed only when every exec rule can be matched in the kernel.
     public var killsExecs: Bool { unenforceableExecs.isEmpty }
+    /// Write opens below model directories are killed only when every rule that could allow
+    /// one can be matched in the kernel (and the profile has model paths at all).
+    public var killsModelWrites: Bool { hasModelPaths && unenforceableModelWrites.isEmpty }
+    private var hasModelPaths: Bool
 
     /// `runtimeExes`: the binaries a rule's `(runtime)` parent stands for (the kernel sees their paths).
     public init(profile: Profile, runtimeExes: [String] = []) {
@@ -48,6 +58,24 @@ public struct Enforcement: Sendable, Equatable {
         execHashes = hashes
         unenforceableExecs = unenforceable
         self.egress = egress
+        let modelDirectories = profile.modelPaths.map { PathPattern.fixedDirectory(of: $0) ?? "/" }
+        func overlaps(_ a: String, _ b: String) -> Bool { a == "/" || b == "/" || a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") }
+        var files: Set<KnownBehaviour.FileKey> = []
+        var unenforceableWrites: [FileWriteRule] = []
+        for rule in profile.fileWrites {
+            if PathPattern(rule.path).isExact {
+                let path = BehaviourHash.fnv1a(rule.path)
+                for op in rule.ops.compactMap(FileOperation.init(contractName:)) {
+                    files.insert(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: path))
+                }
+            } else if let prefix = PathPattern.fixedDirectory(of: rule.path) ?? Optional("/"),
+                      modelDirectories.contains(where: { overlaps($0, prefix) }) {
+                unenforceableWrites.append(rule)
+            }
+        }
+        fileWrites = files
+        unenforceableModelWrites = unenforceableWrites
+        hasModelPaths = !profile.modelPaths.isEmpty
     }
 
     /// Whether the kernel's egress guard lets this destination through (the LPM trie's answer).
@@ -67,14 +95,17 @@ public struct Enforcement: Sendable, Equatable {
     }
 
     /// What protect mode does, or would do, about a finding of this event.
+    /// Protected, the kernel's word (the event's flags); monitored, the rule's.
     public func outcome(of finding: Finding, event: RawEvent, protecting: Bool) -> Finding.Outcome? {
+        if protecting { return event.wasKilled ? .killed : event.wasDenied ? .denied : nil }
         switch finding.rule {
         case .unexpectedEgress:
-            if protecting { return event.wasDenied ? .denied : nil }
             return .wouldDeny
         case .unexpectedExec:
-            if protecting { return event.wasKilled ? .killed : nil }
             return killsExecs && !event.isEntrypoint ? .wouldKill : nil
+        case .modelArtifactWrite:
+            // what the kernel kills: a successful open for writing (truncate(2), rename, unlink are reported)
+            return killsModelWrites && event.openFlags != 0 && event.fileResult >= 0 ? .wouldKill : nil
         default:
             return nil
         }

@@ -46,7 +46,7 @@ public protocol KernelFacade: AnyObject {
     /// protect mode's refusals hold for the containers below it.
     func guardEgress(cgroupDirectory: String) throws
     func unloadEnforcement(profileID: UInt32)
-    func protect(cgroupID: UInt64, egress: Bool, exec: Bool) throws
+    func protect(cgroupID: UInt64, _ protection: Protection) throws
 
     /// Events the kernel lost (ring buffer full, in-flight table full), by kind; they only grow.
     func dropCounts() -> DropCounts
@@ -97,4 +97,27 @@ public struct KnownBehaviour: Sendable, Equatable {
 public struct KernelFacadeError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Which of protect mode's enforcements hold for one container.
+public struct Protection: Equatable, Sendable {
+    /// Connects and datagrams outside the profile's egress rules are refused.
+    public var egress: Bool
+    /// Execs outside its exec rules are killed.
+    public var exec: Bool
+    /// Write opens below its model directories that it lacks are killed.
+    public var modelWrites: Bool
+
+    public init(egress: Bool, exec: Bool, modelWrites: Bool) {
+        self.egress = egress
+        self.exec = exec
+        self.modelWrites = modelWrites
+    }
+
+    public static let none = Protection(egress: false, exec: false, modelWrites: false)
+
+    /// Everything the profile's rules let the kernel enforce.
+    public init(_ enforcement: Enforcement) {
+        self.init(egress: true, exec: enforcement.killsExecs, modelWrites: enforcement.killsModelWrites)
+    }
 }

@@ -2,6 +2,18 @@
 /// run of characters but `/`; a component `**` matches any number of components (zero or more).
 /// Matching works on bytes and does not allocate, so the detector can run it per event.
 public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
+    /// The leading components of a pattern before the first that has a wildcard (for a pattern
+    /// with none, the file's directory); nil for "/": `/models/**` -> `/models`.
+    public static func fixedDirectory(of pattern: String) -> String? {
+        var components: [Substring] = []
+        for component in pattern.split(separator: "/") {
+            if component.contains(where: { "*?[".contains($0) }) { break }
+            components.append(component)
+        }
+        if components.count == pattern.split(separator: "/").count { components.removeLast() }
+        return components.isEmpty ? nil : "/" + components.joined(separator: "/")
+    }
+
     public let text: String
     let components: [[UInt8]]
     /// No `*` at all: matching is comparing, and the kernel can match it by hash.

@@ -197,15 +197,6 @@ public final class RecordedKernel: KernelFacade {
     public private(set) var enforcements: [UInt32: Enforcement] = [:]
     public private(set) var protections: [UInt64: Protection] = [:]
 
-    public struct Protection: Equatable, Sendable {
-        public var egress: Bool
-        public var exec: Bool
-        public init(egress: Bool, exec: Bool) {
-            self.egress = egress
-            self.exec = exec
-        }
-    }
-
     public private(set) var guardedRoots: [String] = []
 
     public func guardEgress(cgroupDirectory: String) throws {
@@ -220,12 +211,14 @@ public final class RecordedKernel: KernelFacade {
         enforcements[profileID] = nil
     }
 
-    public func protect(cgroupID: UInt64, egress: Bool, exec: Bool) throws {
+    /// (Model writes are not mirrored: which paths are below a model directory is the kernel's
+    /// dentry walk; the kernel tests cover them.)
+    public func protect(cgroupID: UInt64, _ protection: Protection) throws {
         guard watched[cgroupID] != nil else {
-            if egress || exec { throw KernelFacadeError("cannot protect cgroup \(cgroupID): it is not watched") }
+            if protection != .none { throw KernelFacadeError("cannot protect cgroup \(cgroupID): it is not watched") }
             return
         }
-        protections[cgroupID] = egress || exec ? Protection(egress: egress, exec: exec) : nil
+        protections[cgroupID] = protection == .none ? nil : protection
     }
 
     public func dropCounts() -> DropCounts { drops }

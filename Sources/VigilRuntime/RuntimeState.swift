@@ -7,6 +7,9 @@ public struct RuntimeState: Equatable, Sendable {
     public var annotations: [String: String]
     /// nil: the state file's format names no runtime Vigil knows.
     public var runtime: ObservedRuntime?
+    /// The container's first process (runc's init, in the container's root from `create` on),
+    /// as the host numbers it; 0 when the state does not say.
+    public var initPid: UInt32 = 0
 }
 
 /// Reads container state from the runtime's state directory: runc (and containerd's and CRI-O's
@@ -54,6 +57,7 @@ public struct RuntimeStateReader: Sendable {
             let noNewPrivileges = (flag as? Bool) ?? (flag as? NSNumber)?.boolValue ?? false
             runtime = ObservedRuntime(runtime: "runc", noNewPrivileges: noNewPrivileges)
         }
-        return RuntimeState(annotations: annotations, runtime: runtime)
+        let initPid = (state["init_process_pid"] as? NSNumber)?.uint32Value ?? 0
+        return RuntimeState(annotations: annotations, runtime: runtime, initPid: initPid)
     }
 }

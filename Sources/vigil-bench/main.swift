@@ -13,8 +13,9 @@
 //                        busiest programs, ns per run, from the kernel's BPF run-time statistics)
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
 //       running agent that does not watch them, watched by it (trace), and monitored against a
-//       profile learned from them, with and without in-kernel suppression, and suppressed without
-//       the model directory (what the model-read filter itself costs); median of R runs each.
+//       profile learned from them, with and without in-kernel suppression, suppressed without the
+//       model directory (what the model-read filter itself costs), and in protect mode (the egress
+//       guard and the exec check on top); median of R runs each.
 //   vigil-bench model-hash [--mib N]
 //       hashing an N MiB model file as the agent does (unpaced and paced), and reopening it.
 //   vigil-bench soak [--minutes M] [--containers-per-second N]
@@ -145,9 +146,10 @@ func tracePipeline(_ kernel: KernelFacade, _ hierarchy: CgroupHierarchy, sink: E
 }
 
 /// The registry `vigil learn|monitor --workload bench` uses, opening the workload as `opening`.
-func benchRegistry(_ kernel: KernelFacade, store: String, suppressInKernel: Bool = true,
+func benchRegistry(_ kernel: KernelFacade, store: String, suppressInKernel: Bool = true, protect: Bool = false,
                    opening: WorkloadRegistry.Opening) -> WorkloadRegistry {
     var settings = WorkloadRegistry.Settings()
+    settings.protect = { _ in protect }
     settings.checkpointInterval = 3600
     settings.retireAfter = .infinity
     settings.suppressInKernel = suppressInKernel
@@ -339,13 +341,18 @@ func overheadBenchmark() throws {
         registry.waitForWrites()
         return registry.workloads["bench"]!.profile!
     }()
-    func monitored(suppress: Bool, modelFilter: Bool = true) throws -> ([Double], UInt64) {
+    func monitored(suppress: Bool, modelFilter: Bool = true, protect: Bool = false) throws -> ([Double], UInt64) {
         let probes = try KernelProbes()
-        let registry = benchRegistry(probes, store: dir + "/profiles", suppressInKernel: suppress, opening: .monitor(profile))
+        let registry = benchRegistry(probes, store: dir + "/profiles", suppressInKernel: suppress, protect: protect, opening: .monitor(profile))
         let workload = registry.workload("bench") // its known behaviour in the kernel, when suppressing
-        let pipeline = try EventPipeline(kernel: probes, directory: CommandDirectory(hierarchy: hierarchy, workload: "bench"),
-                                         consumer: registry, sink: DiscardSink(), node: "bench")
+        let directory = CommandDirectory(hierarchy: hierarchy, workload: "bench")
+        let pipeline = try EventPipeline(kernel: probes, directory: directory, consumer: registry, sink: DiscardSink(), node: "bench")
         try probes.watch(cgroupID: monitorID, profileID: suppress ? workload.profileID : 0)
+        if protect { // as `vigil monitor --protect` does: the guard, then the cgroup protected
+            try probes.guardEgress(cgroupDirectory: hierarchy.directory(of: monitorPath))
+            if case .container(let container) = directory.lookup(monitorID) { registry.containerNamed(monitorID, container: container) }
+            guard workload.protectedContainers.contains(monitorID) else { throw CgroupError("protect mode could not be set up") }
+        }
         // The model-read filter on: a model directory (not the one the loops read from), given to
         // the kernel as the agent gives it (with its filesystem's device marker).
         if modelFilter {
@@ -372,19 +379,21 @@ func overheadBenchmark() throws {
     let (userspaceCheck, userspaceFindings) = try monitored(suppress: false)
     let (kernelSuppressed, kernelFindings) = try monitored(suppress: true)
     let (withoutModels, _) = try monitored(suppress: true, modelFilter: false)
+    let (protected, protectedFindings) = try monitored(suppress: true, protect: true)
 
     // Alone again, after: the baseline is the mean of before and after, so drift is not overhead.
     for (i, (_, arguments, _)) in loops.enumerated() { alone[i] = (alone[i] + (try measure(arguments, in: unwatchedPath))) / 2 }
 
     print("CPU time of the workload (user + system), ms, and overhead against alone:")
-    print("| loop | iterations | alone | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression | the same, no model directory |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| loop | iterations | alone | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression | the same, no model directory | protect |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (i, (name, _, iterations)) in loops.enumerated() {
         func cell(_ v: Double) -> String { String(format: "%.1f (%+.1f%%)", v * 1000, (v / alone[i] - 1) * 100) }
         print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | \(cell(unwatched[i])) | "
-            + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) | \(cell(withoutModels[i])) |")
+            + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) | \(cell(withoutModels[i])) | \(cell(protected[i])) |")
     }
-    print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression)")
+    print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression), "
+        + "\(protectedFindings) (protect)")
     print("median of \(runs) runs each; events printed while watched: \(sink.bytes / 1024) KiB of JSON; kernel drops: \(drops)")
 }
 

@@ -395,8 +395,8 @@ final class AgentPipelineTests: XCTestCase {
         let api = try node.startContainer(namespace: "shop", pod: "api-5f6d7c8b9-c3c3c")
         let jobs = try node.startContainer(namespace: "shop", pod: "jobs-6c5b4a3d2-d4d4d")
         try node.settle(agent)
-        XCTAssertEqual(node.kernel.protections[web.cgroupID], .init(egress: true, exec: true), "the configuration names it")
-        XCTAssertEqual(node.kernel.protections[api.cgroupID], .init(egress: true, exec: true), "its pod asks")
+        XCTAssertEqual(node.kernel.protections[web.cgroupID], .init(egress: true, exec: true, modelWrites: false), "the configuration names it")
+        XCTAssertEqual(node.kernel.protections[api.cgroupID], .init(egress: true, exec: true, modelWrites: false), "its pod asks")
         XCTAssertNil(node.kernel.protections[jobs.cgroupID], "neither")
         XCTAssertEqual(node.kernel.enforcements.count, 2, "the rules of the two protected workloads are in the kernel")
 
@@ -435,7 +435,7 @@ final class AgentPipelineTests: XCTestCase {
         agent.registry.relearn(from: newer)
         XCTAssertNil(node.kernel.protections[web.cgroupID])
         XCTAssertNil(node.kernel.enforcements[agent.registry.workloads[workloadKey]!.profileID])
-        XCTAssertEqual(node.kernel.protections[api.cgroupID], .init(egress: true, exec: true), "another workload's stays")
+        XCTAssertEqual(node.kernel.protections[api.cgroupID], .init(egress: true, exec: true, modelWrites: false), "another workload's stays")
     }
 
     /// Model files: the kernel is told the container's model directory (as its process sees it:

@@ -317,3 +317,63 @@ extension CRITests {
         }
     }
 }
+
+extension CRITests {
+    /// Protect mode with the real parts: the agent (the binary, `protect` in its configuration)
+    /// learns the model server from a pod, then a replica started by containerd is protected from
+    /// its naming on: its normal traffic is answered with nothing refused, and the demo's attack
+    /// (the unsafe /predict runs a shell and connects out) finds the shell killed before it runs
+    /// and the connection refused — the server keeps answering, and the events and metrics say so.
+    func testProtectModeUnderContainerdKillsTheShellAndRefusesTheConnection() throws {
+        let workload = "ml/deployment/llm-guarded/server"
+        let node = try Node(self, configuration: "protect:\n- workload: ml/deployment/llm-guarded/*")
+        let learning = try node.containerd.runPod(Containerd.PodRequest(name: podName("llm-guarded"), command: Self.modelServer(port: node.port + 1000)))
+        let expected = try Self.modelServerTraffic(port: node.port + 1000)
+        XCTAssertNotNil(node.profileState(workload), "never stable\n\(node.log)")
+        node.containerd.removePod(learning)
+
+        let port = node.port + 1001
+        let replica = try node.containerd.runPod(Containerd.PodRequest(name: podName("llm-guarded"), command: Self.modelServer(port: port)))
+        XCTAssertEqual(try Self.modelServerTraffic(port: port), expected, "learned traffic, protected")
+        var protected = ""
+        for _ in 0..<50 where !protected.contains("vigil_protected_containers 1") {
+            protected = node.metrics
+            usleep(100_000)
+        }
+        XCTAssertTrue(protected.contains("vigil_protected_containers 1"), protected + node.log)
+
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let attack = Process()
+        attack.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        attack.arguments = ["-B", repository + "/examples/model-server/attack.py", "\(port)", "/models"]
+        attack.standardError = FileHandle.nullDevice
+        try attack.run()
+        attack.waitUntilExit()
+        XCTAssertEqual(attack.terminationStatus, 0, "the server answered the attack's request")
+        XCTAssertEqual(try Self.modelServerTraffic(port: port), expected, "and serves on")
+
+        func acted(_ rule: String) -> [String: Any]? {
+            node.events.first {
+                $0["kind"] as? String == "anomaly" && $0[path: "anomaly.rule"] as? String == rule && $0[path: "workload.pod"] as? String == replica.request.name
+            }
+        }
+        let deadline = Date().addingTimeInterval(15)
+        while (acted("unexpected-exec") == nil || acted("unexpected-egress") == nil) && Date() < deadline { usleep(200_000) }
+        let exec = try XCTUnwrap(acted("unexpected-exec"), "\(node.events)")
+        XCTAssertEqual(exec[path: "anomaly.action"] as? String, "killed")
+        XCTAssertEqual(exec[path: "event.process.exe"] as? String, "/usr/bin/dash")
+        let egress = try XCTUnwrap(acted("unexpected-egress"))
+        XCTAssertEqual(egress[path: "anomaly.action"] as? String, "denied")
+        XCTAssertEqual(egress[path: "event.network.errno"] as? String, "EPERM")
+        XCTAssertFalse(node.events.contains { $0["kind"] as? String == "anomaly" && $0[path: "anomaly.rule"] as? String == "model-artifact-write" },
+                       "the shell never ran, so nothing wrote the weights")
+        var metrics = ""
+        for _ in 0..<30 where !metrics.contains(#"rule="unexpected-exec",action="killed"} 1"#) {
+            metrics = node.metrics
+            usleep(200_000)
+        }
+        XCTAssertTrue(metrics.contains(#"vigil_protect_actions_total{workload="\#(workload)",rule="unexpected-exec",action="killed"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"vigil_protect_actions_total{workload="\#(workload)",rule="unexpected-egress",action="denied"} 1"#), metrics)
+        node.containerd.removePod(replica)
+    }
+}

@@ -28,8 +28,15 @@ final class DemoTests: XCTestCase {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         demo.waitUntilExit()
         XCTAssertEqual(demo.terminationStatus, 0)
-        // Step 3: the server under its generated seccomp profile.
         let narration = try String(contentsOfFile: log, encoding: .utf8)
+        // Step 3: the same attack in protect mode: the shell killed, the connection refused.
+        XCTAssertTrue(narration.contains("normal requests before and after the attack: answered"), narration)
+        XCTAssertTrue(narration.contains("attack: the shell was killed before it ran (the weights are intact)"), narration)
+        let acted = narration.split(separator: "\n").filter { $0.hasPrefix("{") && $0.contains(#""action""#) }
+        XCTAssertTrue(acted.contains { $0.contains(#""rule":"unexpected-exec""#) && $0.contains(#""action":"killed""#) }, narration)
+        XCTAssertTrue(acted.contains { $0.contains(#""rule":"unexpected-egress""#) && $0.contains(#""action":"denied""#) }, narration)
+        XCTAssertFalse(acted.contains { $0.contains("model-artifact-write") }, "the shell never ran, so nothing wrote the weights")
+        // Step 4: the server under its generated seccomp profile.
         XCTAssertTrue(narration.contains("normal requests: answered under the profile"), narration)
         XCTAssertTrue(narration.contains("attack: refused by the kernel"), narration)
         XCTAssertTrue(narration.contains("PermissionError: [Errno 1] Operation not permitted"), narration)

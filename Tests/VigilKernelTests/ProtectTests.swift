@@ -59,12 +59,19 @@ final class ProtectTests: XCTestCase {
         let metrics = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue))
         let elsewhere = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
         let elsewhereUDP = try LoopbackSocket(family: AF_INET6, type: Int32(SOCK_DGRAM.rawValue))
-        let normal = ["connects:3:\(service.port)", "udp4:\(metrics.port)", "execs:2:/bin/true"]
+        // Letters only: a name with digits would be generalised into a pattern.
+        let directory = "/tmp/vigil-protect-" + String((0..<10).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let models = directory + "/models"
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        try "{}".write(toFile: models + "/config.json", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link", withDestinationPath: models + "/config.json")
+        let normal = ["connects:3:\(service.port)", "udp4:\(metrics.port)", "execs:2:/bin/true", "write:\(models)/weights.bin"]
 
         // Learn.
         let profile: Profile = try {
             let probes = try KernelProbes()
-            let learner = Learner.start(workload: workload, modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(),
+            let learner = Learner.start(workload: workload, modelPaths: [models + "/**"], minDuration: 0, quietPeriod: 0, now: Date(),
                                         resolver: resolver, runtimeExes: [KernelTestSupport.realpath("/proc/self/exe")])
             let (learning, pipeline, _) = try registry(probes, store: store, sink: MemorySink(), opening: .learn(learner), protect: false,
                                                        hierarchy: hierarchy)
@@ -84,14 +91,14 @@ final class ProtectTests: XCTestCase {
         // protected once named, before its command starts.
         var probes: KernelProbes? = try KernelProbes()
         let sink = MemorySink()
-        let (protecting, pipeline, directory) = try registry(probes!, store: store, sink: sink, opening: .monitor(profile), protect: true,
+        let (protecting, pipeline, names) = try registry(probes!, store: store, sink: sink, opening: .monitor(profile), protect: true,
                                                              hierarchy: hierarchy)
         try probes!.guardEgress(cgroupDirectory: hierarchy.directory(of: root.path))
         let protected = protecting.workload(workload)
         func protectedReplica() throws -> (path: String, id: UInt64) {
             let cgroup = try replica()
             try probes!.watch(cgroupID: cgroup.id, profileID: protected.profileID)
-            guard case .container(let container) = directory.lookup(cgroup.id) else { throw TestSupportError(description: "not named") }
+            guard case .container(let container) = names.lookup(cgroup.id) else { throw TestSupportError(description: "not named") }
             protecting.containerNamed(cgroup.id, container: container)
             XCTAssertTrue(protected.protectedContainers.contains(cgroup.id))
             return cgroup
@@ -120,6 +127,18 @@ final class ProtectTests: XCTestCase {
         XCTAssertEqual(killed.status.shellStatus, 137)
         XCTAssertEqual(killed.output, "", "the program never ran")
 
+        // A write open below the model directory the profile lacks: killed at the open's exit,
+        // before its first write. What the open itself did stays done: a new file exists (empty),
+        // an existing one opened with O_TRUNC is empty. Through a symlink, the same (the kernel
+        // judges the file opened, not the name).
+        let created = try run(hierarchy, first.path, ["write:\(models)/other.bin"])
+        XCTAssertEqual(created.status, .signaled(SIGKILL))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: models + "/other.bin")).count, 0, "created, nothing written")
+        XCTAssertEqual(try run(hierarchy, first.path, ["write:\(directory)/link"]).status, .signaled(SIGKILL))
+        XCTAssertEqual(try String(contentsOfFile: models + "/config.json", encoding: .utf8), "", "truncated by the open, nothing written")
+        XCTAssertEqual(try run(hierarchy, first.path, ["write:\(models)/weights.bin", "write:\(directory)/scratch"]).status, .exited(0),
+                       "the write it learned, and writes elsewhere, go on")
+
         // A second replica: the same, from its first exec.
         let second = try protectedReplica()
         XCTAssertEqual(try run(hierarchy, second.path, ["exec:/bin/echo:pwned"]).status, .signaled(SIGKILL))
@@ -137,6 +156,9 @@ final class ProtectTests: XCTestCase {
         XCTAssertEqual(execs.first?[path: "event.process.exe"] as? String, KernelTestSupport.realpath("/bin/echo"))
         XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .unexpectedEgress, action: .denied)], 2)
         XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .unexpectedExec, action: .killed)], 2)
+        XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .modelArtifactWrite, action: .killed)], 2)
+        let modelWrites = anomalies.filter { $0[path: "anomaly.rule"] as? String == "model-artifact-write" }
+        XCTAssertEqual(Set(modelWrites.compactMap { $0[path: "anomaly.action"] as? String }), ["killed"], "\(modelWrites)")
 
         // The agent goes (its programs with it): enforcement fails open.
         probes = nil

@@ -2,7 +2,10 @@
 # Vigil's main job, end to end, on the example model server:
 #   1. learn: run the server under `vigil learn` while a client sends normal requests;
 #   2. monitor: run it again under `vigil monitor`; send normal requests (no anomaly expected),
-#      then the attack (attack.py), then normal requests again.
+#      then the attack (attack.py), then normal requests again;
+#   3. protect: the same attack under `vigil monitor --protect`: the shell is killed before it
+#      runs, the connection is refused, the weights are intact, and the anomalies say so;
+#   4. seccomp: the server under the seccomp profile generated from what it learned.
 # Prints the anomalies vigil reported. Usage: demo.sh [VIGIL]   (run as root)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +52,29 @@ echo "== anomalies reported by vigil monitor ($work/anomalies.jsonl):" >&2
 cat "$work/anomalies.jsonl"
 echo "== profile: $work/profiles/model-server/v1.yaml" >&2
 
-echo "== 3. seccomp: the server under the profile generated from what it called while learning" >&2
+echo "== 3. protect: the same attack under vigil monitor --protect" >&2
+cp "$here/models/weights.json" "$work/models/"
+# shellcheck disable=SC2086
+"$vigil" monitor --protect --workload model-server --profiles "$work/profiles" -- $server > "$work/protect.jsonl" &
+protector=$!
+started="$started $protector"
+/usr/bin/python3 -B "$here/client.py" "$port" 10 >/dev/null
+/usr/bin/python3 -B "$here/attack.py" "$port" "$work/models"
+if /usr/bin/python3 -B "$here/client.py" "$port" 5 >/dev/null; then
+    echo "   normal requests before and after the attack: answered" >&2
+else
+    echo "   normal requests: FAILED under protect mode" >&2
+fi
+sleep 1.5
+wait_for_exit "$protector"
+if cmp -s "$here/models/weights.json" "$work/models/weights.json"; then
+    echo "   attack: the shell was killed before it ran (the weights are intact), the connection refused:" >&2
+else
+    echo "   attack: the weights were overwritten" >&2
+fi
+grep '"action"' "$work/protect.jsonl" >&2 || echo "   (no anomaly says what protect mode did)" >&2
+
+echo "== 4. seccomp: the server under the profile generated from what it called while learning" >&2
 "$vigil" seccomp export --workload model-server --profiles "$work/profiles" --out "$work/model-server.seccomp.json"
 cp "$here/models/weights.json" "$work/models/"
 # shellcheck disable=SC2086
