@@ -1,7 +1,13 @@
 #include "CVigilBPF.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,4 +93,54 @@ int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *conf
         return 0;
     }
     return -ENOENT;
+}
+
+int vigil_bpf_attach_empty(const char *category, const char *name)
+{
+    struct bpf_insn empty[2] = {
+        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+        { .code = BPF_JMP | BPF_EXIT },
+    };
+    enum bpf_prog_type type = category ? BPF_PROG_TYPE_TRACEPOINT : BPF_PROG_TYPE_RAW_TRACEPOINT;
+    int prog = bpf_prog_load(type, "vigil_floor", "GPL", empty, 2, NULL);
+    if (prog < 0)
+        return -errno;
+    if (!category) {
+        int fd = bpf_raw_tracepoint_open(name, prog);
+        int err = errno;
+        close(prog);
+        return fd < 0 ? -err : fd;
+    }
+    char path[512], id_text[32] = {0};
+    int id_fd = -1;
+    const char *roots[] = { "/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events" };
+    for (int i = 0; i < 2 && id_fd < 0; i++) {
+        snprintf(path, sizeof(path), "%s/%s/%s/id", roots[i], category, name);
+        id_fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (id_fd < 0 || read(id_fd, id_text, sizeof(id_text) - 1) <= 0) {
+        int err = id_fd < 0 ? errno : EIO;
+        if (id_fd >= 0)
+            close(id_fd);
+        close(prog);
+        return -err;
+    }
+    close(id_fd);
+    struct perf_event_attr attr = {
+        .type = PERF_TYPE_TRACEPOINT,
+        .size = sizeof(attr),
+        .config = strtoull(id_text, NULL, 10),
+        .sample_period = 1,
+        .wakeup_events = 1,
+    };
+    int fd = (int)syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 || ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog) < 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        close(prog);
+        return -err;
+    }
+    close(prog); /* the perf event holds it */
+    return fd;
 }

@@ -124,27 +124,55 @@ public final class KernelProbes: KernelFacade {
     /// has openat but not open, renameat2 but not rename: its programs see those calls there).
     public private(set) var absentSyscallHooks: [String] = []
 
+    /// The section names of the programs built into vigil (the hooks they attach to), read from
+    /// the object without loading it.
+    public static func hookSections(objectDirectory: String? = nil) throws -> [String] {
+        let image = try objectImage(directory: objectDirectory)
+        var options = bpf_object_open_opts()
+        options.sz = MemoryLayout<bpf_object_open_opts>.size
+        guard let object = image.withUnsafeBytes({ bpf_object__open_mem($0.baseAddress, $0.count, &options) }),
+              libbpf_get_error(UnsafeRawPointer(object)) == 0 else {
+            throw BPFError("could not open the BPF object: \(takeLog())")
+        }
+        defer { bpf_object__close(object) }
+        var sections: [String] = []
+        var program = bpf_object__next_program(object, nil)
+        while let current = program {
+            sections.append(String(cString: bpf_program__section_name(current)))
+            program = bpf_object__next_program(object, current)
+        }
+        return sections
+    }
+
     /// The syscalls newer architectures dropped for their *at forms; only these may be missing.
     static let legacySyscalls: Set<String> = ["open", "creat", "rename", "unlink", "rmdir"]
 
     /// Turns off the programs of legacy syscalls whose tracepoints this kernel does not have
     /// (tracefs says so); any other missing tracepoint is still an error at attach.
     private static func skipSyscallsThisArchitectureLacks(_ object: OpaquePointer) -> [String] {
-        guard let events = ["/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls"]
-            .first(where: { FileManager.default.fileExists(atPath: $0 + "/sys_enter_openat") }) else { return [] }
         var skipped: [String] = []
         var program = bpf_object__next_program(object, nil)
         while let current = program {
             let section = String(cString: bpf_program__section_name(current))
-            let event = section.split(separator: "/").last.map(String.init) ?? ""
-            let call = event.replacingOccurrences(of: "sys_enter_", with: "").replacingOccurrences(of: "sys_exit_", with: "")
-            if section.hasPrefix("tp/syscalls/"), legacySyscalls.contains(call), !FileManager.default.fileExists(atPath: events + "/" + event) {
+            if !skippedOnThisArchitecture([section]).isEmpty {
                 bpf_program__set_autoload(current, false)
-                skipped.append(event)
+                skipped.append(section.split(separator: "/").last.map(String.init) ?? section)
             }
             program = bpf_object__next_program(object, current)
         }
         return skipped
+    }
+
+    /// The sections among `sections` that hook a legacy syscall this kernel's architecture does
+    /// not have (tracefs has no such event).
+    public static func skippedOnThisArchitecture(_ sections: [String]) -> [String] {
+        guard let events = ["/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls"]
+            .first(where: { FileManager.default.fileExists(atPath: $0 + "/sys_enter_openat") }) else { return [] }
+        return sections.filter { section in
+            let event = section.split(separator: "/").last.map(String.init) ?? ""
+            let call = event.replacingOccurrences(of: "sys_enter_", with: "").replacingOccurrences(of: "sys_exit_", with: "")
+            return section.hasPrefix("tp/syscalls/") && legacySyscalls.contains(call) && !FileManager.default.fileExists(atPath: events + "/" + event)
+        }
     }
 
     deinit {

@@ -11,7 +11,8 @@
 //                        (DIR: where the monitored run's model directory is; the default shares
 //                        the loops' tmpfs, the worst case; --program-stats: each monitored run's
 //                        busiest programs, ns per run, from the kernel's BPF run-time statistics)
-//       the open-write-close, exec and connect loops of vigil-workload, timed alone, beside a
+//       the open-write-close, exec and connect loops of vigil-workload, timed alone, under empty
+//       programs on the same tracepoints (the floor: the kernel's tracing path alone), beside a
 //       running agent that does not watch them, watched by it (trace), and monitored against a
 //       profile learned from them, with and without in-kernel suppression, suppressed without the
 //       model directory (what the model-read filter itself costs), and in protect mode (the egress
@@ -302,6 +303,13 @@ func overheadBenchmark() throws {
 
     var alone: [Double] = []
     for (_, arguments, _) in loops { alone.append(try measure(arguments, in: unwatchedPath)) }
+    // The floor: an empty program on every tracepoint Vigil uses, nothing else.
+    var floor: [Double] = []
+    try {
+        let empty = try TracepointFloor()
+        for (_, arguments, _) in loops { floor.append(try measure(arguments, in: unwatchedPath)) }
+        withExtendedLifetime(empty) {}
+    }()
 
     var probes: KernelProbes? = try KernelProbes()
     let sink = DiscardSink()
@@ -385,11 +393,11 @@ func overheadBenchmark() throws {
     for (i, (_, arguments, _)) in loops.enumerated() { alone[i] = (alone[i] + (try measure(arguments, in: unwatchedPath))) / 2 }
 
     print("CPU time of the workload (user + system), ms, and overhead against alone:")
-    print("| loop | iterations | alone | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression | the same, no model directory | protect |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| loop | iterations | alone | floor (empty programs) | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression | the same, no model directory | protect |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (i, (name, _, iterations)) in loops.enumerated() {
         func cell(_ v: Double) -> String { String(format: "%.1f (%+.1f%%)", v * 1000, (v / alone[i] - 1) * 100) }
-        print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | \(cell(unwatched[i])) | "
+        print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | \(cell(floor[i])) | \(cell(unwatched[i])) | "
             + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) | \(cell(withoutModels[i])) | \(cell(protected[i])) |")
     }
     print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression), "

@@ -10,6 +10,17 @@ final class CaptureTests: XCTestCase {
     /// A workload in its own cgroup execs, writes by a relative path, renames, unlinks (once
     /// failing), connects over TCP on IPv4 and IPv6 and sends UDP datagrams on both; every event
     /// is reported with exact fields, in order. A process outside the cgroup is not reported.
+    /// The benchmark's floor attaches an empty program to every tracepoint Vigil's programs use
+    /// (so `vigil-bench overhead` cannot drift from the hooks it is the floor of), and they run.
+    func testTheFloorAttachesAnEmptyProgramToEveryHook() throws {
+        try KernelTestSupport.requireRoot()
+        let floor = try TracepointFloor()
+        XCTAssertTrue(floor.hooks.contains("tp/syscalls/sys_enter_openat"), "\(floor.hooks)")
+        XCTAssertTrue(floor.hooks.contains("tp/sched/sched_process_exec"))
+        XCTAssertFalse(floor.hooks.contains { $0.hasPrefix("cgroup/") }, "the egress guard is no tracepoint")
+        XCTAssertEqual(floor.attached, floor.hooks.count - KernelProbes.skippedOnThisArchitecture(floor.hooks).count)
+    }
+
     func testReportsEachSyscallOfAWatchedWorkloadExactly() throws {
         let traced = try TracedCgroup(self, node: "test-node")
         let (hierarchy, sink, pipeline, cgroup) = (traced.hierarchy, traced.sink, traced.pipeline, (path: traced.path, id: traced.id))

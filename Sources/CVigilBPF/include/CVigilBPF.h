@@ -15,4 +15,9 @@ size_t vigil_bpf_take_log(char *buf, size_t size);
 /* Writes the agent's settings into the object's .rodata before load. Returns 0 or -errno. */
 int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *config);
 
+/* The floor of the design, for benchmarks: an empty program (return 0) attached to the tracepoint
+ * category/name (a raw tracepoint when category is NULL). Returns the descriptor that holds the
+ * attachment (close it to detach), or -errno. */
+int vigil_bpf_attach_empty(const char *category, const char *name);
+
 #endif
