@@ -608,6 +608,73 @@ static __always_inline void remember_outside_models(struct outside_models_entry 
     bpf_map_update_elem(&outside_models, &slot, entry, BPF_ANY);
 }
 
+/* Model directories by path (struct vigil_model_path_key), filled by the agent with model_dirs. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);
+    __type(key, struct vigil_model_path_key);
+    __type(value, __u8);
+} model_dir_paths __weak SEC(".maps");
+
+struct prefix_scan {
+    const char *bytes;
+    __u32 len;
+    bool below;
+    bool joined; /* the name follows a directory: a '/' at its start ends a prefix */
+    __u64 hash;
+    __u64 cgroup_id;
+};
+
+static __always_inline bool is_model_dir_path(__u64 cgroup_id, __u64 hash)
+{
+    struct vigil_model_path_key key = { .cgroup_id = cgroup_id, .hash = hash };
+    return bpf_map_lookup_elem(&model_dir_paths, &key) != NULL;
+}
+
+/* One byte of a name: at each '/', is what came before it a model directory? */
+static long prefix_step(__u64 index, struct prefix_scan *scan)
+{
+    if (index >= VIGIL_PATH_LEN || index >= scan->len)
+        return 1;
+    char c = scan->bytes[index];
+    if (c == '/' && (index > 0 || scan->joined) && is_model_dir_path(scan->cgroup_id, scan->hash)) {
+        scan->below = true;
+        return 1;
+    }
+    scan->hash ^= (__u8)c;
+    scan->hash *= VIGIL_FNV_PRIME;
+    return 0;
+}
+
+/* Whether a name a syscall was given (its directory joined as path_hash joins it) is a model
+ * directory or below one, by text: as the process wrote it, without resolving "..", or a
+ * symlinked directory on the way — what a rename or unlink leaves to judge once it is done.
+ * Global: verified once, not in each file-syscall program. */
+__weak __noinline int named_below_model_dir(struct vigil_path *path)
+{
+    if (!path)
+        return 0;
+    struct prefix_scan scan = { .hash = VIGIL_FNV_OFFSET, .cgroup_id = bpf_get_current_cgroup_id() };
+    if (path->dir_len > 0) {
+        scan.bytes = path->dir;
+        scan.len = path->dir_len;
+        bpf_loop(VIGIL_PATH_LEN, prefix_step, &scan, 0);
+        if (scan.below)
+            return 1;
+        if (path->dir_len > 1) {
+            if (is_model_dir_path(scan.cgroup_id, scan.hash))
+                return 1;
+            scan.hash ^= '/';
+            scan.hash *= VIGIL_FNV_PRIME;
+        }
+    }
+    scan.bytes = path->name;
+    scan.len = path->name_len;
+    scan.joined = path->dir_len > 0;
+    bpf_loop(VIGIL_PATH_LEN, prefix_step, &scan, 0);
+    return scan.below || is_model_dir_path(scan.cgroup_id, scan.hash);
+}
+
 /* Protect mode for model files: whether the current container's writes below its model
  * directories are enforced. */
 static __always_inline bool kills_model_writes(void)
@@ -618,19 +685,43 @@ static __always_inline bool kills_model_writes(void)
 
 /* The process opened a file for writing (descriptor fd): below a model directory, and not a write
  * its profile has, it is killed now — after the open (a create or O_TRUNC is done), before its
- * first write. */
-static __noinline void kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags)
+ * first write. Global: verified once. */
+__weak __noinline int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags)
 {
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     struct file *file = fd_to_file(task, fd);
     if (!file || !flags)
-        return;
+        return 0;
     struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
     struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
     if (!under_model_dir(dentry, mnt, BPF_CORE_READ(dentry, d_sb, s_dev)) || protect_rule_allows(profile_id, kind, hash))
-        return;
+        return 0;
     bpf_send_signal(SIGKILL);
     *flags |= VIGIL_FLAG_KILLED;
+    return 1;
+}
+
+/* Protect mode for model files, after a file syscall that succeeded and that the profile does
+ * not have as known behaviour. An open for writing (open_flags set; truncate(2) has none): ret
+ * is its descriptor, whose file says where it really is (symlinks, bind mounts and ".."
+ * resolved). A rename (into or out of a model directory), unlink or truncate(2): judged by the
+ * names it was given; done by now, the process goes before it does more. Global: verified once. */
+__weak __noinline int protect_model_files(struct vigil_file_event *event, __u32 profile_id, __u64 hash)
+{
+    if (!event || event->ret < 0 || !kills_model_writes())
+        return 0;
+    __u32 op = event->op;
+    __u32 kind = VIGIL_KIND_FILE * 16 + op;
+    if (event->open_flags)
+        return kill_model_writer(profile_id, kind, hash, (int)event->ret, &event->hdr.flags);
+    if (event->ret != 0 || protect_rule_allows(profile_id, kind, hash))
+        return 0;
+    if (!named_below_model_dir(op == VIGIL_FILE_RENAME ? &event->target : &event->path)
+        && !(op == VIGIL_FILE_RENAME && named_below_model_dir(&event->path)))
+        return 0;
+    bpf_send_signal(SIGKILL);
+    event->hdr.flags |= VIGIL_FLAG_KILLED;
+    return 1;
 }
 
 /* File syscalls: enter remembers the arguments, exit reports them with the outcome. */
@@ -804,10 +895,7 @@ static __always_inline int report_file_event(struct pending_syscall args, long r
             count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
             return 0;
         }
-        /* An open for writing (open_flags set; truncate(2) has none) that succeeded: ret is its
-         * descriptor, whose file says where it really is (symlinks, bind mounts and ".." resolved). */
-        if (ret >= 0 && args.open_flags && kills_model_writes())
-            kill_model_writer(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, hash, (int)ret, &event->hdr.flags);
+        protect_model_files(event, args.profile_id, hash);
     }
     send_event(event, sizeof(*event), VIGIL_KIND_FILE);
     return 0;

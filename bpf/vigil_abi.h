@@ -227,6 +227,13 @@ struct vigil_model_dir_key {
     __u32 _pad;
 };
 
+/* A model directory of one container by the path its processes name it with (FNV-1a of the
+ * path), for the syscalls that leave no open file to judge (rename, unlink, truncate(2)). */
+struct vigil_model_path_key {
+    __u64 cgroup_id;
+    __u64 hash;
+};
+
 /* The value of the watched_cgroups map: what the kernel knows of one watched cgroup. */
 struct vigil_cgroup_state {
     __u32 profile_id; /* 0: no stable profile: report everything; else keys of the known_* maps */

@@ -217,7 +217,7 @@ public final class WorkloadRegistry: EventConsumer {
         workload.modelDirectoriesMissing[cgroupID] = missing.isEmpty ? nil : pid
         guard !found.isEmpty else { return }
         do {
-            try kernel.setModelDirectories(cgroupID: cgroupID, found)
+            try kernel.setModelDirectories(cgroupID: cgroupID, found, paths: Set(patterns.compactMap(PathPattern.fixedDirectory)))
         } catch {
             problem(workload.key, version: workload.profile?.version, "model reads cannot be watched: \(error)")
         }

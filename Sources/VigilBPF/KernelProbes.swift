@@ -34,11 +34,13 @@ public final class KernelProbes: KernelFacade {
     private let knownModelsFD: Int32
     private let modelDirectoriesFD: Int32
     private let modelSwitchFD: Int32
+    private let modelDirectoryPathsFD: Int32
     private let protectEgressFD: Int32
     private let protectRulesFD: Int32
     /// What `setModelDirectories` put in, per cgroup, to take out again.
     private var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
     private var modelGeneration: UInt32 = 0
+    private var modelDirectoryPaths: [UInt64: Set<UInt64>] = [:]
     let eventsFD: Int32
     public let ringBufferBytes: UInt32
 
@@ -110,6 +112,7 @@ public final class KernelProbes: KernelFacade {
             knownModelsFD = try Self.mapFD(object, "known_models")
             modelDirectoriesFD = try Self.mapFD(object, "model_dirs")
             modelSwitchFD = try Self.mapFD(object, "model_switch")
+            modelDirectoryPathsFD = try Self.mapFD(object, "model_dir_paths")
             protectEgressFD = try Self.mapFD(object, "protect_egress")
             protectRulesFD = try Self.mapFD(object, "protect_rules")
             eventsFD = try Self.mapFD(object, "events")
@@ -472,7 +475,18 @@ public final class KernelProbes: KernelFacade {
         try? setModelDirectories(cgroupID: cgroupID, [])
     }
 
-    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws {
+    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>, paths: Set<String>) throws {
+        let hashes = Set(paths.map(BehaviourHash.fnv1a))
+        for hash in (modelDirectoryPaths[cgroupID] ?? []).subtracting(hashes) {
+            var key = vigil_model_path_key(cgroup_id: cgroupID, hash: hash)
+            bpf_map_delete_elem(modelDirectoryPathsFD, &key)
+        }
+        var present: UInt8 = 1
+        for hash in hashes.subtracting(modelDirectoryPaths[cgroupID] ?? []) {
+            var key = vigil_model_path_key(cgroup_id: cgroupID, hash: hash)
+            try check(bpf_map_update_elem(modelDirectoryPathsFD, &key, &present, UInt64(BPF_ANY)), "model directory path")
+        }
+        modelDirectoryPaths[cgroupID] = hashes.isEmpty ? nil : hashes
         func key(_ directory: FileIdentity) -> vigil_model_dir_key {
             vigil_model_dir_key(cgroup_id: cgroupID, inode: directory.inode, device: directory.device, _pad: 0)
         }

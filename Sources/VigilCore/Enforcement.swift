@@ -104,8 +104,8 @@ public struct Enforcement: Sendable, Equatable {
         case .unexpectedExec:
             return killsExecs && !event.isEntrypoint ? .wouldKill : nil
         case .modelArtifactWrite:
-            // what the kernel kills: a successful open for writing (truncate(2), rename, unlink are reported)
-            return killsModelWrites && event.openFlags != 0 && event.fileResult >= 0 ? .wouldKill : nil
+            // the kernel kills after a successful write open, rename, unlink or truncate
+            return killsModelWrites && event.fileResult >= 0 ? .wouldKill : nil
         default:
             return nil
         }

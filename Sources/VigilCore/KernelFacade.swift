@@ -23,7 +23,9 @@ public protocol KernelFacade: AnyObject {
     /// The model directories of a watched cgroup's container (directory inodes, as its processes
     /// see them): the kernel then reports its read-only opens of files below them (`readModel`)
     /// and no other read. Empty: none (and its entries are removed).
-    func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws
+    /// `paths`: the same directories by the paths the container's processes name them with, for
+    /// protect mode's judgement of renames and unlinks (by text).
+    func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>, paths: Set<String>) throws
     /// The syscalls each watched cgroup made, read from the kernel.
     func syscallBitmaps() -> [UInt64: CgroupSyscalls]
 
@@ -60,6 +62,9 @@ public protocol KernelFacade: AnyObject {
 
 extension KernelFacade {
     public func watch(cgroupID: UInt64) throws { try watch(cgroupID: cgroupID, profileID: 0) }
+    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws {
+        try setModelDirectories(cgroupID: cgroupID, directories, paths: [])
+    }
 }
 
 /// A stable profile's exact behaviour, in the form the kernel's known-behaviour maps hold it

@@ -155,8 +155,11 @@ public final class RecordedKernel: KernelFacade {
     /// What the agent told the kernel of each cgroup's model directories.
     public private(set) var modelDirectories: [UInt64: Set<FileIdentity>] = [:]
 
-    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>) throws {
+    public private(set) var modelDirectoryPaths: [UInt64: Set<String>] = [:]
+
+    public func setModelDirectories(cgroupID: UInt64, _ directories: Set<FileIdentity>, paths: Set<String>) throws {
         modelDirectories[cgroupID] = directories.isEmpty ? nil : directories
+        modelDirectoryPaths[cgroupID] = paths.isEmpty ? nil : paths
     }
 
     public func unwatch(cgroupID: UInt64) {

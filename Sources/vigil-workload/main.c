@@ -6,6 +6,7 @@
  *   rename:OLD:NEW       unlink:PATH
  *   tcp4:PORT tcp6:PORT  connect to 127.0.0.1 / ::1 and close
  *   udp4:PORT udp6:PORT  sendto 127.0.0.1 / ::1 one datagram
+ *   tfo4:PORT            TCP Fast Open to 127.0.0.1: the connect made by sendto(MSG_FASTOPEN)
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
  *   reads:N:PATH         N times open PATH read-only, read, close (read loop)
  *   openat2-read:PATH    open PATH read-only with openat2(2), read, close
@@ -80,7 +81,8 @@ static int openat2_read(const char *path)
     return 0;
 }
 
-static int net(int family, int type, int port)
+/* fastopen: a TCP connect made by the first send (sendto with MSG_FASTOPEN, no connect). */
+static int net(int family, int type, int port, bool fastopen)
 {
     int fd = socket(family, type, 0);
     if (fd < 0)
@@ -100,8 +102,8 @@ static int net(int family, int type, int port)
         sin6->sin6_addr = in6addr_loopback;
         len = sizeof(*sin6);
     }
-    int rc = type == SOCK_STREAM ? connect(fd, (struct sockaddr *)&ss, len)
-                                 : (int)sendto(fd, "ping", 4, 0, (struct sockaddr *)&ss, len);
+    int rc = type == SOCK_STREAM && !fastopen ? connect(fd, (struct sockaddr *)&ss, len)
+                                              : (int)sendto(fd, "ping", 4, fastopen ? MSG_FASTOPEN : 0, (struct sockaddr *)&ss, len);
     int err = errno;
     close(fd);
     errno = err;
@@ -206,7 +208,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(action, "tcp4") || !strcmp(action, "tcp6") ||
                    !strcmp(action, "udp4") || !strcmp(action, "udp6")) {
             rc = net(action[3] == '4' ? AF_INET : AF_INET6, action[0] == 't' ? SOCK_STREAM : SOCK_DGRAM,
-                     atoi(arg));
+                     atoi(arg), false);
+        } else if (!strcmp(action, "tfo4")) {
+            rc = net(AF_INET, SOCK_STREAM, atoi(arg), true);
         } else if (!strcmp(action, "writes") || !strcmp(action, "reads") || !strcmp(action, "connects") || !strcmp(action, "execs")) {
             char *rest = strchr(arg, ':');
             if (!rest)
@@ -218,7 +222,7 @@ int main(int argc, char **argv)
             } else {
                 for (long k = 0; k < n && rc == 0; k++)
                     rc = action[0] == 'w' ? write_file(rest) : action[0] == 'r' ? read_file(rest)
-                                                              : net(AF_INET, SOCK_STREAM, atoi(rest));
+                                                              : net(AF_INET, SOCK_STREAM, atoi(rest), false);
             }
         } else if (!strcmp(action, "distinct")) {
             char *dir = strchr(arg, ':');

@@ -115,9 +115,9 @@ final class ProtectTests: XCTestCase {
         XCTAssertEqual(try sink.objects.filter { $0["kind"] as? String == "anomaly" }.count, 0)
 
         // Elsewhere: refused with EPERM, and nothing reaches the listeners.
-        let refused = try run(hierarchy, first.path, ["tcp4?:\(elsewhere.port)", "udp6?:\(elsewhereUDP.port)"])
+        let refused = try run(hierarchy, first.path, ["tcp4?:\(elsewhere.port)", "udp6?:\(elsewhereUDP.port)", "tfo4?:\(elsewhere.port)"])
         XCTAssertEqual(refused.status, .exited(0))
-        XCTAssertEqual(refused.output.components(separatedBy: "Operation not permitted").count - 1, 2, refused.output)
+        XCTAssertEqual(refused.output.components(separatedBy: "Operation not permitted").count - 1, 3, "TCP, UDP, TCP Fast Open: \(refused.output)")
         XCTAssertEqual(elsewhere.arrivals(), 0, "no connection reached the listener")
         XCTAssertEqual(elsewhereUDP.arrivals(), 0, "no datagram reached the listener")
 
@@ -138,6 +138,14 @@ final class ProtectTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: models + "/config.json", encoding: .utf8), "", "truncated by the open, nothing written")
         XCTAssertEqual(try run(hierarchy, first.path, ["write:\(models)/weights.bin", "write:\(directory)/scratch"]).status, .exited(0),
                        "the write it learned, and writes elsewhere, go on")
+        // A rename into the model directory and an unlink in it are done when the syscall
+        // returns (their names are judged by text): the process goes right after.
+        let swapped = try run(hierarchy, first.path, ["rename:\(directory)/scratch:\(models)/swapped.bin", "write:\(directory)/after"])
+        XCTAssertEqual(swapped.status, .signaled(SIGKILL))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: models + "/swapped.bin"), "the rename itself happened")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/after"), "nothing after it did")
+        XCTAssertEqual(try run(hierarchy, first.path, ["unlink:\(models)/config.json"]).status, .signaled(SIGKILL))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: models + "/config.json"), "the unlink itself happened")
 
         // A second replica: the same, from its first exec.
         let second = try protectedReplica()
@@ -154,9 +162,9 @@ final class ProtectTests: XCTestCase {
         XCTAssertEqual(execs.count, 1, "both kills fold into one anomaly: \(anomalies)")
         XCTAssertEqual(execs.first?[path: "anomaly.action"] as? String, "killed")
         XCTAssertEqual(execs.first?[path: "event.process.exe"] as? String, KernelTestSupport.realpath("/bin/echo"))
-        XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .unexpectedEgress, action: .denied)], 2)
+        XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .unexpectedEgress, action: .denied)], 3, "TCP, UDP, TCP Fast Open")
         XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .unexpectedExec, action: .killed)], 2)
-        XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .modelArtifactWrite, action: .killed)], 2)
+        XCTAssertEqual(protecting.enforced[.init(workload: workload, rule: .modelArtifactWrite, action: .killed)], 4)
         let modelWrites = anomalies.filter { $0[path: "anomaly.rule"] as? String == "model-artifact-write" }
         XCTAssertEqual(Set(modelWrites.compactMap { $0[path: "anomaly.action"] as? String }), ["killed"], "\(modelWrites)")
 
