@@ -261,31 +261,20 @@ public final class KernelProbes: KernelFacade {
     /// Loads a stable profile's exact behaviour under `profileID`: from now on the kernel drops
     /// these events for cgroups watched with that id (counted as suppressed, never sent).
     public func loadKnownBehaviour(_ known: KnownBehaviour, profileID: UInt32) throws {
-        var yes: UInt8 = 1
-        for hash in known.execHashes {
-            var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: hash)
-            try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known exec")
-        }
-        for file in known.files {
-            var key = vigil_known_key(profile_id: profileID, kind: file.kind, hash: file.hash)
-            try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known file write")
-        }
-        for destination in known.destinations {
-            var key = Self.key(destination, profileID: profileID)
-            try check(bpf_map_update_elem(knownDestinationsFD, &key, &yes, UInt64(BPF_ANY)), "known destination")
-        }
-        for reader in known.modelReaders {
-            var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.fileKind(.readModel), hash: reader)
-            try check(bpf_map_update_elem(knownBehaviourFD, &key, &yes, UInt64(BPF_ANY)), "known model reader")
-        }
+        try insert(known.execHashes.map { vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: $0) },
+                   into: knownBehaviourFD, "known exec")
+        try insert(known.files.map { vigil_known_key(profile_id: profileID, kind: $0.kind, hash: $0.hash) },
+                   into: knownBehaviourFD, "known file write")
+        try insert(known.destinations.map { Self.key($0, profileID: profileID) }, into: knownDestinationsFD, "known destination")
+        try insert(known.modelReaders.map { vigil_known_key(profile_id: profileID, kind: BehaviourHash.fileKind(.readModel), hash: $0) },
+                   into: knownBehaviourFD, "known model reader")
     }
 
     public func loadKnownModel(_ version: FileVersion, profileID: UInt32) throws {
         guard version.changeNanoseconds != 0 else { return } // the kernel cannot tell versions apart
-        var key = vigil_known_model(profile_id: profileID, device: version.identity.device, inode: version.identity.inode,
+        let key = vigil_known_model(profile_id: profileID, device: version.identity.device, inode: version.identity.inode,
                                     size: version.size, change_ns: version.changeNanoseconds)
-        var yes: UInt8 = 1
-        try check(bpf_map_update_elem(knownModelsFD, &key, &yes, UInt64(BPF_ANY)), "known model file")
+        try insert([key], into: knownModelsFD, "known model file")
     }
 
     private static func key(_ destination: Destination, profileID: UInt32) -> vigil_known_destination {
@@ -327,26 +316,29 @@ public final class KernelProbes: KernelFacade {
     /// What protect mode enforces for `profileID`: its exec rules and egress prefixes.
     public func loadEnforcement(_ enforcement: Enforcement, profileID: UInt32) throws {
         unloadEnforcement(profileID: profileID)
-        var yes: UInt8 = 1
-        for hash in enforcement.execHashes {
-            var key = vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: hash)
-            try check(bpf_map_update_elem(protectRulesFD, &key, &yes, UInt64(BPF_ANY)), "protected exec rule")
-        }
-        for file in enforcement.fileWrites {
-            var key = vigil_known_key(profile_id: profileID, kind: file.kind, hash: file.hash)
-            try check(bpf_map_update_elem(protectRulesFD, &key, &yes, UInt64(BPF_ANY)), "protected file-write rule")
-        }
-        for prefix in enforcement.egress {
+        try insert(enforcement.execHashes.map { vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: $0) },
+                   into: protectRulesFD, "protected exec rule")
+        try insert(enforcement.fileWrites.map { vigil_known_key(profile_id: profileID, kind: $0.kind, hash: $0.hash) },
+                   into: protectRulesFD, "protected file-write rule")
+        try insert(enforcement.egress.map { prefix in
             var key = vigil_egress_key()
-            key.prefixlen = UInt32(VIGIL_EGRESS_FIXED_BITS) + UInt32(prefix.prefixLength)
+            key.prefixlen = UInt32(VIGIL_EGRESS_FIXED_BITS) + UInt32(prefix.network.prefixLength)
             key.profile_id = profileID
-            key.family = UInt8(truncatingIfNeeded: prefix.family)
+            key.family = UInt8(truncatingIfNeeded: prefix.network.family)
             key.protocol = UInt8(truncatingIfNeeded: prefix.ipProtocol)
             key.port = prefix.port
             withUnsafeMutableBytes(of: &key.addr) { raw in
-                for (i, byte) in prefix.address.prefix(16).enumerated() { raw[i] = byte }
+                for (i, byte) in prefix.network.bytes.prefix(16).enumerated() { raw[i] = byte }
             }
-            try check(bpf_map_update_elem(protectEgressFD, &key, &yes, UInt64(BPF_ANY)), "protected egress rule")
+            return key
+        }, into: protectEgressFD, "protected egress rule")
+    }
+
+    /// Puts each key in a set-like map (value 1).
+    private func insert<Key>(_ keys: [Key], into fd: Int32, _ what: String) throws {
+        var present: UInt8 = 1
+        for var key in keys {
+            try check(bpf_map_update_elem(fd, &key, &present, UInt64(BPF_ANY)), what)
         }
     }
 
@@ -481,11 +473,8 @@ public final class KernelProbes: KernelFacade {
             var key = vigil_model_path_key(cgroup_id: cgroupID, hash: hash)
             bpf_map_delete_elem(modelDirectoryPathsFD, &key)
         }
-        var present: UInt8 = 1
-        for hash in hashes.subtracting(modelDirectoryPaths[cgroupID] ?? []) {
-            var key = vigil_model_path_key(cgroup_id: cgroupID, hash: hash)
-            try check(bpf_map_update_elem(modelDirectoryPathsFD, &key, &present, UInt64(BPF_ANY)), "model directory path")
-        }
+        try insert(hashes.subtracting(modelDirectoryPaths[cgroupID] ?? []).map { vigil_model_path_key(cgroup_id: cgroupID, hash: $0) },
+                   into: modelDirectoryPathsFD, "model directory path")
         modelDirectoryPaths[cgroupID] = hashes.isEmpty ? nil : hashes
         func key(_ directory: FileIdentity) -> vigil_model_dir_key {
             vigil_model_dir_key(cgroup_id: cgroupID, inode: directory.inode, device: directory.device, _pad: 0)
@@ -495,11 +484,7 @@ public final class KernelProbes: KernelFacade {
             var entry = key(directory)
             bpf_map_delete_elem(modelDirectoriesFD, &entry)
         }
-        var yes: UInt8 = 1
-        for directory in directories.subtracting(old) {
-            var entry = key(directory)
-            try check(bpf_map_update_elem(modelDirectoriesFD, &entry, &yes, UInt64(BPF_ANY)), "model directory")
-        }
+        try insert(directories.subtracting(old).map(key), into: modelDirectoriesFD, "model directory")
         modelDirectories[cgroupID] = directories.isEmpty ? nil : directories
         if directories != old {
             // A new generation: the kernel's remembered "not below a model directory" verdicts

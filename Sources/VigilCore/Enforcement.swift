@@ -5,12 +5,9 @@
 public struct Enforcement: Sendable, Equatable {
     /// One egress rule as the kernel's LPM trie holds it: port 0 is any port.
     public struct EgressPrefix: Hashable, Sendable {
-        public var family: UInt16
+        public var network: IPNetwork
         public var ipProtocol: UInt16
         public var port: UInt16
-        /// 4 bytes (IPv4) or 16 (IPv6), network order.
-        public var address: [UInt8]
-        public var prefixLength: Int
     }
 
     /// `BehaviourHash.exec(exe:parent:)` of every exec rule.
@@ -52,45 +49,26 @@ public struct Enforcement: Sendable, Equatable {
         for rule in profile.egress {
             guard let network = IPNetwork(rule.address), let proto = Destination.protocolNumber(rule.protocol),
                   (0...65535).contains(rule.port) else { continue }
-            egress.insert(EgressPrefix(family: network.family, ipProtocol: proto, port: UInt16(rule.port), address: network.bytes,
-                                       prefixLength: network.prefixLength))
+            egress.insert(EgressPrefix(network: network, ipProtocol: proto, port: UInt16(rule.port)))
         }
         execHashes = hashes
         unenforceableExecs = unenforceable
         self.egress = egress
         let modelDirectories = profile.modelPaths.map { PathPattern.fixedDirectory(of: $0) ?? "/" }
         func overlaps(_ a: String, _ b: String) -> Bool { a == "/" || b == "/" || a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") }
-        var files: Set<KnownBehaviour.FileKey> = []
-        var unenforceableWrites: [FileWriteRule] = []
-        for rule in profile.fileWrites {
-            if PathPattern(rule.path).isExact {
-                let path = BehaviourHash.fnv1a(rule.path)
-                for op in rule.ops.compactMap(FileOperation.init(contractName:)) {
-                    files.insert(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: path))
-                }
-            } else if let prefix = PathPattern.fixedDirectory(of: rule.path) ?? Optional("/"),
-                      modelDirectories.contains(where: { overlaps($0, prefix) }) {
-                unenforceableWrites.append(rule)
-            }
+        fileWrites = RuleSet(execs: [], fileWrites: profile.fileWrites, egress: []).knownBehaviour(modelReaders: []).files
+        unenforceableModelWrites = profile.fileWrites.filter { rule in
+            !PathPattern(rule.path).isExact
+                && modelDirectories.contains { overlaps($0, PathPattern.fixedDirectory(of: rule.path) ?? "/") }
         }
-        fileWrites = files
-        unenforceableModelWrites = unenforceableWrites
         hasModelPaths = !profile.modelPaths.isEmpty
     }
 
     /// Whether the kernel's egress guard lets this destination through (the LPM trie's answer).
     public func allows(_ destination: Destination) -> Bool {
-        let address = destination.addressBytes
-        return egress.contains { prefix in
-            guard prefix.family == destination.family, prefix.ipProtocol == destination.ipProtocol,
-                  prefix.port == 0 || prefix.port == destination.port else { return false }
-            var remaining = prefix.prefixLength
-            for (i, byte) in prefix.address.enumerated() where remaining > 0 {
-                let mask = UInt8(truncatingIfNeeded: 0xff << (8 - min(8, remaining)))
-                if address[i] & mask != byte & mask { return false }
-                remaining -= 8
-            }
-            return true
+        egress.contains { prefix in
+            prefix.ipProtocol == destination.ipProtocol && (prefix.port == 0 || prefix.port == destination.port)
+                && prefix.network.contains(destination)
         }
     }
 
