@@ -121,7 +121,7 @@ let package = Package(
                                                             .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "VigilKernelTests",
-            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations", "VigilKubernetes", "VigilTestSupport", "vigil-workload", "vigil",
+            dependencies: ["VigilAgent", "VigilBPF", "VigilRuntime", "VigilCore", "VigilProfiles", "VigilSeccomp", "VigilOperations", "VigilKubernetes", "VigilTestSupport", "vigil-workload", "vigil", "vigil-bench",
                            .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]
         ),
     ],

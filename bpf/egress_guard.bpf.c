@@ -5,6 +5,7 @@
  * profile's egress rules (protect_egress) is refused: the syscall fails with EPERM, nothing
  * leaves the socket, and the refusal is reported here (VIGIL_FLAG_DENIED), once. Everywhere else:
  * one lookup, allowed. */
+#define VIGIL_CGROUP_PROGRAM /* bpf_get_current_task_btf() is for tracing programs only */
 #include "vigil.bpf.h"
 
 static __always_inline bool egress_rule_allows(struct vigil_egress_key *key)
@@ -39,7 +40,8 @@ static __always_inline int guard_egress(struct bpf_sock_addr *ctx, __u32 op, __u
     if (egress_rule_allows(&key))
         return 1;
 
-    struct vigil_net_event *event = reserve_event(sizeof(*event), VIGIL_KIND_NET);
+    __u64 wakeup;
+    struct vigil_net_event *event = reserve_event(sizeof(*event), VIGIL_KIND_NET, &wakeup);
     if (event) {
         fill_header(&event->hdr, VIGIL_KIND_NET);
         event->hdr.flags |= VIGIL_FLAG_DENIED;
@@ -51,7 +53,7 @@ static __always_inline int guard_egress(struct bpf_sock_addr *ctx, __u32 op, __u
         event->_pad = 0;
         event->ret = -EPERM;
         __builtin_memcpy(event->addr, key.addr, sizeof(event->addr));
-        bpf_ringbuf_submit(event, 0);
+        bpf_ringbuf_submit(event, wakeup);
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u64 mark = egress_mark(family, port, key.addr);

@@ -17,12 +17,12 @@ int vigil_process_exec(void *ctx)
     struct file *exe = BPF_CORE_READ(mm, exe_file);
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
     bool entrypoint = false;
-    if (bpf_map_lookup_elem(&runtime_tasks, &tgid)) {
+    if (runtime_phase_of(tgid)) {
         /* runc re-executes itself from an unlinked in-memory copy (memfd) before it sets the
          * container up: still the runtime. The exec of a real file is the workload's entrypoint. */
         if (BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
             return 0;
-        bpf_map_delete_elem(&runtime_tasks, &tgid);
+        remove_runtime_task(tgid);
         entrypoint = true;
     }
     struct vigil_exec_event *event = event_buffer();

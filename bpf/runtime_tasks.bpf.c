@@ -19,11 +19,10 @@ int vigil_cgroup_attach_task(unsigned long long *ctx)
     __u32 tgid = BPF_CORE_READ(task, tgid);
     if (tgid == (bpf_get_current_pid_tgid() >> 32))
         return 0; /* moved itself */
-    __u64 mover_cgroup = bpf_get_current_cgroup_id();
+    __u64 mover_cgroup = current_cgroup_id();
     if (bpf_map_lookup_elem(&watched_cgroups, &mover_cgroup))
         return 0; /* moved by a watched process */
-    __u32 phase = VIGIL_RUNTIME_BEFORE_FILTER;
-    bpf_map_update_elem(&runtime_tasks, &tgid, &phase, BPF_NOEXIST);
+    add_runtime_task(tgid, VIGIL_RUNTIME_BEFORE_FILTER, BPF_NOEXIST);
     return 0;
 }
 
@@ -36,10 +35,8 @@ int vigil_process_fork(unsigned long long *ctx)
     __u32 child_tgid = BPF_CORE_READ(child, tgid);
     if (parent_tgid == child_tgid)
         return 0; /* a thread: it shares its process's entry */
-    __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &parent_tgid);
-    if (phase) {
-        __u32 inherited = *phase;
-        bpf_map_update_elem(&runtime_tasks, &child_tgid, &inherited, BPF_ANY);
-    }
+    __u32 phase = runtime_phase_of(parent_tgid);
+    if (phase)
+        add_runtime_task(child_tgid, phase, BPF_ANY);
     return 0;
 }

@@ -8,18 +8,25 @@
  * there. The architecture table is in vigil_kernel.h. */
 static __always_inline __u32 syscall_abi(long *id)
 {
+#ifdef VIGIL_TASK_BTF
+    struct task_struct *task = bpf_get_current_task_btf(); /* a plain load per field */
+#define THREAD_INFO(field) (task->thread_info.field)
+#else
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+#define THREAD_INFO(field) BPF_CORE_READ(task, thread_info.field)
+#endif
 #if defined(__TARGET_ARCH_x86)
     if (*id & VIGIL_X32_SYSCALL_BIT) {
         *id &= ~(long)VIGIL_X32_SYSCALL_BIT;
         return VIGIL_SYSCALL_ABI_X32;
     }
-    if (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT)
+    if (THREAD_INFO(status) & VIGIL_TS_COMPAT)
         return VIGIL_SYSCALL_ABI_COMPAT; /* numbers from the i386 table, not the x86_64 one */
 #elif defined(__TARGET_ARCH_arm64)
-    if (BPF_CORE_READ(task, thread_info.flags) & (1UL << VIGIL_TIF_32BIT))
+    if (THREAD_INFO(flags) & (1UL << VIGIL_TIF_32BIT))
         return VIGIL_SYSCALL_ABI_COMPAT; /* numbers from the AArch32 table */
 #endif
+#undef THREAD_INFO
     return VIGIL_SYSCALL_ABI_NATIVE;
 }
 
@@ -53,7 +60,7 @@ int vigil_syscall_enter(unsigned long long *ctx)
     __u64 *word = &state->syscalls[abi][id >> 6];
 
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &tgid);
+    __u32 *phase = runtime_tasks_exist() ? bpf_map_lookup_elem(&runtime_tasks, &tgid) : NULL;
     if (phase && abi == VIGIL_SYSCALL_ABI_NATIVE) {
         __u32 row = *phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
         word = &state->runtime_syscalls[row][id >> 6];

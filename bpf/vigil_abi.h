@@ -300,6 +300,8 @@ struct vigil_egress_key {
 struct vigil_config {
     __u32 watch_all;   /* 1: every process is watched (but the agent itself) */
     __u32 agent_tgid;  /* the agent's own process, never reported */
+    __u32 wakeup_shift; /* the reader is woken each 1 << wakeup_shift bytes of records; 0: for each record it has not seen */
+    __u32 _pad;
 };
 
 #endif /* VIGIL_ABI_H */

@@ -31,8 +31,12 @@ enum {
     BPF_MAP_TYPE_LRU_HASH = 9,
     BPF_MAP_TYPE_LPM_TRIE = 11,
     BPF_MAP_TYPE_RINGBUF = 27,
+    BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
+enum { BPF_LOCAL_STORAGE_GET_F_CREATE = 1 };
 enum { BPF_ANY = 0, BPF_NOEXIST = 1 };
+enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 }; /* bpf_ringbuf_output/submit flags */
+enum { BPF_RB_AVAIL_DATA = 0, BPF_RB_RING_SIZE = 1, BPF_RB_CONS_POS = 2, BPF_RB_PROD_POS = 3 }; /* bpf_ringbuf_query */
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define EPERM 1
 #define SIGKILL 9
@@ -139,8 +143,14 @@ struct thread_info {
     __u32 status;        /* x86: TS_COMPAT */
 };
 
+struct cgroup;
+struct css_set {
+    struct cgroup *dfl_cgrp; /* the task's cgroup v2 */
+};
+
 struct task_struct {
     struct thread_info thread_info;
+    struct css_set *cgroups;
     int pid;
     int tgid;
     struct task_struct *real_parent;
@@ -176,7 +186,6 @@ struct cgroup_root {
     int hierarchy_id;
 };
 
-struct cgroup;
 struct cgroup_subsys_state {
     struct cgroup *cgroup;
     struct cgroup_subsys_state *parent;

@@ -94,7 +94,14 @@ public final class EventPipeline {
         case .container(let container):
             consumer.consume(event, container: container, processes: processes)
         case .pending:
-            if !pending.add(bytes, cgroupID: event.cgroupID) { ownDrops[.unidentified, event.kind] += 1 }
+            if pending.add(bytes, cgroupID: event.cgroupID) { return }
+            // No room left: the namer (on its own queue) may have answered meanwhile.
+            takeResolved()
+            if case .container(let container) = directory.lookup(event.cgroupID) {
+                consumer.consume(event, container: container, processes: processes)
+            } else {
+                ownDrops[.unidentified, event.kind] += 1
+            }
         case .unnamed:
             ownDrops[.unidentified, event.kind] += 1
         case .notAContainer, .excluded:

@@ -141,7 +141,8 @@ final class ContainerNamer: @unchecked Sendable {
                                metadata: ["cgroup": "\(path)", "waited": "\(Int(waited))s"])
                 return answer(cgroupID, .unnamed)
             }
-            return retry(cgroupID, askedAt: askedAt, after: waited < 5 ? 0.05 : 1)
+            // Often there within milliseconds, while the container's first events wait (PendingEvents).
+            return retry(cgroupID, askedAt: askedAt, after: waited < 1 ? 0.01 : waited < 5 ? 0.05 : 1)
         }
         guard var pod = PodIdentity(annotations: state.annotations), settings.namespaces.admits(pod.namespace) else {
             return answer(cgroupID, .excluded) // a sandbox (pause) container, or a namespace not watched

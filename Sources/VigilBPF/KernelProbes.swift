@@ -11,15 +11,39 @@ public final class KernelProbes: KernelFacade {
         public var watchAll = false
         /// Ring-buffer size in bytes: a power of two, at least one page.
         public var ringBufferBytes: UInt32 = 16 << 20
-        /// Load `vigil.bpf.o` from here instead of the object built into the binary.
+        /// Load `vigil.bpf.o` (or `vigil-compat.bpf.o`) from here instead of the object built into the binary.
         public var objectDirectory: String?
+        /// Which build of the programs to load; nil: the fastest this kernel takes.
+        public var variant: ObjectVariant?
+        /// The reader is woken once per this many bytes of records (a power of two; 0: for every
+        /// record written while it is idle). Records in a batch not yet full wait for the reader's
+        /// poll timeout. nil: a sixteenth of the ring buffer.
+        public var wakeupBatchBytes: UInt32?
 
-        public init(watchAll: Bool = false, ringBufferBytes: UInt32 = 16 << 20, objectDirectory: String? = nil) {
+        public init(watchAll: Bool = false, ringBufferBytes: UInt32 = 16 << 20, objectDirectory: String? = nil,
+                    variant: ObjectVariant? = nil, wakeupBatchBytes: UInt32? = nil) {
             self.watchAll = watchAll
             self.ringBufferBytes = ringBufferBytes
             self.objectDirectory = objectDirectory
+            self.variant = variant
+            self.wakeupBatchBytes = wakeupBatchBytes
         }
     }
+
+    /// The two builds of the same programs (bpf/build.sh).
+    public enum ObjectVariant: String, Sendable {
+        /// `vigil.bpf.o`: the current task read through its BTF type (Linux 5.11+), plain loads
+        /// instead of helper calls on every hook.
+        case taskBTF = "vigil.bpf.o"
+        /// `vigil-compat.bpf.o`: the same programs through helpers only (Linux 5.8-5.10).
+        case compat = "vigil-compat.bpf.o"
+
+        /// The variant this kernel takes.
+        public static var forThisKernel: ObjectVariant { vigil_bpf_kernel_has_task_btf() ? .taskBTF : .compat }
+    }
+
+    /// The build of the programs that is loaded.
+    public let variant: ObjectVariant
 
     private let object: OpaquePointer
     private var links: [OpaquePointer] = []
@@ -48,7 +72,8 @@ public final class KernelProbes: KernelFacade {
         try Preflight.check()
         vigil_bpf_capture_log()
 
-        let image = try Self.objectImage(directory: options.objectDirectory)
+        variant = options.variant ?? .forThisKernel
+        let image = try Self.objectImage(directory: options.objectDirectory, variant: variant)
         var openOptions = bpf_object_open_opts()
         openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
         let opened = "vigil".withCString { name -> OpaquePointer? in
@@ -71,7 +96,12 @@ public final class KernelProbes: KernelFacade {
             bpf_map__set_max_entries(events, size)
             ringBufferBytes = size
 
-            var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()))
+            let batch = options.wakeupBatchBytes ?? size / 16
+            guard batch & (batch &- 1) == 0 else {
+                throw BPFError("wakeup batch \(batch) must be a power of two (or 0: a wakeup for every record)")
+            }
+            var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()),
+                                      wakeup_shift: batch == 0 ? 0 : UInt32(batch.trailingZeroBitCount), _pad: 0)
             let rc = vigil_bpf_set_config(object, &config)
             guard rc == 0 else {
                 throw BPFError("could not set the BPF programs' configuration (\(String(cString: strerror(-rc)))): rebuild vigil")
@@ -130,7 +160,7 @@ public final class KernelProbes: KernelFacade {
     /// The section names of the programs built into vigil (the hooks they attach to), read from
     /// the object without loading it.
     public static func hookSections(objectDirectory: String? = nil) throws -> [String] {
-        let image = try objectImage(directory: objectDirectory)
+        let image = try objectImage(directory: objectDirectory, variant: .taskBTF)
         var options = bpf_object_open_opts()
         options.sz = MemoryLayout<bpf_object_open_opts>.size
         guard let object = image.withUnsafeBytes({ bpf_object__open_mem($0.baseAddress, $0.count, &options) }),
@@ -537,15 +567,16 @@ public final class KernelProbes: KernelFacade {
 
     // MARK: loading
 
-    private static func objectImage(directory: String?) throws -> Data {
+    private static func objectImage(directory: String?, variant: ObjectVariant) throws -> Data {
         if let directory {
-            let path = (directory as NSString).appendingPathComponent("vigil.bpf.o")
+            let path = (directory as NSString).appendingPathComponent(variant.rawValue)
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw BPFError("no BPF object at \(path) (from --bpf-dir): build it with `sh bpf/build.sh DIR`")
             }
             return data
         }
-        guard let data = Data(base64Encoded: EmbeddedBPFObject.base64) else {
+        let embedded = variant == .taskBTF ? EmbeddedBPFObject.base64 : EmbeddedBPFObject.compatBase64
+        guard let data = Data(base64Encoded: embedded) else {
             throw BPFError("the BPF object built into vigil is damaged: rebuild vigil")
         }
         return data

@@ -34,7 +34,9 @@ public final class RingBufferReader {
         ring_buffer__free(ring)
     }
 
-    /// Waits up to `timeoutMilliseconds` (0: not at all) for records and handles those ready.
+    /// Waits up to `timeoutMilliseconds` (0: not at all) for a wakeup, then handles the records
+    /// ready — also when none came: the programs wake the reader once per batch of records
+    /// (`Options.wakeupBatchBytes`), so the timeout is what collects a batch not yet full.
     /// Returns how many were handled.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32) throws -> Int {
@@ -42,7 +44,7 @@ public final class RingBufferReader {
         if n < 0 && n != -EINTR {
             throw BPFError("reading the ring buffer failed: \(String(cString: strerror(-n)))")
         }
-        return max(Int(n), 0)
+        return n > 0 ? Int(n) : try drain()
     }
 
     /// Handles everything already in the ring buffer without waiting.

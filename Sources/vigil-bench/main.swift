@@ -7,13 +7,14 @@
 //   vigil-bench detect [--seconds S]
 //       records a workload as `decode` does, learns its profile, then checks the recorded events
 //       against it in a loop on one core (the monitor's userspace work): events/s.
-//   vigil-bench overhead [--runs R] [--model-dir DIR] [--program-stats]
+//   vigil-bench overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats]
 //                        (DIR: where the monitored run's model directory is; the default shares
 //                        the loops' tmpfs, the worst case; --program-stats: each monitored run's
 //                        busiest programs, ns per run, from the kernel's BPF run-time statistics)
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, under empty
 //       programs on the same tracepoints (the floor: the kernel's tracing path alone), beside a
-//       running agent that does not watch them, watched by it (trace), and monitored against a
+//       running agent that does not watch them, watched by it (trace), captured by bpftrace (the
+//       peer, when installed), and monitored against a
 //       profile learned from them, with and without in-kernel suppression, suppressed without the
 //       model directory (what the model-read filter itself costs), and in protect mode (the egress
 //       guard and the exec check on top); median of R runs each.
@@ -23,6 +24,12 @@
 //       the node agent on a simulated node (a recorded kernel, no root): N containers a second of
 //       30 deployments start, work and stop, one-off jobs come and go, stable workloads are sent
 //       distinct anomalies; the agent's resident memory and what it holds, once a minute.
+//   vigil-bench fleet [--containers N] [--workloads W] [--seconds S] [--events-per-second E] [--load-pods P]
+//       a node as a kubelet runs it: containerd's CRI plugin starts N pods of W deployments (a
+//       shell writing a file and running a program every second), watched by `vigil agent` (the
+//       release binary beside this one); the agent's memory (VmRSS, VmHWM) and CPU once they run,
+//       then under E events/s (paced file writes from P more pods) for S seconds: events
+//       received per second, the agent's CPU per 10,000 events/s, drops, memory every 10 s.
 //   vigil-bench checkpoint [--rules N]
 //       a profile with N distinct file-write rules (a tenant writing N files in directories of
 //       random names, so none collapse):
@@ -87,6 +94,74 @@ final class Acceptor {
                 if c >= 0 { close(c) }
             }
         }
+    }
+}
+
+/// bpftrace, the peer: the capture `vigil trace` prints for the loops (write opens with their
+/// path, flags and result, execs, exits, connects with their destination and result, and the set
+/// of syscalls, counted in a map), for one cgroup, printed to a pipe this process reads and
+/// discards, as the trace column's events are encoded and discarded.
+final class BpftracePeer: @unchecked Sendable {
+    static var isInstalled: Bool {
+        ["/usr/bin/bpftrace", "/usr/sbin/bpftrace", "/usr/local/bin/bpftrace"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    private let process = Process()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var text = ""
+    private var bytes = 0
+    private var lost = 0
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(cgroupDirectory: String) throws {
+        let inCgroup = "cgroup == cgroupid(\"\(cgroupDirectory)\")"
+        let script = """
+            BEGIN { printf("ready\\n"); }
+            tracepoint:raw_syscalls:sys_enter /\(inCgroup)/ { @syscalls[args->id] = count(); }
+            tracepoint:syscalls:sys_enter_openat /\(inCgroup) && (args->flags & 0x243)/ { @name[tid] = args->filename; @flags[tid] = args->flags; }
+            tracepoint:syscalls:sys_exit_openat /@name[tid]/ { printf("open %d %d %s %d %d\\n", pid, tid, str(@name[tid]), @flags[tid], args->ret); delete(@name[tid]); delete(@flags[tid]); }
+            tracepoint:sched:sched_process_exec /\(inCgroup)/ { printf("exec %d %d %s\\n", pid, tid, str(args->filename)); }
+            tracepoint:sched:sched_process_exit /\(inCgroup)/ { printf("exit %d\\n", pid); }
+            tracepoint:syscalls:sys_enter_connect /\(inCgroup)/ { @addr[tid] = args->uservaddr; }
+            tracepoint:syscalls:sys_exit_connect /@addr[tid]/ { $sa = (struct sockaddr_in *)@addr[tid]; printf("connect %d %d %d %d %d\\n", pid, tid, $sa->sin_addr.s_addr, $sa->sin_port, args->ret); delete(@addr[tid]); }
+            """
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["bpftrace", "-e", script]
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let handle = output.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                // "Lost N events": its perf buffers overflowed (a line split across reads is missed)
+                let lostNow = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix("Lost ") }
+                    .compactMap { Int($0.split(separator: " ")[1]) }.reduce(0, +)
+                lock.withLock {
+                    bytes += data.count
+                    lost += lostNow
+                    if text.utf8.count < 4096 { text += String(decoding: data.prefix(4096), as: UTF8.self) }
+                }
+            }
+            finished.signal()
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while !lock.withLock({ text.contains("ready\n") }) {
+            guard process.isRunning, Date() < deadline else {
+                throw CgroupError("bpftrace did not start: \(lock.withLock { text })")
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// Stops bpftrace; returns the bytes it printed and the events it reported lost.
+    func stop() -> (bytes: Int, lost: Int) {
+        process.interrupt()
+        process.waitUntilExit()
+        finished.wait()
+        return lock.withLock { (bytes, lost) }
     }
 }
 
@@ -278,14 +353,17 @@ func overheadBenchmark() throws {
     let dir = "/dev/shm/vigil-bench-loop"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
+    // --scale shrinks the loops (CI runs the benchmark once, small, so that it cannot rot).
+    let scale = Double(option("--scale", default: "1"))!
+    let (writes, execs, connects) = (max(1, Int(200_000 * scale)), max(1, Int(2000 * scale)), max(1, Int(20000 * scale)))
     let loops: [(String, [String], Int)] = [
-        ("open-write-close", ["writes:200000:\(dir)/f"], 200000),
+        ("open-write-close", ["writes:\(writes):\(dir)/f"], writes),
         // Read-only opens of a file outside any model directory: what every process pays for the
         // model-read filter (its watched-cgroup lookup at enter; in the monitored run, whose
         // cgroup has a model directory, also the walk of the file's ancestors at exit).
-        ("open-read-close", ["write:\(dir)/r", "reads:200000:\(dir)/r"], 200000),
-        ("exec", ["execs:2000:/bin/true"], 2000),
-        ("connect", ["connects:20000:\(acceptor.port)"], 20000),
+        ("open-read-close", ["write:\(dir)/r", "reads:\(writes):\(dir)/r"], writes),
+        ("exec", ["execs:\(execs):/bin/true"], execs),
+        ("connect", ["connects:\(connects):\(acceptor.port)"], connects),
     ]
     let modelDirectory = option("--model-dir", default: "/dev/shm/vigil-bench-models")
     try FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
@@ -325,6 +403,21 @@ func overheadBenchmark() throws {
     poller = nil
     pipeline = nil
     probes = nil // detaches every program
+
+    // The peer, on the same cgroup, alone.
+    var bpftrace: [Double]? = nil
+    var bpftraceOutput = (bytes: 0, lost: 0)
+    var bpftraceMissing = "not installed"
+    if BpftracePeer.isInstalled {
+        do {
+            let peer = try BpftracePeer(cgroupDirectory: hierarchy.directory(of: watchedPath))
+            defer { bpftraceOutput = peer.stop() }
+            bpftrace = try loops.map { try measure($0.1, in: watchedPath) }
+        } catch {
+            bpftraceMissing = "did not run"
+            print("bpftrace: \(error)") // the rest of the table still stands
+        }
+    }
 
     // Monitor mode: learn the loops' profile, then check them against it, with the profile in
     // userspace only and with its exact behaviour loaded into the kernel.
@@ -393,12 +486,24 @@ func overheadBenchmark() throws {
     for (i, (_, arguments, _)) in loops.enumerated() { alone[i] = (alone[i] + (try measure(arguments, in: unwatchedPath))) / 2 }
 
     print("CPU time of the workload (user + system), ms, and overhead against alone:")
-    print("| loop | iterations | alone | floor (empty programs) | unwatched | watched (trace) | monitor, userspace check | monitor, kernel suppression | the same, no model directory | protect |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| loop | iterations | alone | floor (empty programs) | unwatched | watched (trace) | bpftrace, the same capture | monitor, userspace check | monitor, kernel suppression | the same, no model directory | protect |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (i, (name, _, iterations)) in loops.enumerated() {
         func cell(_ v: Double) -> String { String(format: "%.1f (%+.1f%%)", v * 1000, (v / alone[i] - 1) * 100) }
         print("| \(name) | \(iterations) | \(String(format: "%.1f", alone[i] * 1000)) | \(cell(floor[i])) | \(cell(unwatched[i])) | "
-            + "\(cell(watched[i])) | \(cell(userspaceCheck[i])) | \(cell(kernelSuppressed[i])) | \(cell(withoutModels[i])) | \(cell(protected[i])) |")
+            + "\(cell(watched[i])) | \(bpftrace.map { cell($0[i]) } ?? bpftraceMissing) | \(cell(userspaceCheck[i])) | "
+            + "\(cell(kernelSuppressed[i])) | \(cell(withoutModels[i])) | \(cell(protected[i])) |")
+    }
+    print("throughput against alone (alone / with; 1.00: no cost):")
+    print("| loop | floor | unwatched | monitor | watched | bpftrace |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (i, (name, _, _)) in loops.enumerated() {
+        func ratio(_ v: Double) -> String { String(format: "%.2f", alone[i] / v) }
+        print("| \(name) | \(ratio(floor[i])) | \(ratio(unwatched[i])) | \(ratio(kernelSuppressed[i])) | \(ratio(watched[i])) | "
+            + "\(bpftrace.map { ratio($0[i]) } ?? "-") |")
+    }
+    if bpftrace != nil {
+        print("bpftrace printed \(bpftraceOutput.bytes / 1024) KiB; events it reported lost: \(bpftraceOutput.lost)")
     }
     print("anomalies found while monitoring the learned loops: \(userspaceFindings) (userspace check), \(kernelFindings) (kernel suppression), "
         + "\(protectedFindings) (protect)")
@@ -496,6 +601,149 @@ func soakBenchmark() throws {
         + "\(node.kernel.knownEntries) known-behaviour entries")
 }
 
+/// What `/proc/PID` says of a process: resident memory now and at its peak (MiB), CPU seconds used.
+struct ProcessSample {
+    var residentMiB = 0.0, peakMiB = 0.0, anonymousMiB = 0.0, proportionalMiB = 0.0, cpuSeconds = 0.0
+
+    init(pid: Int32) {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        func kib(_ field: String) -> Double {
+            let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+            return Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        residentMiB = kib("VmRSS") / 1024
+        peakMiB = kib("VmHWM") / 1024
+        anonymousMiB = kib("RssAnon") / 1024
+        // PSS counts a page once however often it is mapped (the ring buffer's data twice), and
+        // shares the libraries' pages among the processes that map them.
+        let rollup = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
+        let pss = rollup.split(separator: "\n").first { $0.hasPrefix("Pss:") } ?? ""
+        proportionalMiB = (Double(pss.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+        // utime and stime: fields 14 and 15, counted after the ")" that ends the command name
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        if fields.count > 12 {
+            cpuSeconds = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+            cpuSeconds /= Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+    }
+}
+
+/// The sum of a Prometheus counter or gauge over all its label sets.
+func metricSum(_ text: String, _ name: String) -> Double {
+    text.split(separator: "\n").filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }
+        .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+}
+
+/// A node as a kubelet runs it: containerd's CRI plugin starts the pods, `vigil agent` (the release
+/// binary beside this one, as the DaemonSet runs it) watches them.
+func fleetBenchmark() throws {
+    let containers = Int(option("--containers", default: "100"))!
+    let workloads = Int(option("--workloads", default: "20"))!
+    let seconds = Int(option("--seconds", default: "60"))!
+    let rate = Int(option("--events-per-second", default: "100000"))!
+    let loadPods = max(1, Int(option("--load-pods", default: "2"))!)
+    if let reason = Containerd.unavailableReason() { throw CgroupError("containerd: \(reason)") }
+    var template = Array((NSTemporaryDirectory() + "vigil-bench-fleet-XXXXXX").utf8CString)
+    guard mkdtemp(&template) != nil else { throw CgroupError("mkdtemp failed") }
+    let work = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    let containerd = try Containerd(cgroupMount: try CgroupHierarchy.system().mountPoint)
+    defer { containerd.stop() }
+
+    // Learning never ends here (quietPeriod): every event the pods cause reaches the agent.
+    let port = 22000 + Int(getpid() % 5000)
+    try """
+    node: bench-fleet
+    profiles: \(work)/profiles
+    seccompRoot: \(work)/seccomp
+    learning: {minDuration: 0, quietPeriod: 3600, checkpointInterval: 30}
+    metricsAddress: 127.0.0.1:\(port)
+    eventsFile: \(work)/events.jsonl
+    """.write(toFile: work + "/agent.yaml", atomically: true, encoding: .utf8)
+    let agent = Process()
+    agent.executableURL = URL(fileURLWithPath: (workload as NSString).deletingLastPathComponent + "/vigil")
+    agent.arguments = ["agent", "--config", work + "/agent.yaml"]
+    agent.standardOutput = FileHandle.nullDevice
+    _ = FileManager.default.createFile(atPath: work + "/agent.log", contents: nil)
+    agent.standardError = FileHandle(forWritingAtPath: work + "/agent.log")
+    try agent.run()
+    defer { agent.stop(with: SIGTERM, within: 30) }
+    func metrics() -> String { (try? HTTP.request("GET", "/metrics", port: port)) ?? "" }
+    for _ in 0..<100 where (try? HTTP.request("GET", "/readyz", port: port)) == nil { usleep(100_000) }
+    guard agent.isRunning else { throw CgroupError("the agent did not start: \((try? String(contentsOfFile: work + "/agent.log", encoding: .utf8)) ?? "")") }
+    let idle = ProcessSample(pid: agent.processIdentifier)
+
+    // N pods of W deployments: each a shell that writes its state and runs a program every second.
+    let letters = Array("bcdfghjklmnpqrstvwxz2456789")
+    func podName(_ deployment: String) -> String { "\(deployment)-7d9c8f6b5-" + String((0..<5).map { _ in letters.randomElement()! }) }
+    var t = now()
+    for i in 0..<containers {
+        let request = Containerd.PodRequest(name: podName("app\(i % workloads)"),
+                                            command: ["/bin/sh", "-c", "while true; do echo $$ > /tmp/state; /bin/true; sleep 1; done"])
+        try containerd.runPod(request)
+    }
+    let startSeconds = now() - t
+    var named = 0.0
+    for _ in 0..<600 {
+        named = metricSum(metrics(), "vigil_containers")
+        if named >= Double(containers) { break }
+        usleep(100_000)
+    }
+    let window = UInt32(min(seconds, 20)) // short runs (CI's) shorten the steady phase too
+    sleep(window / 2)
+    let settledAt = (ProcessSample(pid: agent.processIdentifier), metricSum(metrics(), "vigil_events_total"), now())
+    sleep(window)
+    let settled = ProcessSample(pid: agent.processIdentifier)
+    let steadyRate = (metricSum(metrics(), "vigil_events_total") - settledAt.1) / (now() - settledAt.2)
+    let steadyCPU = (settled.cpuSeconds - settledAt.0.cpuSeconds) / (now() - settledAt.2)
+    print("fleet: \(containers) containers of \(workloads) workloads started through CRI in \(String(format: "%.0f", startSeconds)) s; "
+        + "the agent names \(Int(named))")
+    // RSS counts the ring buffer's pages twice (the kernel maps its data area twice, so a record
+    // that wraps reads as one): 2 x 16 MiB of it with the default size; "anonymous" is the memory
+    // the agent allocates itself.
+    print("| phase | agent RSS (MiB) | peak RSS (MiB) | PSS (MiB) | anonymous (MiB) | events/s received | agent CPU (% of a core) | CPU per 10,000 events/s | drops |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    func row(_ phase: String, _ sample: ProcessSample, rate: Double, cpu: Double, drops: Double) {
+        print(String(format: "| %@ | %.1f | %.1f | %.1f | %.1f | %.0f | %.1f | %@ | %.0f |", phase as NSString, sample.residentMiB, sample.peakMiB,
+                     sample.proportionalMiB, sample.anonymousMiB, rate, cpu * 100,
+                     (rate > 100 ? String(format: "%.1f %%", cpu * 100 / (rate / 10000)) : "-") as NSString, drops))
+    }
+    row("started, no containers", idle, rate: 0, cpu: 0, drops: 0)
+    row("\(containers) containers, steady", settled, rate: steadyRate, cpu: steadyCPU, drops: metricSum(metrics(), "vigil_drops_total"))
+    fflush(nil)
+
+    // Sustained load: paced file writes from load pods (each a new event the agent learns from).
+    let bin = (workload as NSString).deletingLastPathComponent
+    var loaders: [Containerd.RunningPod] = []
+    for i in 0..<loadPods {
+        var request = Containerd.PodRequest(name: podName("load\(i)"),
+                                            command: ["/vigil-bin/vigil-workload", "paced-writes:\(rate / loadPods):\(seconds):/dev/shm/load"])
+        request.mounts = ["/vigil-bin": bin, "/opt/swift": "/opt/swift"]
+        loaders.append(try containerd.runPod(request))
+    }
+    t = now()
+    var last = (ProcessSample(pid: agent.processIdentifier), metricSum(metrics(), "vigil_events_total"), t)
+    var loadRates: [Double] = []
+    while now() - t < Double(seconds) {
+        sleep(window / 2)
+        let sample = ProcessSample(pid: agent.processIdentifier)
+        let events = metricSum(metrics(), "vigil_events_total")
+        let elapsed = now() - last.2
+        let rate = (events - last.1) / elapsed
+        loadRates.append(rate)
+        row(String(format: "load, %.0f s", now() - t), sample, rate: rate, cpu: (sample.cpuSeconds - last.0.cpuSeconds) / elapsed,
+            drops: metricSum(metrics(), "vigil_drops_total"))
+        fflush(nil)
+        last = (sample, events, now())
+    }
+    for loader in loaders { _ = try? containerd.stopContainer(loader, timeout: 1) }
+    print(String(format: "load: %.0f events/s asked (paced file writes on the pods' /dev/shm), %.0f received on average", Double(rate),
+                 loadRates.reduce(0, +) / Double(max(loadRates.count, 1))))
+    let drops = metrics().split(separator: "\n").filter { $0.hasPrefix("vigil_drops_total{") && !$0.hasSuffix(" 0") }
+    print("drops: \(drops.isEmpty ? "none" : drops.joined(separator: ", "))")
+}
+
 func checkpointBenchmark() throws {
     let counts = option("--rules", default: "1000,2500,10000,40000").split(separator: ",").compactMap { Int($0) }
     let directory = NSTemporaryDirectory() + "vigil-bench-checkpoint-\(getpid())"
@@ -581,8 +829,9 @@ do {
     case "overhead": try overheadBenchmark()
     case "detect": try detectBenchmark()
     case "soak": try soakBenchmark()
+    case "fleet": try fleetBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--model-dir DIR] [--program-stats] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | checkpoint [--rules N,...]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | fleet [--containers N] [--workloads W] [--seconds S] [--events-per-second E] [--load-pods P] | checkpoint [--rules N,...]")
         exit(2)
     }
 } catch {

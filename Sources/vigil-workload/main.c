@@ -8,6 +8,8 @@
  *   udp4:PORT udp6:PORT  sendto 127.0.0.1 / ::1 one datagram
  *   tfo4:PORT            TCP Fast Open to 127.0.0.1: the connect made by sendto(MSG_FASTOPEN)
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
+ *   paced-writes:RATE:SECONDS:PATH  write:PATH RATE times a second for SECONDS (paced each
+ *                        millisecond: a steady event rate, not a flood); prints how many it did
  *   reads:N:PATH         N times open PATH read-only, read, close (read loop)
  *   openat2-read:PATH    open PATH read-only with openat2(2), read, close
  *   serve:PORT           listen on 127.0.0.1:PORT and accept one connection (a server starts serving)
@@ -40,6 +42,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fail(const char *what, const char *arg)
@@ -55,6 +58,32 @@ static int write_file(const char *path)
         return fail("open", path);
     (void)!write(fd, "hi\n", 3);
     close(fd);
+    return 0;
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* write_file(path) at `rate` a second for `seconds`: each millisecond, the writes due by then. */
+static int paced_writes(long rate, double seconds, const char *path)
+{
+    double start = monotonic_seconds();
+    long done = 0;
+    for (;;) {
+        double elapsed = monotonic_seconds() - start;
+        if (elapsed >= seconds)
+            break;
+        long due = (long)(elapsed * (double)rate);
+        for (; done < due; done++)
+            if (write_file(path) != 0)
+                return 1;
+        usleep(1000);
+    }
+    printf("paced-writes: %ld in %.1f s\n", done, monotonic_seconds() - start);
     return 0;
 }
 
@@ -224,6 +253,14 @@ int main(int argc, char **argv)
                     rc = action[0] == 'w' ? write_file(rest) : action[0] == 'r' ? read_file(rest)
                                                               : net(AF_INET, SOCK_STREAM, atoi(rest), false);
             }
+        } else if (!strcmp(action, "paced-writes")) {
+            char *seconds = strchr(arg, ':');
+            char *path = seconds ? strchr(seconds + 1, ':') : NULL;
+            if (!path)
+                return 2;
+            *seconds++ = 0;
+            *path++ = 0;
+            rc = paced_writes(atol(arg), atof(seconds), path);
         } else if (!strcmp(action, "distinct")) {
             char *dir = strchr(arg, ':');
             if (!dir)

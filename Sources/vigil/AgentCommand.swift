@@ -23,7 +23,7 @@ struct AgentCommand: AsyncParsableCommand {
     )
 
     @Option(name: .long, help: "The agent's configuration (YAML).") var config: String
-    @Option(name: .long, help: "Load vigil.bpf.o from this directory instead of the object built into vigil.") var bpfDir: String?
+    @Option(name: .long, help: "Load vigil.bpf.o (vigil-compat.bpf.o before Linux 5.11) from this directory instead of the objects built into vigil.") var bpfDir: String?
     @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).") var ringBufferSize: UInt32 = 16 << 20
 
     func run() async throws {
@@ -67,7 +67,7 @@ struct AgentCommand: AsyncParsableCommand {
                                       clusterProfiles: try clusterProfileStore(configuration))
             let roots = try agent.start()
             logger.info("agent started", metadata: [
-                "node": "\(node)", "operations": "\(host):\(boundPort)",
+                "node": "\(node)", "operations": "\(host):\(boundPort)", "programs": "\(probes.variant.rawValue)",
                 "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists; checked every second" : roots.joined(separator: ","))",
                 "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
                 "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",

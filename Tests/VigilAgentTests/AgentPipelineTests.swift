@@ -148,6 +148,24 @@ final class AgentPipelineTests: XCTestCase {
         XCTAssertEqual(agent.registry.workload(workloadKey).profile?.learning.events, perContainer)
     }
 
+    /// A full queue first takes the names the namer found meanwhile (it works on its own queue):
+    /// a container that floods from its first millisecond loses nothing once its name is there.
+    func testAFullQueueTakesTheNamersAnswerBeforeCountingALoss() throws {
+        let agent = try node.agent(quickLearning())
+        let web = try node.startContainer(namespace: "shop", pod: "web-7d4b9c6f5-x2x9z", writeState: false)
+        let perContainer = PendingEvents().perContainer
+        for i in 0..<perContainer { node.write(web, path: "/tmp/f\(i)") }
+        try agent.poll(timeoutMilliseconds: 0)
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, perContainer)
+        try node.writeState(web)
+        usleep(500_000) // the namer retries every 10 ms: answered, not yet taken by the pipeline
+        for i in perContainer..<(perContainer + 44) { node.write(web, path: "/tmp/f\(i)") }
+        try agent.poll(timeoutMilliseconds: 0)
+        XCTAssertEqual(agent.drops[.unidentified, .file], 0)
+        XCTAssertEqual(agent.pipeline.pendingEvents.events, 0)
+        XCTAssertEqual(agent.registry.workload(workloadKey).profile?.learning.events, perContainer + 44)
+    }
+
     /// Events still waiting for a name when the agent stops (SIGTERM) are counted, and said so.
     func testEventsWaitingAtStopAreCounted() throws {
         let agent = try node.agent(quickLearning())

@@ -22,7 +22,21 @@ final class CaptureTests: XCTestCase {
     }
 
     func testReportsEachSyscallOfAWatchedWorkloadExactly() throws {
-        let traced = try TracedCgroup(self, node: "test-node")
+        try KernelTestSupport.requireRoot()
+        // 6.18 here: the build that reads the task through BTF (Linux 5.11+) is the one loaded.
+        XCTAssertEqual(KernelProbes.ObjectVariant.forThisKernel, .taskBTF)
+        try reportsEachSyscallExactly(variant: nil)
+    }
+
+    /// The build for Linux 5.8-5.10 (helpers, a hash table for syscalls in flight), loaded here on
+    /// purpose: the same events, field for field.
+    func testTheCompatibleBuildReportsEachSyscallExactly() throws {
+        try reportsEachSyscallExactly(variant: .compat)
+    }
+
+    private func reportsEachSyscallExactly(variant: KernelProbes.ObjectVariant?) throws {
+        let traced = try TracedCgroup(self, node: "test-node", options: .init(variant: variant))
+        XCTAssertEqual(traced.probes.variant, variant ?? .taskBTF)
         let (hierarchy, sink, pipeline, cgroup) = (traced.hierarchy, traced.sink, traced.pipeline, (path: traced.path, id: traced.id))
 
         let tcp4 = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
@@ -149,6 +163,54 @@ final class CaptureTests: XCTestCase {
         let writes = try sink.objects.filter { $0["kind"] as? String == "file.write" }
         XCTAssertEqual(writes.map { $0[path: "file.path"] as? String }, ["\(directory)/child"])
         XCTAssertEqual(writes.first?[path: "workload.cgroup"] as? String, childPath)
+    }
+
+    /// The reader is woken once per batch of records, not for each: a lone record waits for the
+    /// poll's timeout (and is then read), a burst past the batch wakes the reader at once. (Execs
+    /// and cgroup records, the container's first accept among them, wake it at once.)
+    func testTheReaderIsWokenByTheBatchAndTheTimeoutReadsTheRest() throws {
+        let traced = try TracedCgroup(self, options: .init(ringBufferBytes: 1 << 20, wakeupBatchBytes: 64 << 10))
+        let (sink, pipeline) = (traced.sink, traced.pipeline)
+        let cgroupDirectory = traced.hierarchy.directory(of: traced.path)
+        // The cgroup's first accept, its "serving" record, out of the way.
+        let first = try LoopbackSocket.freePort()
+        let firstServer = try LaunchedProcess.start([KernelTestSupport.workload, "serve:\(first)"], cgroupDirectory: cgroupDirectory)
+        XCTAssertTrue(LoopbackSocket.connect(port: first))
+        XCTAssertEqual(firstServer.status(block: true), .exited(0))
+        let port = try LoopbackSocket.freePort()
+        let directory = try KernelTestSupport.temporaryDirectory()
+        let server = try LaunchedProcess.start([KernelTestSupport.workload, "serve:\(port)", "write:\(directory)/served"],
+                                               cgroupDirectory: cgroupDirectory)
+        usleep(200_000)
+        try pipeline.drain() // the execs, the first server's exit
+        // One small record while the reader sleeps: the server's write, once a client came.
+        Thread.detachNewThread {
+            usleep(200_000)
+            LoopbackSocket.connect(port: port)
+        }
+        var start = Date()
+        try pipeline.poll(timeoutMilliseconds: 1500)
+        XCTAssertGreaterThan(Date().timeIntervalSince(start), 1.3, "a lone record woke the reader")
+        XCTAssertEqual(server.status(block: true), .exited(0))
+        try pipeline.poll(timeoutMilliseconds: 0)
+        XCTAssertTrue(try sink.objects.contains { $0[path: "file.path"] as? String == "\(directory)/served" }, "the timeout's read took it")
+
+        // A burst of ~2 MiB of records (file writes, after a client came): woken at the first
+        // 64 KiB, long before the timeout.
+        let burstPort = try LoopbackSocket.freePort()
+        let writer = try LaunchedProcess.start([KernelTestSupport.workload, "serve:\(burstPort)", "writes:1000:\(directory)/f"],
+                                               cgroupDirectory: cgroupDirectory)
+        usleep(200_000)
+        try pipeline.drain() // its exec
+        Thread.detachNewThread {
+            usleep(200_000)
+            LoopbackSocket.connect(port: burstPort)
+        }
+        start = Date()
+        let handled = try pipeline.poll(timeoutMilliseconds: 10_000)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "a full batch did not wake the reader")
+        XCTAssertGreaterThan(handled, 0)
+        XCTAssertEqual(writer.status(block: true), .exited(0))
     }
 
     /// With a ring buffer far too small for a burst, every event is either received or counted
