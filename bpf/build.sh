@@ -21,8 +21,9 @@ bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
 [ -x "$bpftool" ] || { echo "error: bpftool not found: install it (apt-get install bpftool)" >&2; exit 1; }
 [ -f /usr/include/bpf/bpf_helpers.h ] || { echo "error: libbpf headers not found: apt-get install libbpf-dev" >&2; exit 1; }
 # Two objects from the same sources: vigil.bpf.o reads the current task through its BTF type
-# (bpf_get_current_task_btf, Linux 5.11+: plain loads instead of helper calls on every hook), and
-# vigil-compat.bpf.o, for 5.8-5.10, reads it through helpers. The agent loads the one the kernel
+# (bpf_get_current_task_btf, 5.11+) and keeps syscalls in flight in task storage (tracing programs:
+# 5.12+): plain loads instead of helper calls on every hook; vigil-compat.bpf.o, for 5.8-5.11, reads
+# it through helpers and keeps a hash table. The agent loads the one the kernel
 # can take.
 build() { # build VARIANT_DIR OBJECT [CFLAGS...]
     dir=$1 object=$2

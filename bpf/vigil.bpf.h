@@ -313,7 +313,7 @@ static __always_inline void count_drop(__u32 stage, __u32 kind)
 /* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
  * gets a state on first sight (but the agent's own process is never watched). */
 /* The current task's cgroup v2 id, as bpf_get_current_cgroup_id() returns it. In the object
- * built with VIGIL_TASK_BTF (Linux 5.11+), in tracing programs (cgroup programs cannot call
+ * built with VIGIL_TASK_BTF (Linux 5.12+), in tracing programs (cgroup programs cannot call
  * bpf_get_current_task_btf: VIGIL_CGROUP_PROGRAM), through the task's BTF type:
  * four plain loads, where the helper call costs ~30 ns on every hook (measured on this design's
  * test VM, the largest part of what an unwatched process pays). */

@@ -32,10 +32,10 @@ public final class KernelProbes: KernelFacade {
 
     /// The two builds of the same programs (bpf/build.sh).
     public enum ObjectVariant: String, Sendable {
-        /// `vigil.bpf.o`: the current task read through its BTF type (Linux 5.11+), plain loads
-        /// instead of helper calls on every hook.
+        /// `vigil.bpf.o`: the current task read through its BTF type, syscalls in flight in task
+        /// storage (Linux 5.12+): plain loads instead of helper calls on every hook.
         case taskBTF = "vigil.bpf.o"
-        /// `vigil-compat.bpf.o`: the same programs through helpers only (Linux 5.8-5.10).
+        /// `vigil-compat.bpf.o`: the same programs through helpers and a hash table (Linux 5.8-5.11).
         case compat = "vigil-compat.bpf.o"
 
         /// The variant this kernel takes.

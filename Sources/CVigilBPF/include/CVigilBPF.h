@@ -20,8 +20,8 @@ int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *conf
  * attachment (close it to detach), or -errno. */
 int vigil_bpf_attach_empty(const char *category, const char *name);
 
-/* Whether tracing programs on this kernel may call bpf_get_current_task_btf() (Linux 5.11+):
- * the choice between vigil.bpf.o and vigil-compat.bpf.o (bpf/build.sh). */
+/* Whether tracing programs on this kernel may call bpf_get_current_task_btf() (Linux 5.11+) and
+ * use task storage (5.12+): the choice between vigil.bpf.o and vigil-compat.bpf.o (bpf/build.sh). */
 bool vigil_bpf_kernel_has_task_btf(void);
 
 #endif
