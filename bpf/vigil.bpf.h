@@ -20,6 +20,26 @@
 #pragma clang diagnostic ignored "-Wdefault-const-init-var-unsafe"
 #endif
 
+/* Reading kernel objects on hot paths (an open file, its dentry, inode and mount). In the object
+ * built with VIGIL_BTF_CASTS (Linux 6.2+), an address becomes a typed pointer (the bpf_rdonly_cast
+ * kfunc, inlined by the verifier), whose fields are plain loads; elsewhere each field read is a
+ * bpf_probe_read_kernel call (~30-50 ns each on this design's test VM). Either way a bad address
+ * reads as zero. KERNEL_READ(p, a, b) is p->a->b; p must come from KERNEL_OBJECT or another
+ * KERNEL_READ (the verifier refuses the load otherwise). A typed pointer is no number: hash, shift
+ * or pass to a global function the address it came from, not the pointer. */
+#ifdef VIGIL_BTF_CASTS
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define KERNEL_OBJECT(type, address) ((type *)bpf_rdonly_cast((const void *)(address), bpf_core_type_id_kernel(type)))
+#define VIGIL_ARROW2(p, a) (p)->a
+#define VIGIL_ARROW3(p, a, b) (p)->a->b
+#define VIGIL_ARROW4(p, a, b, c) (p)->a->b->c
+#define VIGIL_ARROW(_1, _2, _3, _4, name, ...) name
+#define KERNEL_READ(...) VIGIL_ARROW(__VA_ARGS__, VIGIL_ARROW4, VIGIL_ARROW3, VIGIL_ARROW2, _)(__VA_ARGS__)
+#else
+#define KERNEL_OBJECT(type, address) ((type *)(address))
+#define KERNEL_READ(...) BPF_CORE_READ(__VA_ARGS__)
+#endif
+
 /* How many directories a kernel-side path walk climbs before it gives up and flags truncation. */
 #define VIGIL_PATH_DEPTH 48
 #define VIGIL_MODEL_DEPTH 16 /* ancestors checked for a model directory */
@@ -511,10 +531,19 @@ static __always_inline void forget_pending(void)
 #endif
 }
 
-static __always_inline struct file *fd_to_file(struct task_struct *task, int fd)
+/* The address of the current process's open file fd, or NULL. (The fd array's slot is read with
+ * a helper in every build: the verifier types neither the array nor a variable index into it.) */
+static __always_inline struct file *current_file(int fd)
 {
+#if defined(VIGIL_TASK_BTF) && !defined(VIGIL_CGROUP_PROGRAM)
+    struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+    unsigned int max_fds = fdt->max_fds;
+#else
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+    unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+#endif
+    if (fd < 0 || (unsigned int)fd >= max_fds)
         return NULL;
     struct file **fds = BPF_CORE_READ(fdt, fd);
     struct file *file = NULL;
@@ -640,7 +669,7 @@ static __always_inline void read_syscall_path(struct vigil_path *out, int dirfd,
         dentry = BPF_CORE_READ(task, fs, pwd.dentry);
         mnt = BPF_CORE_READ(task, fs, pwd.mnt);
     } else {
-        struct file *dir = fd_to_file(task, dirfd);
+        struct file *dir = current_file(dirfd);
         if (!dir) {
             *flags |= VIGIL_FLAG_DIR_UNRESOLVED;
             return;
@@ -649,93 +678,6 @@ static __always_inline void read_syscall_path(struct vigil_path *out, int dirfd,
         mnt = BPF_CORE_READ(dir, f_path.mnt);
     }
     out->dir_len = resolve_path(dentry, mnt, out->dir, flags);
-}
-
-/* Whether (dentry, vfsmnt) is below one of the current container's model directories: its
- * ancestors, crossing mounts up to the top of the mount tree, looked up in model_dirs. Not up to
- * the process's root: the answer must not depend on who asks (outside_models remembers it for
- * the container, and a process chrooted below a model directory still reads model files). */
-static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 device)
-{
-    if (!dentry || !vfsmnt)
-        return 0;
-    struct mount *mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
-    struct vigil_model_dir_key key = { .cgroup_id = current_cgroup_id(), .device = device };
-    for (int i = 0; i < VIGIL_MODEL_DEPTH; i++) {
-        key.inode = BPF_CORE_READ(dentry, d_inode, i_ino);
-        if (bpf_map_lookup_elem(&model_dirs, &key))
-            return 1;
-        struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-        if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
-            struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-            if (up == mnt)
-                return 0;
-            dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-            mnt = up;
-            vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
-            key.device = BPF_CORE_READ(vfsmnt, mnt_sb, s_dev);
-            continue;
-        }
-        if (dentry == parent)
-            return 0;
-        dentry = parent;
-    }
-    return 0;
-}
-
-/* Files a container opened that are not below any of its model directories, remembered per CPU
- * so a read loop on the model directory's filesystem pays one lookup, not the ancestor walk.
- * An entry holds only while nothing could have changed the answer: the same dentry, mount and
- * inode (number and generation: a freed dentry or inode reused for another file does not match),
- * the same container, the same model directories, and no rename, unlink or mount anywhere since
- * (tree_changes). Only "not a model file" is remembered: a model file's open is always reported. */
-#define VIGIL_OUTSIDE_MODELS_SLOTS 256
-
-struct outside_models_entry {
-    __u64 dentry;
-    __u64 mnt;
-    __u64 inode;
-    __u64 inode_number;
-    __u64 cgroup_id;
-    __u64 tree_changes;
-    __u32 generation;
-    __u32 model_generation;
-    __u64 check; /* of the fields above: a slot half-written by a preempted program never matches */
-};
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, VIGIL_OUTSIDE_MODELS_SLOTS);
-    __type(key, __u32);
-    __type(value, struct outside_models_entry);
-} outside_models __weak SEC(".maps");
-
-static __always_inline __u64 outside_models_check(const struct outside_models_entry *e)
-{
-    return (e->dentry ^ (e->mnt << 1) ^ (e->inode << 2) ^ e->inode_number ^ (e->cgroup_id << 3)
-            ^ (e->tree_changes << 4) ^ ((__u64)e->generation << 32) ^ e->model_generation) + 0x9e3779b97f4a7c15ULL;
-}
-
-static __always_inline __u32 outside_models_slot(__u64 dentry)
-{
-    return (__u32)((dentry >> 6) ^ (dentry >> 14)) & (VIGIL_OUTSIDE_MODELS_SLOTS - 1);
-}
-
-static __always_inline bool outside_models_remembered(const struct outside_models_entry *wanted)
-{
-    __u32 slot = outside_models_slot(wanted->dentry);
-    struct outside_models_entry *e = bpf_map_lookup_elem(&outside_models, &slot);
-    return e && e->dentry == wanted->dentry && e->mnt == wanted->mnt && e->inode == wanted->inode
-        && e->inode_number == wanted->inode_number && e->generation == wanted->generation
-        && e->cgroup_id == wanted->cgroup_id && e->tree_changes == wanted->tree_changes
-        && e->model_generation == wanted->model_generation && e->check == outside_models_check(e);
-}
-
-static __always_inline void remember_outside_models(struct outside_models_entry *entry)
-{
-    __u32 slot = outside_models_slot(entry->dentry);
-    entry->check = outside_models_check(entry);
-    bpf_map_update_elem(&outside_models, &slot, entry, BPF_ANY);
 }
 
 /* Model directories by path (struct vigil_model_path_key), filled by the agent with model_dirs. */
@@ -805,30 +747,18 @@ __weak __noinline int named_below_model_dir(struct vigil_path *path)
     return scan.below || is_model_dir_path(scan.cgroup_id, scan.hash);
 }
 
+/* Model files (model_files.bpf.c, the only object that calls the bpf_rdonly_cast kfunc: libbpf
+ * 1.1's linker fails on a kfunc declared in two objects). Global functions, verified once. */
+int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags);
+int report_model_file(__u64 file_address, __u32 profile_id, __u32 open_flags, long ret, __u32 flags);
+int report_read_only_open(long ret);
+
 /* Protect mode for model files: whether the current container's writes below its model
  * directories are enforced. */
 static __always_inline bool kills_model_writes(void)
 {
     struct vigil_cgroup_state *state = watched_state();
     return state && (state->flags & VIGIL_CGROUP_PROTECT_MODELS) && (state->flags & VIGIL_CGROUP_MODEL);
-}
-
-/* The process opened a file for writing (descriptor fd): below a model directory, and not a write
- * its profile has, it is killed now — after the open (a create or O_TRUNC is done), before its
- * first write. Global: verified once. */
-__weak __noinline int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags)
-{
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct file *file = fd_to_file(task, fd);
-    if (!file || !flags)
-        return 0;
-    struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-    struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
-    if (!under_model_dir(dentry, mnt, BPF_CORE_READ(dentry, d_sb, s_dev)) || protect_rule_allows(profile_id, kind, hash))
-        return 0;
-    bpf_send_signal(SIGKILL);
-    *flags |= VIGIL_FLAG_KILLED;
-    return 1;
 }
 
 /* Protect mode for model files, after a file syscall that succeeded and that the profile does
@@ -883,118 +813,6 @@ struct {
     __type(key, struct vigil_known_model);
     __type(value, __u8);
 } known_models __weak SEC(".maps");
-
-/* The inode's ctime in ns, or 0 when the kernel's inode has no i_ctime_sec (before 6.11): then no
- * model file is ever known and every open is reported. */
-static __always_inline __u64 change_time(struct inode *inode)
-{
-    if (!bpf_core_field_exists(inode->i_ctime_sec))
-        return 0;
-    __u64 seconds = BPF_CORE_READ(inode, i_ctime_sec);
-    __u32 nanoseconds = BPF_CORE_READ(inode, i_ctime_nsec) & 0x3fffffff;
-    return seconds * 1000000000ULL + nanoseconds;
-}
-
-/* A model file open in the current process (opened now, or held at exec): reported when it is
- * below one of the container's model directories, with its own path, identity and the process's
- * executable — unless both the file's content (known_models) and its reader (known_behaviour) are
- * in the workload's stable profile. */
-__weak __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 open_flags, long ret, __u32 flags)
-{
-    struct file *file = (struct file *)file_address;
-    if (!file)
-        return 0;
-    struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-    struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
-    /* First, one lookup: is the file on a filesystem that holds a model directory, or is mounted
-     * below one? Most reads of a server (its libraries, its config) are not, and stop here. */
-    struct vigil_model_dir_key on_device = {
-        .cgroup_id = current_cgroup_id(),
-        .device = BPF_CORE_READ(dentry, d_sb, s_dev),
-    };
-    if (!bpf_map_lookup_elem(&model_dirs, &on_device))
-        return 0;
-    struct inode *inode = BPF_CORE_READ(dentry, d_inode);
-    struct outside_models_entry seen = {
-        .dentry = (__u64)dentry,
-        .mnt = (__u64)mnt,
-        .inode = (__u64)inode,
-        .inode_number = BPF_CORE_READ(inode, i_ino),
-        .cgroup_id = on_device.cgroup_id,
-        /* read before the walk: a change during it leaves the entry already out of date */
-        .tree_changes = tree_change_count(),
-        .generation = BPF_CORE_READ(inode, i_generation),
-        .model_generation = model_generation(),
-    };
-    if (outside_models_remembered(&seen))
-        return 0;
-    if (!under_model_dir(dentry, mnt, on_device.device)) {
-        remember_outside_models(&seen);
-        return 0;
-    }
-    struct vigil_file_event *event = event_buffer();
-    if (!event)
-        return 0;
-    event->inode = seen.inode_number;
-    event->device = on_device.device;
-    event->_reserved = 0;
-    event->size = BPF_CORE_READ(inode, i_size);
-    event->change_ns = change_time(inode);
-    bool content_known = false;
-    if (profile_id) {
-        struct vigil_known_model key = {
-            .profile_id = profile_id,
-            .device = event->device,
-            .inode = event->inode,
-            .size = event->size,
-            .change_ns = event->change_ns,
-        };
-        content_known = key.change_ns && bpf_map_lookup_elem(&known_models, &key);
-    }
-    /* Who opened it: the process's executable, as the exec record would name it (its exec may
-     * have been known behaviour, dropped in the kernel, so the agent cannot look it up). */
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    event->target.dir_len = 0;
-    event->target.name_len = 0;
-    struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-    if (exe) {
-        __u32 exe_flags = 0;
-        event->target.name_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
-                                              event->target.name, &exe_flags);
-    }
-    if (content_known && is_known(profile_id, VIGIL_KIND_FILE * 16 + VIGIL_FILE_READ_MODEL,
-                                  fnv_looped(event->target.name, event->target.name_len))) {
-        count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
-        return 0;
-    }
-    fill_header(&event->hdr, VIGIL_KIND_FILE);
-    event->hdr.flags |= flags;
-    event->op = VIGIL_FILE_READ_MODEL;
-    event->open_flags = open_flags;
-    event->ret = ret;
-    event->path.dir_len = 0;
-    event->path.name_len = resolve_path(dentry, mnt, event->path.name, &event->hdr.flags);
-    send_event(event, sizeof(*event), VIGIL_KIND_FILE);
-    return 0;
-}
-
-/* An open that remembered nothing at enter (a read-only one) and succeeded: in a container with
- * model directories, the file it opened is checked (report_model_file); anywhere else it costs
- * the array load of model_switch. Nothing is remembered at enter for reads: the open file at exit
- * says all (its mode, its flags), so a read pays no in-flight table. */
-static __always_inline int report_read_only_open(long ret)
-{
-    if (ret < 0 || !model_reads_watched())
-        return 0;
-    struct vigil_cgroup_state *state = watched_state();
-    if (!state || !(state->flags & VIGIL_CGROUP_MODEL) || runtime_phase())
-        return 0;
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct file *file = fd_to_file(task, (int)ret);
-    if (!file || (BPF_CORE_READ(file, f_mode) & (FMODE_READ | FMODE_WRITE)) != FMODE_READ)
-        return 0;
-    return report_model_file((__u64)file, state->profile_id, BPF_CORE_READ(file, f_flags), ret, 0);
-}
 
 /* A file syscall remembered at enter, with its outcome. */
 static __always_inline int report_file_event(struct pending_syscall args, long ret)
@@ -1084,8 +902,7 @@ static __always_inline int remember_net_syscall(__u32 op, int fd, __u64 uaddr, b
     }
     args.family = family;
 
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct file *file = fd_to_file(task, fd);
+    struct file *file = current_file(fd);
     struct socket *sock = file ? BPF_CORE_READ(file, private_data) : NULL;
     struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
     if (sk) {

@@ -150,3 +150,13 @@ bool vigil_bpf_kernel_has_task_btf(void)
     return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_get_current_task_btf, NULL) == 1
         && libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_storage_get, NULL) == 1;
 }
+
+bool vigil_bpf_kernel_has_btf_casts(void)
+{
+    struct btf *vmlinux = btf__load_vmlinux_btf();
+    if (libbpf_get_error(vmlinux))
+        return false;
+    bool found = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
+    btf__free(vmlinux);
+    return found;
+}

@@ -11,7 +11,7 @@ public final class KernelProbes: KernelFacade {
         public var watchAll = false
         /// Ring-buffer size in bytes: a power of two, at least one page.
         public var ringBufferBytes: UInt32 = 16 << 20
-        /// Load `vigil.bpf.o` (or `vigil-compat.bpf.o`) from here instead of the object built into the binary.
+        /// Load `vigil.bpf.o` (or the build `variant` names) from here instead of the object built into the binary.
         public var objectDirectory: String?
         /// Which build of the programs to load; nil: the fastest this kernel takes.
         public var variant: ObjectVariant?
@@ -30,16 +30,31 @@ public final class KernelProbes: KernelFacade {
         }
     }
 
-    /// The two builds of the same programs (bpf/build.sh).
-    public enum ObjectVariant: String, Sendable {
-        /// `vigil.bpf.o`: the current task read through its BTF type, syscalls in flight in task
-        /// storage (Linux 5.12+): plain loads instead of helper calls on every hook.
-        case taskBTF = "vigil.bpf.o"
+    /// The three builds of the same programs (bpf/build.sh), newest first.
+    public enum ObjectVariant: String, Sendable, CaseIterable {
+        /// `vigil.bpf.o`: `taskBTF`, and the open file a model-read check looks at (its dentry,
+        /// inode, mount, and their ancestors) read as plain loads through `bpf_rdonly_cast`
+        /// (Linux 6.2+) instead of a helper call per field.
+        case btfCasts = "vigil.bpf.o"
+        /// `vigil-task-btf.bpf.o`: the current task read through its BTF type, syscalls in flight
+        /// in task storage (Linux 5.12+): plain loads instead of helper calls on every hook.
+        case taskBTF = "vigil-task-btf.bpf.o"
         /// `vigil-compat.bpf.o`: the same programs through helpers and a hash table (Linux 5.8-5.11).
         case compat = "vigil-compat.bpf.o"
 
         /// The variant this kernel takes.
-        public static var forThisKernel: ObjectVariant { vigil_bpf_kernel_has_task_btf() ? .taskBTF : .compat }
+        public static var forThisKernel: ObjectVariant {
+            guard vigil_bpf_kernel_has_task_btf() else { return .compat }
+            return vigil_bpf_kernel_has_btf_casts() ? .btfCasts : .taskBTF
+        }
+
+        fileprivate var embeddedBase64: String {
+            switch self {
+            case .btfCasts: EmbeddedBPFObject.base64
+            case .taskBTF: EmbeddedBPFObject.taskBTFBase64
+            case .compat: EmbeddedBPFObject.compatBase64
+            }
+        }
     }
 
     /// The build of the programs that is loaded.
@@ -160,7 +175,7 @@ public final class KernelProbes: KernelFacade {
     /// The section names of the programs built into vigil (the hooks they attach to), read from
     /// the object without loading it.
     public static func hookSections(objectDirectory: String? = nil) throws -> [String] {
-        let image = try objectImage(directory: objectDirectory, variant: .taskBTF)
+        let image = try objectImage(directory: objectDirectory, variant: .btfCasts)
         var options = bpf_object_open_opts()
         options.sz = MemoryLayout<bpf_object_open_opts>.size
         guard let object = image.withUnsafeBytes({ bpf_object__open_mem($0.baseAddress, $0.count, &options) }),
@@ -575,8 +590,7 @@ public final class KernelProbes: KernelFacade {
             }
             return data
         }
-        let embedded = variant == .taskBTF ? EmbeddedBPFObject.base64 : EmbeddedBPFObject.compatBase64
-        guard let data = Data(base64Encoded: embedded) else {
+        guard let data = Data(base64Encoded: variant.embeddedBase64) else {
             throw BPFError("the BPF object built into vigil is damaged: rebuild vigil")
         }
         return data

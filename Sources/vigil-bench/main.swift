@@ -7,10 +7,12 @@
 //   vigil-bench detect [--seconds S]
 //       records a workload as `decode` does, learns its profile, then checks the recorded events
 //       against it in a loop on one core (the monitor's userspace work): events/s.
-//   vigil-bench overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats]
+//   vigil-bench overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] [--variant V]
 //                        (DIR: where the monitored run's model directory is; the default shares
 //                        the loops' tmpfs, the worst case; --program-stats: each monitored run's
-//                        busiest programs, ns per run, from the kernel's BPF run-time statistics)
+//                        busiest programs, ns per run, from the kernel's BPF run-time statistics;
+//                        V: the build of the programs, btfCasts, taskBTF or compat, default the
+//                        fastest this kernel takes)
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, under empty
 //       programs on the same tracepoints (the floor: the kernel's tracing path alone), beside a
 //       running agent that does not watch them, watched by it (trace), captured by bpftrace (the
@@ -346,6 +348,13 @@ func detectBenchmark() throws {
 func overheadBenchmark() throws {
     let runs = Int(option("--runs", default: "5"))!
     let programStats = CommandLine.arguments.contains("--program-stats")
+    // --variant: another build of the programs than this kernel's fastest (btfCasts, taskBTF, compat).
+    let variantName = option("--variant", default: "\(KernelProbes.ObjectVariant.forThisKernel)")
+    guard let variant = KernelProbes.ObjectVariant.allCases.first(where: { "\($0)" == variantName }) else {
+        throw CgroupError("--variant \(variantName): one of \(KernelProbes.ObjectVariant.allCases.map { "\($0)" })")
+    }
+    func loadProbes() throws -> KernelProbes { try KernelProbes(options: .init(variant: variant)) }
+    print("programs: \(variant.rawValue)")
     let hierarchy = try CgroupHierarchy.system()
     let acceptor = Acceptor()
     // tmpfs, so the loop measures the syscalls and not the disk (ext4 flushes on truncate); no
@@ -389,7 +398,7 @@ func overheadBenchmark() throws {
         withExtendedLifetime(empty) {}
     }()
 
-    var probes: KernelProbes? = try KernelProbes()
+    var probes: KernelProbes? = try loadProbes()
     let sink = DiscardSink()
     var pipeline: EventPipeline? = try tracePipeline(probes!, hierarchy, sink: sink)
     var poller: Poller? = Poller(pipeline!)
@@ -426,7 +435,7 @@ func overheadBenchmark() throws {
     let monitorID = try hierarchy.create(monitorPath)
     defer { try? hierarchy.remove(monitorPath) }
     let profile: Profile = try {
-        let probes = try KernelProbes()
+        let probes = try loadProbes()
         let learner = Learner.start(workload: "bench", modelPaths: [], minDuration: 0, quietPeriod: 0, now: Date(),
                                     resolver: resolver, runtimeExes: RuntimeExecutables.onThisHost())
         let registry = benchRegistry(probes, store: dir + "/profiles", opening: .learn(learner))
@@ -443,7 +452,7 @@ func overheadBenchmark() throws {
         return registry.workloads["bench"]!.profile!
     }()
     func monitored(suppress: Bool, modelFilter: Bool = true, protect: Bool = false) throws -> ([Double], UInt64) {
-        let probes = try KernelProbes()
+        let probes = try loadProbes()
         let registry = benchRegistry(probes, store: dir + "/profiles", suppressInKernel: suppress, protect: protect, opening: .monitor(profile))
         let workload = registry.workload("bench") // its known behaviour in the kernel, when suppressing
         let directory = CommandDirectory(hierarchy: hierarchy, workload: "bench")
@@ -831,7 +840,7 @@ do {
     case "soak": try soakBenchmark()
     case "fleet": try fleetBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | fleet [--containers N] [--workloads W] [--seconds S] [--events-per-second E] [--load-pods P] | checkpoint [--rules N,...]")
+        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] [--variant V] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | fleet [--containers N] [--workloads W] [--seconds S] [--events-per-second E] [--load-pods P] | checkpoint [--rules N,...]")
         exit(2)
     }
 } catch {

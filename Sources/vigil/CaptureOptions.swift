@@ -11,7 +11,7 @@ struct CaptureOptions: ParsableArguments {
     @Option(name: .long, help: "Watch this cgroup v2 and its descendants: a path inside the hierarchy (/kubepods/...) or a directory under its mount.")
     var cgroup: String?
 
-    @Option(name: .long, help: "Load vigil.bpf.o (vigil-compat.bpf.o before Linux 5.12) from this directory instead of the objects built into vigil.")
+    @Option(name: .long, help: "Load vigil.bpf.o (vigil-task-btf.bpf.o before Linux 6.2, vigil-compat.bpf.o before 5.12) from this directory instead of the objects built into vigil.")
     var bpfDir: String?
 
     @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).")

@@ -23,20 +23,25 @@ final class CaptureTests: XCTestCase {
 
     func testReportsEachSyscallOfAWatchedWorkloadExactly() throws {
         try KernelTestSupport.requireRoot()
-        // 6.18 here: the build that reads the task through BTF (Linux 5.11+) is the one loaded.
-        XCTAssertEqual(KernelProbes.ObjectVariant.forThisKernel, .taskBTF)
+        // 6.18 here: the newest build (typed reads through bpf_rdonly_cast, Linux 6.2+) is the one loaded.
+        XCTAssertEqual(KernelProbes.ObjectVariant.forThisKernel, .btfCasts)
         try reportsEachSyscallExactly(variant: nil)
     }
 
-    /// The build for Linux 5.8-5.10 (helpers, a hash table for syscalls in flight), loaded here on
-    /// purpose: the same events, field for field.
+    /// The builds for older kernels, loaded here on purpose: the same events, field for field.
+    /// Linux 5.12-6.1: the task through its BTF type, open files through helpers.
+    func testTheTaskBTFBuildReportsEachSyscallExactly() throws {
+        try reportsEachSyscallExactly(variant: .taskBTF)
+    }
+
+    /// Linux 5.8-5.11: helpers, a hash table for syscalls in flight.
     func testTheCompatibleBuildReportsEachSyscallExactly() throws {
         try reportsEachSyscallExactly(variant: .compat)
     }
 
     private func reportsEachSyscallExactly(variant: KernelProbes.ObjectVariant?) throws {
         let traced = try TracedCgroup(self, node: "test-node", options: .init(variant: variant))
-        XCTAssertEqual(traced.probes.variant, variant ?? .taskBTF)
+        XCTAssertEqual(traced.probes.variant, variant ?? .btfCasts)
         let (hierarchy, sink, pipeline, cgroup) = (traced.hierarchy, traced.sink, traced.pipeline, (path: traced.path, id: traced.id))
 
         let tcp4 = try LoopbackSocket(family: AF_INET, type: Int32(SOCK_STREAM.rawValue))
@@ -47,10 +52,21 @@ final class CaptureTests: XCTestCase {
         let outsideDirectory = try KernelTestSupport.temporaryDirectory()
         let workload = KernelTestSupport.workload
         let trueBinary = KernelTestSupport.realpath("/bin/true")
+        // A model directory beside the files the workload writes (one filesystem: each read's
+        // file is checked, its ancestors walked): reads of the weights are reported (twice: the
+        // second open finds no remembered verdict, a model file's never is), the notes' are not
+        // (twice too: the second finds the first's "not below a model directory").
+        try FileManager.default.createDirectory(atPath: directory + "/models", withIntermediateDirectories: false)
+        try Data("weights".utf8).write(to: URL(fileURLWithPath: directory + "/models/weights.bin"))
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: directory + "/notes.txt"))
+        let models = ModelFiles.directories(pid: UInt32(getpid()), patterns: [directory + "/models/**"])
+        XCTAssertEqual(models.missing, [])
+        try traced.probes.setModelDirectories(cgroupID: traced.id, models.found)
 
         let arguments = [
             workload, "chdir:\(directory)", "write:f", "rename:f:g", "unlink:g", "unlink?:missing",
-            "tcp4:\(tcp4.port)", "tcp6:\(tcp6.port)", "udp4:\(udp4.port)", "udp6:\(udp6.port)", "exec:/bin/true",
+            "tcp4:\(tcp4.port)", "tcp6:\(tcp6.port)", "udp4:\(udp4.port)", "udp6:\(udp6.port)",
+            "reads:2:notes.txt", "reads:2:models/weights.bin", "exec:/bin/true",
         ]
         let outsider = try LaunchedProcess.start([workload, "chdir:\(outsideDirectory)", "write:f", "tcp4:\(tcp4.port)"],
                                                  cgroupDirectory: nil)
@@ -68,6 +84,7 @@ final class CaptureTests: XCTestCase {
             switch kind {
             case "file.write": return "\(kind) \(event[path: "file.op"]!) \(event[path: "file.path"]!)"
             case "network.connect": return "\(kind) \(event[path: "network.protocol"]!) \(event[path: "network.address"]!)"
+            case "file.read": return "\(kind) \(event[path: "file.op"]!) \(event[path: "file.path"]!)"
             default: return "\(kind) \(event[path: "process.exe"]!)"
             }
         }
@@ -81,9 +98,11 @@ final class CaptureTests: XCTestCase {
             "network.connect tcp ::1",
             "network.connect udp 127.0.0.1",
             "network.connect udp ::1",
+            "file.read read_model \(directory)/models/weights.bin",
+            "file.read read_model \(directory)/models/weights.bin",
             "process.exec \(trueBinary)",
         ])
-        guard mine.count == 10 else { return }
+        guard mine.count == 12 else { return }
 
         for event in mine {
             XCTAssertEqual(event["node"] as? String, "test-node")
@@ -97,7 +116,7 @@ final class CaptureTests: XCTestCase {
         XCTAssertEqual(mine[0][path: "process.parent_exe"] as? String, testBinary, "the parent's binary, from the kernel")
         let firstExecID = try XCTUnwrap(mine[0][path: "process.exec_id"] as? String)
         XCTAssertTrue(firstExecID.hasPrefix("\(watched.pid)-"))
-        for event in mine[1..<9] {
+        for event in mine[1..<11] {
             XCTAssertEqual(event[path: "process.exec_id"] as? String, firstExecID, "later events name their exec")
             XCTAssertEqual(event[path: "process.exe"] as? String, workload)
         }
@@ -123,9 +142,16 @@ final class CaptureTests: XCTestCase {
             XCTAssertEqual(event[path: "network.outcome"] as? String, "success")
         }
 
-        XCTAssertEqual(mine[9][path: "process.args"] as? [String], ["/bin/true"])
-        XCTAssertEqual(mine[9][path: "process.parent_exe"] as? String, testBinary, "same pid: its parent is still the test")
-        XCTAssertNotEqual(mine[9][path: "process.exec_id"] as? String, firstExecID)
+        let weights = try FileManager.default.attributesOfItem(atPath: directory + "/models/weights.bin")
+        for read in mine[9..<11] {
+            XCTAssertEqual(read[path: "file.reader_exe"] as? String, workload)
+            XCTAssertEqual(read[path: "file.inode"] as? Int, (weights[.systemFileNumber] as? NSNumber)?.intValue)
+            XCTAssertEqual(read[path: "file.outcome"] as? String, "success")
+        }
+
+        XCTAssertEqual(mine[11][path: "process.args"] as? [String], ["/bin/true"])
+        XCTAssertEqual(mine[11][path: "process.parent_exe"] as? String, testBinary, "same pid: its parent is still the test")
+        XCTAssertNotEqual(mine[11][path: "process.exec_id"] as? String, firstExecID)
     }
 
     /// A refused connection and a connect to an unbound port report the kernel's errno.

@@ -130,8 +130,13 @@ final class HardeningTests: XCTestCase {
         XCTAssertNotNil(sleeper, "the command started")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        for _ in 0..<50 where Self.pid(withArgument: marker) != nil { usleep(50_000) }
+        // Gone from /proc's command lines (its memory released) is not yet out of its cgroup: the
+        // next vigil removes a cgroup that holds no process, so wait for the kernel to say so.
+        let events = hierarchy.directory(of: cgroup) + "/cgroup.events"
+        func populated() -> Bool { ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains("populated 1") }
+        for _ in 0..<100 where Self.pid(withArgument: marker) != nil || populated() { usleep(50_000) }
         XCTAssertNil(Self.pid(withArgument: marker), "the command died with vigil (PDEATHSIG)")
+        XCTAssertFalse(populated(), "the command left its cgroup")
         XCTAssertTrue(FileManager.default.fileExists(atPath: hierarchy.directory(of: cgroup)), "a SIGKILLed vigil cannot clean up")
         XCTAssertEqual(try vigil(["trace", "--", "true"]).status, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: hierarchy.directory(of: cgroup)), "the next vigil removed it")

@@ -78,6 +78,15 @@ public final class Containerd {
         daemon.standardError = log
         try daemon.run()
         do {
+            // A kubelet makes its QoS cgroups when it starts, long before a pod: so the node agent
+            // finds its root there (a root that appears later is CRITests' own case). Without them,
+            // the first pod would make /kubepods and could be running before the agent's next look.
+            for path in ["/kubepods", "/kubepods/besteffort", "/kubepods/burstable"] where !FileManager.default.fileExists(atPath: cgroupMount + path) {
+                guard mkdir(cgroupMount + path, 0o755) == 0 else {
+                    throw TestSupportError(description: "cannot make the QoS cgroup \(cgroupMount + path): \(String(cString: strerror(errno)))")
+                }
+                createdCgroupDirectories.append(cgroupMount + path)
+            }
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(100_000) }
             client = try CRIClient(socket: socket)
             _ = try client.call("RuntimeService", "Version", ["version": "v1"])

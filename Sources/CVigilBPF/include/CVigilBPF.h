@@ -24,4 +24,8 @@ int vigil_bpf_attach_empty(const char *category, const char *name);
  * use task storage (5.12+): the choice between vigil.bpf.o and vigil-compat.bpf.o (bpf/build.sh). */
 bool vigil_bpf_kernel_has_task_btf(void);
 
+/* Whether the kernel's BTF has the kfunc bpf_rdonly_cast (Linux 6.2+, every program type): the
+ * choice of vigil.bpf.o over vigil-task-btf.bpf.o. */
+bool vigil_bpf_kernel_has_btf_casts(void);
+
 #endif

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Model files: whether a file a container opened is below one of its model directories (a walk of
+ * its ancestors, remembered per CPU for files that are not), the report of a model file's open,
+ * and protect mode's kill of a model file's writer. The only object that reads kernel objects
+ * through bpf_rdonly_cast (VIGIL_BTF_CASTS): libbpf 1.1's linker refuses a kfunc declared in two. */
+#include "vigil.bpf.h"
+
+/* Whether (dentry, vfsmnt) is below one of the current container's model directories: its
+ * ancestors, crossing mounts up to the top of the mount tree, looked up in model_dirs. Not up to
+ * the process's root: the answer must not depend on who asks (outside_models remembers it for
+ * the container, and a process chrooted below a model directory still reads model files). */
+static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 device)
+{
+    if (!dentry || !vfsmnt)
+        return 0;
+    dentry = KERNEL_OBJECT(struct dentry, dentry);
+    struct mount *mnt = KERNEL_OBJECT(struct mount, (char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+    vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt)); /* one type throughout */
+    struct vigil_model_dir_key key = { .cgroup_id = current_cgroup_id(), .device = device };
+    for (int i = 0; i < VIGIL_MODEL_DEPTH; i++) {
+        key.inode = KERNEL_READ(dentry, d_inode, i_ino);
+        if (bpf_map_lookup_elem(&model_dirs, &key))
+            return 1;
+        struct dentry *parent = KERNEL_READ(dentry, d_parent);
+        if (dentry == KERNEL_READ(vfsmnt, mnt_root)) {
+            struct mount *up = KERNEL_READ(mnt, mnt_parent);
+            if (up == mnt)
+                return 0;
+            dentry = KERNEL_READ(mnt, mnt_mountpoint);
+            mnt = up;
+            vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
+            key.device = KERNEL_READ(vfsmnt, mnt_sb, s_dev);
+            continue;
+        }
+        if (dentry == parent)
+            return 0;
+        dentry = parent;
+    }
+    return 0;
+}
+
+/* Files a container opened that are not below any of its model directories, remembered per CPU
+ * so a read loop on the model directory's filesystem pays one lookup, not the ancestor walk.
+ * An entry holds only while nothing could have changed the answer: the same dentry, mount and
+ * inode (number and generation: a freed dentry or inode reused for another file does not match),
+ * the same container, the same model directories, and no rename, unlink or mount anywhere since
+ * (tree_changes). Only "not a model file" is remembered: a model file's open is always reported. */
+#define VIGIL_OUTSIDE_MODELS_SLOTS 256
+
+struct outside_models_entry {
+    __u64 dentry;
+    __u64 mnt;
+    __u64 inode;
+    __u64 inode_number;
+    __u64 cgroup_id;
+    __u64 tree_changes;
+    __u32 generation;
+    __u32 model_generation;
+    __u64 check; /* of the fields above: a slot half-written by a preempted program never matches */
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, VIGIL_OUTSIDE_MODELS_SLOTS);
+    __type(key, __u32);
+    __type(value, struct outside_models_entry);
+} outside_models __weak SEC(".maps");
+
+static __always_inline __u64 outside_models_check(const struct outside_models_entry *e)
+{
+    return (e->dentry ^ (e->mnt << 1) ^ (e->inode << 2) ^ e->inode_number ^ (e->cgroup_id << 3)
+            ^ (e->tree_changes << 4) ^ ((__u64)e->generation << 32) ^ e->model_generation) + 0x9e3779b97f4a7c15ULL;
+}
+
+/* By inode number, a number in every build (the dentry's address may be a typed pointer). */
+static __always_inline __u32 outside_models_slot(__u64 inode_number)
+{
+    return (__u32)(inode_number ^ (inode_number >> 8)) & (VIGIL_OUTSIDE_MODELS_SLOTS - 1);
+}
+
+static __always_inline bool outside_models_remembered(const struct outside_models_entry *wanted)
+{
+    __u32 slot = outside_models_slot(wanted->inode_number);
+    struct outside_models_entry *e = bpf_map_lookup_elem(&outside_models, &slot);
+    /* The check first, on what the slot holds: compared with the wanted entry's typed pointers
+     * first, the compiler may hash those instead (equal values), which the verifier refuses. */
+    if (!e || e->check != outside_models_check(e))
+        return false;
+    return e->dentry == wanted->dentry && e->mnt == wanted->mnt && e->inode == wanted->inode
+        && e->inode_number == wanted->inode_number && e->generation == wanted->generation
+        && e->cgroup_id == wanted->cgroup_id && e->tree_changes == wanted->tree_changes
+        && e->model_generation == wanted->model_generation;
+}
+
+/* Written in place, the check last, computed from what the slot now holds (numbers, in every build). */
+static __always_inline void remember_outside_models(const struct outside_models_entry *entry)
+{
+    __u32 slot = outside_models_slot(entry->inode_number);
+    struct outside_models_entry *e = bpf_map_lookup_elem(&outside_models, &slot);
+    if (!e)
+        return;
+    __builtin_memcpy(e, entry, sizeof(*e));
+    asm volatile("" ::: "memory"); /* the check reads the slot back: numbers, not the pointers just stored */
+    e->check = outside_models_check(e);
+}
+
+/* The process opened a file for writing (descriptor fd): below a model directory, and not a write
+ * its profile has, it is killed now — after the open (a create or O_TRUNC is done), before its
+ * first write. Global: verified once. */
+__noinline int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags)
+{
+    struct file *address = current_file(fd);
+    if (!address || !flags)
+        return 0;
+    struct file *file = KERNEL_OBJECT(struct file, address);
+    struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
+    if (!under_model_dir(dentry, KERNEL_READ(file, f_path.mnt), KERNEL_READ(dentry, d_sb, s_dev))
+        || protect_rule_allows(profile_id, kind, hash))
+        return 0;
+    bpf_send_signal(SIGKILL);
+    *flags |= VIGIL_FLAG_KILLED;
+    return 1;
+}
+
+/* The inode's ctime in ns, or 0 when the kernel's inode has no i_ctime_sec (before 6.11): then no
+ * model file is ever known and every open is reported. */
+static __always_inline __u64 change_time(struct inode *inode)
+{
+    if (!bpf_core_field_exists(inode->i_ctime_sec))
+        return 0;
+    __u64 seconds = BPF_CORE_READ(inode, i_ctime_sec);
+    __u32 nanoseconds = BPF_CORE_READ(inode, i_ctime_nsec) & 0x3fffffff;
+    return seconds * 1000000000ULL + nanoseconds;
+}
+
+/* A model file open in the current process (opened now, or held at exec): reported when it is
+ * below one of the container's model directories, with its own path, identity and the process's
+ * executable — unless both the file's content (known_models) and its reader (known_behaviour) are
+ * in the workload's stable profile. */
+__noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 open_flags, long ret, __u32 flags)
+{
+    if (!file_address)
+        return 0;
+    struct file *file = KERNEL_OBJECT(struct file, file_address);
+    struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
+    struct vfsmount *mnt = KERNEL_READ(file, f_path.mnt);
+    /* First, one lookup: is the file on a filesystem that holds a model directory, or is mounted
+     * below one? Most reads of a server (its libraries, its config) are not, and stop here. */
+    struct vigil_model_dir_key on_device = {
+        .cgroup_id = current_cgroup_id(),
+        .device = KERNEL_READ(dentry, d_sb, s_dev),
+    };
+    if (!bpf_map_lookup_elem(&model_dirs, &on_device))
+        return 0;
+    struct inode *inode = KERNEL_READ(dentry, d_inode);
+    struct outside_models_entry seen = {
+        .dentry = (__u64)dentry,
+        .mnt = (__u64)mnt,
+        .inode = (__u64)inode,
+        .inode_number = KERNEL_READ(inode, i_ino),
+        .cgroup_id = on_device.cgroup_id,
+        /* read before the walk: a change during it leaves the entry already out of date */
+        .tree_changes = tree_change_count(),
+        .generation = KERNEL_READ(inode, i_generation),
+        .model_generation = model_generation(),
+    };
+    if (outside_models_remembered(&seen))
+        return 0;
+    if (!under_model_dir(dentry, mnt, on_device.device)) {
+        remember_outside_models(&seen);
+        return 0;
+    }
+    struct vigil_file_event *event = event_buffer();
+    if (!event)
+        return 0;
+    event->inode = seen.inode_number;
+    event->device = on_device.device;
+    event->_reserved = 0;
+    event->size = BPF_CORE_READ(inode, i_size);
+    event->change_ns = change_time(inode);
+    bool content_known = false;
+    if (profile_id) {
+        struct vigil_known_model key = {
+            .profile_id = profile_id,
+            .device = event->device,
+            .inode = event->inode,
+            .size = event->size,
+            .change_ns = event->change_ns,
+        };
+        content_known = key.change_ns && bpf_map_lookup_elem(&known_models, &key);
+    }
+    /* Who opened it: the process's executable, as the exec record would name it (its exec may
+     * have been known behaviour, dropped in the kernel, so the agent cannot look it up). */
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    event->target.dir_len = 0;
+    event->target.name_len = 0;
+    struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+    if (exe) {
+        __u32 exe_flags = 0;
+        event->target.name_len = resolve_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
+                                              event->target.name, &exe_flags);
+    }
+    if (content_known && is_known(profile_id, VIGIL_KIND_FILE * 16 + VIGIL_FILE_READ_MODEL,
+                                  fnv_looped(event->target.name, event->target.name_len))) {
+        count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
+        return 0;
+    }
+    fill_header(&event->hdr, VIGIL_KIND_FILE);
+    event->hdr.flags |= flags;
+    event->op = VIGIL_FILE_READ_MODEL;
+    event->open_flags = open_flags;
+    event->ret = ret;
+    event->path.dir_len = 0;
+    struct file *untyped = (struct file *)file_address; /* resolve_path takes addresses */
+    event->path.name_len = resolve_path(BPF_CORE_READ(untyped, f_path.dentry), BPF_CORE_READ(untyped, f_path.mnt),
+                                        event->path.name, &event->hdr.flags);
+    send_event(event, sizeof(*event), VIGIL_KIND_FILE);
+    return 0;
+}
+
+/* An open that remembered nothing at enter (a read-only one) and succeeded: in a container with
+ * model directories, the file it opened is checked (report_model_file); anywhere else it costs
+ * the array load of model_switch. Nothing is remembered at enter for reads: the open file at exit
+ * says all (its mode, its flags), so a read pays no in-flight table. */
+__noinline int report_read_only_open(long ret)
+{
+    if (ret < 0 || !model_reads_watched())
+        return 0;
+    struct vigil_cgroup_state *state = watched_state();
+    if (!state || !(state->flags & VIGIL_CGROUP_MODEL) || runtime_phase())
+        return 0;
+    struct file *address = current_file((int)ret);
+    if (!address)
+        return 0;
+    struct file *file = KERNEL_OBJECT(struct file, address);
+    if ((KERNEL_READ(file, f_mode) & (FMODE_READ | FMODE_WRITE)) != FMODE_READ)
+        return 0;
+    return report_model_file((__u64)address, state->profile_id, KERNEL_READ(file, f_flags), ret, 0);
+}
