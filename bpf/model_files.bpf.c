@@ -39,8 +39,9 @@ static __noinline int under_model_dir(struct dentry *dentry, struct vfsmount *vf
     return 0;
 }
 
-/* Files a container opened that are not below any of its model directories, remembered per CPU
- * so a read loop on the model directory's filesystem pays one lookup, not the ancestor walk.
+/* Files a container opened that are not below any of its model directories (on another
+ * filesystem, or outside them on theirs), remembered per CPU so that opening one again costs an
+ * array slot, not a hash lookup and the ancestor walk.
  * An entry holds only while nothing could have changed the answer: the same dentry, mount and
  * inode (number and generation: a freed dentry or inode reused for another file does not match),
  * the same container, the same model directories, and no rename, unlink or mount anywhere since
@@ -144,29 +145,28 @@ __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 ope
     struct file *file = KERNEL_OBJECT(struct file, file_address);
     struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
     struct vfsmount *mnt = KERNEL_READ(file, f_path.mnt);
-    /* First, one lookup: is the file on a filesystem that holds a model directory, or is mounted
-     * below one? Most reads of a server (its libraries, its config) are not, and stop here. */
-    struct vigil_model_dir_key on_device = {
-        .cgroup_id = current_cgroup_id(),
-        .device = KERNEL_READ(dentry, d_sb, s_dev),
-    };
-    if (!bpf_map_lookup_elem(&model_dirs, &on_device))
-        return 0;
     struct inode *inode = KERNEL_READ(dentry, d_inode);
     struct outside_models_entry seen = {
         .dentry = (__u64)dentry,
         .mnt = (__u64)mnt,
         .inode = (__u64)inode,
         .inode_number = KERNEL_READ(inode, i_ino),
-        .cgroup_id = on_device.cgroup_id,
+        .cgroup_id = current_cgroup_id(),
         /* read before the walk: a change during it leaves the entry already out of date */
         .tree_changes = tree_change_count(),
         .generation = KERNEL_READ(inode, i_generation),
         .model_generation = model_generation(),
     };
+    /* A file opened before (a read loop, a server's libraries) was judged then: one array slot.
+     * Else, one lookup: is the file on a filesystem that holds a model directory, or is mounted
+     * below one? Most reads of a server (its libraries, its config) are not, and stop there. */
     if (outside_models_remembered(&seen))
         return 0;
-    if (!under_model_dir(dentry, mnt, on_device.device)) {
+    struct vigil_model_dir_key on_device = {
+        .cgroup_id = seen.cgroup_id,
+        .device = KERNEL_READ(dentry, d_sb, s_dev),
+    };
+    if (!bpf_map_lookup_elem(&model_dirs, &on_device) || !under_model_dir(dentry, mnt, on_device.device)) {
         remember_outside_models(&seen);
         return 0;
     }
