@@ -21,7 +21,7 @@ int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *conf
 int vigil_bpf_attach_empty(const char *category, const char *name);
 
 /* Whether tracing programs on this kernel may call bpf_get_current_task_btf() (Linux 5.11+) and
- * use task storage (5.12+): the choice between vigil.bpf.o and vigil-compat.bpf.o (bpf/build.sh). */
+ * use task storage (5.12+): the choice of vigil-task-btf.bpf.o over vigil-compat.bpf.o (bpf/build.sh). */
 bool vigil_bpf_kernel_has_task_btf(void);
 
 /* Whether the kernel's BTF has the kfunc bpf_rdonly_cast (Linux 6.2+, every program type): the
