@@ -214,7 +214,7 @@ __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 ope
     struct file *untyped = (struct file *)file_address; /* resolve_path takes addresses */
     event->path.name_len = resolve_path(BPF_CORE_READ(untyped, f_path.dentry), BPF_CORE_READ(untyped, f_path.mnt),
                                         event->path.name, &event->hdr.flags);
-    send_event(event, sizeof(*event), VIGIL_KIND_FILE);
+    send_file_event(event);
     return 0;
 }
 

@@ -76,6 +76,6 @@ int vigil_process_exec(void *ctx)
     if (len > 0 && bpf_probe_read_user(event->args, len, (const void *)arg_start) != 0)
         len = 0;
     event->args_len = len;
-    send_event(event, sizeof(*event), VIGIL_KIND_EXEC);
+    send_exec_event(event);
     return 0;
 }

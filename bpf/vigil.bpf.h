@@ -56,7 +56,7 @@ const volatile struct vigil_config vigil_config __weak = {};
 /* Records to userspace. The agent may resize it before load (`--ring-buffer-size`). */
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 1 << 24);
+    __uint(max_entries, 1 << 22);
 } events __weak SEC(".maps");
 
 /* cgroup v2 ids whose processes are reported, with what the kernel keeps for each (its profile,
@@ -196,18 +196,64 @@ static __always_inline __u64 egress_mark(__u16 family, __u16 port, const __u8 *a
     return mark ^ head ^ ((__u64)tail << 7);
 }
 
-/* Where an event is assembled before it is known whether it goes out: behaviour in the profile
- * must cause no ring-buffer traffic at all, so the record is built here and copied to the ring
- * only when it is new. */
+/* Exec and file events as the programs assemble them: each string in a field of its own, at a
+ * fixed place the verifier can check every write against. They go out packed
+ * (vigil_exec_record, vigil_file_record in vigil_abi.h): send_exec_event, send_file_event. */
+struct vigil_exec_event {
+    struct vigil_header hdr;
+    __u32 exe_len;
+    __u32 parent_exe_len;
+    __u32 args_len;
+    __u32 _pad;
+    char exe[VIGIL_PATH_LEN];
+    char parent_exe[VIGIL_PATH_LEN];
+    char args[VIGIL_ARGS_LEN];
+};
+
+struct vigil_path {
+    __u32 dir_len;
+    __u32 name_len;
+    char dir[VIGIL_PATH_LEN];
+    char name[VIGIL_PATH_LEN];
+};
+
+struct vigil_file_event {
+    struct vigil_header hdr;
+    __u32 op;
+    __u32 open_flags;
+    __s64 ret;
+    __u64 inode;
+    __u32 device;
+    __u32 _reserved;
+    __u64 size;
+    __u64 change_ns;
+    struct vigil_path path;
+    struct vigil_path target;
+};
+
+/* Room to pack a record: its fixed fields, then text at offsets masked to VIGIL_TEXT_SPAN (which
+ * bounds them for the verifier), plus one more string's room past the last offset. */
+#define VIGIL_TEXT_SPAN (4 * VIGIL_PATH_LEN)
+_Static_assert(VIGIL_ARGS_LEN <= VIGIL_PATH_LEN, "pack_text bounds every string by VIGIL_PATH_LEN");
+_Static_assert(2 * VIGIL_PATH_LEN + VIGIL_ARGS_LEN <= VIGIL_TEXT_SPAN, "an exec record's text fits the span");
+struct vigil_packed_record {
+    struct vigil_file_record fixed; /* the larger of the two fixed parts */
+    char text[VIGIL_TEXT_SPAN + VIGIL_PATH_LEN];
+};
+
+/* Where an event is assembled before it is known whether it goes out (entry 0): behaviour in the
+ * profile must cause no ring-buffer traffic at all, so the record is built here and copied to the
+ * ring only when it is new; and where an exec or file event is packed on its way out (entry 1). */
 union vigil_any_event {
     struct vigil_exec_event exec;
     struct vigil_file_event file;
     struct vigil_cgroup_event cgroup;
+    struct vigil_packed_record packed;
 };
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
+    __uint(max_entries, 2);
     __type(key, __u32);
     __type(value, union vigil_any_event);
 } event_scratch __weak SEC(".maps");
@@ -394,6 +440,77 @@ static __always_inline void send_event(void *event, __u64 size, __u32 kind)
 {
     if (bpf_ringbuf_output(&events, event, size, wakeup_flag(size, kind)) != 0)
         count_drop(VIGIL_DROP_RINGBUF_FULL, kind);
+}
+
+static __always_inline struct vigil_packed_record *packing_buffer(void)
+{
+    __u32 one = 1;
+    return bpf_map_lookup_elem(&event_scratch, &one);
+}
+
+/* Appends len bytes of a string to a record's text at offset at; returns the offset after it. */
+static __always_inline __u32 pack_text(char *text, __u32 at, const char *from, __u32 len)
+{
+    if (len > VIGIL_PATH_LEN)
+        len = VIGIL_PATH_LEN;
+    if (len)
+        bpf_probe_read_kernel(&text[at & (VIGIL_TEXT_SPAN - 1)], len, from);
+    return at + len;
+}
+
+/* Sends an exec event packed (struct vigil_exec_record), or counts it as dropped. */
+static __always_inline void send_exec_event(struct vigil_exec_event *event)
+{
+    struct vigil_packed_record *out = packing_buffer();
+    if (!out) {
+        count_drop(VIGIL_DROP_RINGBUF_FULL, VIGIL_KIND_EXEC);
+        return;
+    }
+    struct vigil_exec_record *record = (struct vigil_exec_record *)&out->fixed;
+    char *text = (char *)(record + 1);
+    record->hdr = event->hdr;
+    record->exe_len = event->exe_len < VIGIL_PATH_LEN ? event->exe_len : VIGIL_PATH_LEN;
+    record->parent_exe_len = event->parent_exe_len < VIGIL_PATH_LEN ? event->parent_exe_len : VIGIL_PATH_LEN;
+    record->args_len = event->args_len < VIGIL_ARGS_LEN ? event->args_len : VIGIL_ARGS_LEN;
+    record->_pad = 0;
+    __u32 at = pack_text(text, 0, event->exe, record->exe_len);
+    at = pack_text(text, at, event->parent_exe, record->parent_exe_len);
+    at = pack_text(text, at, event->args, record->args_len);
+    if (at > VIGIL_TEXT_SPAN)
+        at = VIGIL_TEXT_SPAN;
+    send_event(record, sizeof(*record) + at, VIGIL_KIND_EXEC);
+}
+
+/* Sends a file event packed (struct vigil_file_record), or counts it as dropped. */
+static __always_inline void send_file_event(struct vigil_file_event *event)
+{
+    struct vigil_packed_record *out = packing_buffer();
+    if (!out) {
+        count_drop(VIGIL_DROP_RINGBUF_FULL, VIGIL_KIND_FILE);
+        return;
+    }
+    struct vigil_file_record *record = &out->fixed;
+    char *text = out->text;
+    record->hdr = event->hdr;
+    record->op = event->op;
+    record->open_flags = event->open_flags;
+    record->ret = event->ret;
+    record->inode = event->inode;
+    record->device = event->device;
+    record->_reserved = 0;
+    record->size = event->size;
+    record->change_ns = event->change_ns;
+    record->dir_len = event->path.dir_len < VIGIL_PATH_LEN ? event->path.dir_len : VIGIL_PATH_LEN;
+    record->name_len = event->path.name_len < VIGIL_PATH_LEN ? event->path.name_len : VIGIL_PATH_LEN;
+    record->target_dir_len = event->target.dir_len < VIGIL_PATH_LEN ? event->target.dir_len : VIGIL_PATH_LEN;
+    record->target_name_len = event->target.name_len < VIGIL_PATH_LEN ? event->target.name_len : VIGIL_PATH_LEN;
+    __u32 at = pack_text(text, 0, event->path.dir, record->dir_len);
+    at = pack_text(text, at, event->path.name, record->name_len);
+    at = pack_text(text, at, event->target.dir, record->target_dir_len);
+    at = pack_text(text, at, event->target.name, record->target_name_len);
+    if (at > VIGIL_TEXT_SPAN)
+        at = VIGIL_TEXT_SPAN;
+    send_event(record, sizeof(*record) + at, VIGIL_KIND_FILE);
 }
 
 /* Callers check profile_id first, to skip hashing for cgroups without a stable profile. */
@@ -851,7 +968,7 @@ static __always_inline int report_file_event(struct pending_syscall args, long r
     event->change_ns = 0;
     if (args.profile_id)
         protect_model_files(event, args.profile_id, hash);
-    send_event(event, sizeof(*event), VIGIL_KIND_FILE);
+    send_file_event(event);
     return 0;
 }
 

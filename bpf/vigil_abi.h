@@ -14,10 +14,10 @@
 #include <linux/types.h>
 #endif
 
-#define VIGIL_ABI_VERSION 2
+#define VIGIL_ABI_VERSION 3
 
 #define VIGIL_COMM_LEN 16
-/* Paths and arguments are bounded so that every record has a fixed size the verifier can prove.
+/* Paths and arguments are bounded so that the verifier can prove every copy stays in bounds.
  * Longer values are cut and flagged (VIGIL_FLAG_*_TRUNCATED), never silently shortened. */
 #define VIGIL_PATH_LEN 512
 #define VIGIL_ARGS_LEN 512
@@ -88,44 +88,44 @@ struct vigil_header {
     char comm[VIGIL_COMM_LEN];
 };
 
-struct vigil_exec_event {
+/* Records with text (exec, file) are packed: the fixed fields, then each string exactly as long as
+ * its length field says (at most VIGIL_PATH_LEN; no NUL after it), back to back in the order the
+ * lengths are listed. A record is as long as what it says: a file write is ~200 bytes, not the
+ * 2 KiB its longest paths would take, so a small ring buffer holds many. The agent refuses a
+ * record whose lengths do not fit in it. */
+
+struct vigil_exec_record {
     struct vigil_header hdr;
-    __u32 exe_len;                 /* bytes in exe, without the terminating NUL */
-    __u32 args_len;                /* bytes in args: NUL-separated argv */
-    __u32 parent_exe_len;
+    __u32 exe_len;        /* mm->exe_file walked to the process's root */
+    __u32 parent_exe_len; /* the same for the parent process (0 for a kernel thread) */
+    __u32 args_len;       /* argv, NUL-separated */
     __u32 _pad;
-    char exe[VIGIL_PATH_LEN];      /* mm->exe_file walked to the process's root */
-    char parent_exe[VIGIL_PATH_LEN]; /* the same for the parent process (empty for a kernel thread) */
-    char args[VIGIL_ARGS_LEN];
+    /* then: exe, parent_exe, args */
 };
 
 /* A path as the syscall named it: `name` is the string the process passed; when it is relative,
  * `dir` is the directory it is relative to (the dirfd's, or the cwd), resolved by the kernel at the
  * time of the syscall. The agent joins the two. */
-struct vigil_path {
-    __u32 dir_len;
-    __u32 name_len;
-    char dir[VIGIL_PATH_LEN];
-    char name[VIGIL_PATH_LEN];
-};
-
-struct vigil_file_event {
+struct vigil_file_record {
     struct vigil_header hdr;
     __u32 op;       /* enum vigil_file_op */
     __u32 open_flags;
     __s64 ret;      /* the syscall's return: >= 0 success, < 0 is -errno */
-    struct vigil_path path;
-    struct vigil_path target; /* rename: the new name; READ_MODEL: the opening process's executable */
     /* VIGIL_FILE_READ_MODEL only: the opened file's identity: inode and device (the kernel's dev_t,
      * MAJOR << 20 | MINOR), so the agent can check that what it hashes is what was opened, and its
      * size and ctime, which no process can set back (a write changes them), so a content the
-     * agent verified is known by them (known_models). Its path is in `path.name`, resolved from
+     * agent verified is known by them (known_models). Its path is in `name`, resolved from
      * the open file (symlinks followed, as the process's root sees it). */
     __u64 inode;
     __u32 device;
     __u32 _reserved;
     __u64 size;
     __u64 change_ns; /* ctime, in ns since the epoch */
+    __u32 dir_len;
+    __u32 name_len;
+    __u32 target_dir_len;  /* rename: the new name's; 0 otherwise */
+    __u32 target_name_len; /* rename: the new name; READ_MODEL: the opening process's executable */
+    /* then: dir, name, target dir, target name */
 };
 
 struct vigil_net_event {

@@ -10,7 +10,7 @@ public final class KernelProbes: KernelFacade {
         /// Report every process (but the agent) instead of only watched cgroups.
         public var watchAll = false
         /// Ring-buffer size in bytes: a power of two, at least one page.
-        public var ringBufferBytes: UInt32 = 16 << 20
+        public var ringBufferBytes: UInt32 = 4 << 20
         /// Load `vigil.bpf.o` (or the build `variant` names) from here instead of the object built into the binary.
         public var objectDirectory: String?
         /// Which build of the programs to load; nil: the fastest this kernel takes.
@@ -20,7 +20,7 @@ public final class KernelProbes: KernelFacade {
         /// poll timeout. nil: a sixteenth of the ring buffer.
         public var wakeupBatchBytes: UInt32?
 
-        public init(watchAll: Bool = false, ringBufferBytes: UInt32 = 16 << 20, objectDirectory: String? = nil,
+        public init(watchAll: Bool = false, ringBufferBytes: UInt32 = 4 << 20, objectDirectory: String? = nil,
                     variant: ObjectVariant? = nil, wakeupBatchBytes: UInt32? = nil) {
             self.watchAll = watchAll
             self.ringBufferBytes = ringBufferBytes

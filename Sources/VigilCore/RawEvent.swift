@@ -23,11 +23,12 @@ public enum EventKind: UInt32, Sendable, CaseIterable {
     /// never printed, learned or checked.
     public var isBookkeeping: Bool { self == .exit || self == .cgroup }
 
-    /// The smallest record of the kind (a cgroup's creation stops before the bitmaps).
+    /// The smallest record of the kind: exec and file records are followed by their text (as long
+    /// as their lengths say); a cgroup's creation stops before the bitmaps.
     var recordSize: Int {
         switch self {
-        case .exec: MemoryLayout<vigil_exec_event>.size
-        case .file: MemoryLayout<vigil_file_event>.size
+        case .exec: MemoryLayout<vigil_exec_record>.size
+        case .file: MemoryLayout<vigil_file_record>.size
         case .network: MemoryLayout<vigil_net_event>.size
         case .exit: MemoryLayout<vigil_exit_event>.size
         case .cgroup: Layout.cgroupSyscalls
@@ -84,7 +85,8 @@ public struct RawEvent {
     public let bytes: UnsafeRawBufferPointer
     public let kind: EventKind
 
-    /// Checks the record's kind and size against the ABI; nothing else is read until asked for.
+    /// Checks the record's kind and size against the ABI, and that the text its lengths describe
+    /// is inside it; nothing else is read until asked for.
     public init(decoding bytes: UnsafeRawBufferPointer) throws(DecodeError) {
         guard bytes.count >= MemoryLayout<vigil_header>.size, let base = bytes.baseAddress else {
             throw DecodeError(description: "record of \(bytes.count) bytes is shorter than the event header")
@@ -98,6 +100,20 @@ public struct RawEvent {
         }
         self.bytes = bytes
         self.kind = kind
+        if let lengths = Layout.textLengths(of: kind) {
+            var text = 0
+            for index in 0..<lengths.count {
+                let length = Int(load(lengths.offset + 4 * index, as: UInt32.self))
+                guard length <= Layout.pathCapacity else {
+                    throw DecodeError(description: "\(kind) record says a string of \(length) bytes, more than the \(Layout.pathCapacity) a string can have")
+                }
+                text += length
+            }
+            let room = bytes.count - kind.recordSize
+            guard text <= room else {
+                throw DecodeError(description: "\(kind) record of \(bytes.count) bytes says \(text) bytes of text follow its \(kind.recordSize) fixed bytes: cut or damaged")
+            }
+        }
     }
 
     @inline(__always)
@@ -162,26 +178,28 @@ enum Layout {
     @inline(__always) static var gid: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.gid)! }
     @inline(__always) static var comm: Int { MemoryLayout<vigil_header>.offset(of: \vigil_header.comm)! }
 
-    @inline(__always) static var execExeLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe_len)! }
-    @inline(__always) static var execArgsLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args_len)! }
-    @inline(__always) static var execParentExeLength: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.parent_exe_len)! }
-    @inline(__always) static var execParentExe: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.parent_exe)! }
-    @inline(__always) static var execExe: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.exe)! }
-    @inline(__always) static var execArgs: Int { MemoryLayout<vigil_exec_event>.offset(of: \vigil_exec_event.args)! }
+    // An exec record's text lengths, then its text: exe, parent_exe, args (see vigil_abi.h).
+    @inline(__always) static var execExeLength: Int { MemoryLayout<vigil_exec_record>.offset(of: \vigil_exec_record.exe_len)! }
 
-    @inline(__always) static var fileOp: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.op)! }
-    @inline(__always) static var fileOpenFlags: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.open_flags)! }
-    @inline(__always) static var fileReturn: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.ret)! }
-    @inline(__always) static var filePath: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.path)! }
-    @inline(__always) static var fileTarget: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.target)! }
-    @inline(__always) static var fileInode: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.inode)! }
-    @inline(__always) static var fileDevice: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.device)! }
-    @inline(__always) static var fileSize: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.size)! }
-    @inline(__always) static var fileChange: Int { MemoryLayout<vigil_file_event>.offset(of: \vigil_file_event.change_ns)! }
-    @inline(__always) static var pathDirLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir_len)! }
-    @inline(__always) static var pathNameLength: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.name_len)! }
-    @inline(__always) static var pathDir: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.dir)! }
-    @inline(__always) static var pathName: Int { MemoryLayout<vigil_path>.offset(of: \vigil_path.name)! }
+    @inline(__always) static var fileOp: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.op)! }
+    @inline(__always) static var fileOpenFlags: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.open_flags)! }
+    @inline(__always) static var fileReturn: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.ret)! }
+    @inline(__always) static var fileInode: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.inode)! }
+    @inline(__always) static var fileDevice: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.device)! }
+    @inline(__always) static var fileSize: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.size)! }
+    @inline(__always) static var fileChange: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.change_ns)! }
+    // A file record's text lengths, then its text: dir, name, target dir, target name.
+    @inline(__always) static var fileDirLength: Int { MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.dir_len)! }
+
+    /// Where a packed record's text lengths are: `count` consecutive UInt32s from `offset`, in the
+    /// order its strings follow the fixed part (abi.c asserts that they are consecutive).
+    @inline(__always) static func textLengths(of kind: EventKind) -> (offset: Int, count: Int)? {
+        switch kind {
+        case .exec: (execExeLength, 3)
+        case .file: (fileDirLength, 4)
+        default: nil
+        }
+    }
 
     @inline(__always) static var netOp: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.op)! }
     @inline(__always) static var netFamily: Int { MemoryLayout<vigil_net_event>.offset(of: \vigil_net_event.family)! }
@@ -203,7 +221,6 @@ enum Layout {
     }
 
     static var pathCapacity: Int { Int(VIGIL_PATH_LEN) }
-    static var argsCapacity: Int { Int(VIGIL_ARGS_LEN) }
 }
 
 /// A path as a syscall named it: `name` as passed, and for a relative name the directory it was
@@ -216,19 +233,25 @@ public struct RawPath {
 extension RawEvent {
     // MARK: exec
 
-    public var exe: UnsafeRawBufferPointer {
-        text(at: Layout.execExe, capacity: Layout.pathCapacity, length: Int(load(Layout.execExeLength, as: UInt32.self)))
-    }
+    public var exe: UnsafeRawBufferPointer { packedText(0) }
 
     /// The parent process's binary when this exec happened (empty for a kernel thread).
-    public var parentExe: UnsafeRawBufferPointer {
-        text(at: Layout.execParentExe, capacity: Layout.pathCapacity,
-             length: Int(load(Layout.execParentExeLength, as: UInt32.self)))
-    }
+    public var parentExe: UnsafeRawBufferPointer { packedText(1) }
 
     /// argv as the kernel holds it: NUL-separated.
-    public var arguments: UnsafeRawBufferPointer {
-        text(at: Layout.execArgs, capacity: Layout.argsCapacity, length: Int(load(Layout.execArgsLength, as: UInt32.self)))
+    public var arguments: UnsafeRawBufferPointer { packedText(2) }
+
+    /// The index-th string of a packed record (exec, file): it starts after the fixed part and the
+    /// strings before it, whose lengths `init(decoding:)` checked fit in the record. Empty for a
+    /// record of another kind.
+    @inline(__always)
+    private func packedText(_ index: Int) -> UnsafeRawBufferPointer {
+        guard let lengths = Layout.textLengths(of: kind), index < lengths.count else {
+            return UnsafeRawBufferPointer(start: bytes.baseAddress!, count: 0)
+        }
+        var start = kind.recordSize
+        for earlier in 0..<index { start += Int(load(lengths.offset + 4 * earlier, as: UInt32.self)) }
+        return UnsafeRawBufferPointer(start: bytes.baseAddress! + start, count: Int(load(lengths.offset + 4 * index, as: UInt32.self)))
     }
 
     // MARK: cgroup
@@ -260,8 +283,8 @@ extension RawEvent {
     public var openFlags: UInt32 { load(Layout.fileOpenFlags, as: UInt32.self) }
     /// The syscall's return value: >= 0 on success, -errno on failure.
     public var fileResult: Int64 { load(Layout.fileReturn, as: Int64.self) }
-    public var filePath: RawPath { path(at: Layout.filePath) }
-    public var fileTarget: RawPath { path(at: Layout.fileTarget) }
+    public var filePath: RawPath { RawPath(directory: packedText(0), name: packedText(1)) }
+    public var fileTarget: RawPath { RawPath(directory: packedText(2), name: packedText(3)) }
     /// `readModel` only: the opened file's identity as the kernel knows it (the kernel's dev_t).
     public var fileIdentity: FileIdentity { FileIdentity(device: load(Layout.fileDevice, as: UInt32.self), inode: load(Layout.fileInode, as: UInt64.self)) }
     /// `readModel` only: the file's version when it was opened (no process can set a ctime back).
@@ -274,15 +297,6 @@ extension RawEvent {
     public var heldAcrossExec: Bool { flags & UInt32(VIGIL_FLAG_INHERITED_FD) != 0 }
     /// `readModel` only: the executable of the process that opened the file (resolved in the kernel).
     public var modelReaderExe: UnsafeRawBufferPointer { fileTarget.name }
-
-    private func path(at offset: Int) -> RawPath {
-        RawPath(
-            directory: text(at: offset + Layout.pathDir, capacity: Layout.pathCapacity,
-                            length: Int(load(offset + Layout.pathDirLength, as: UInt32.self))),
-            name: text(at: offset + Layout.pathName, capacity: Layout.pathCapacity,
-                       length: Int(load(offset + Layout.pathNameLength, as: UInt32.self)))
-        )
-    }
 
     // MARK: network
 

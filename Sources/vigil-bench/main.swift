@@ -830,6 +830,46 @@ func modelHashBenchmark() throws {
     }
 }
 
+let usage = "usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] [--variant V] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | fleet [--containers N] [--workloads W] [--seconds S] [--events-per-second E] [--load-pods P] | checkpoint [--rules N,...]"
+
+/// Each benchmark's options: a value follows each, but for the switches. Anything else is refused,
+/// so a mistyped option (or --help) does not start a run of minutes with the defaults.
+let benchmarkOptions: [String: (values: Set<String>, switches: Set<String>)] = [
+    "decode": (["--records", "--seconds"], []),
+    "detect": (["--seconds"], []),
+    "overhead": (["--runs", "--scale", "--model-dir", "--variant"], ["--program-stats"]),
+    "model-hash": (["--mib"], []),
+    "soak": (["--minutes", "--containers-per-second"], []),
+    "fleet": (["--containers", "--workloads", "--seconds", "--events-per-second", "--load-pods"], []),
+    "checkpoint": (["--rules"], []),
+]
+
+func checkArguments() {
+    let args = Array(CommandLine.arguments.dropFirst())
+    if args.contains("--help") || args.contains("-h") {
+        print(usage)
+        exit(0)
+    }
+    guard let name = args.first, let options = benchmarkOptions[name] else {
+        FileHandle.standardError.write(Data((usage + "\n").utf8))
+        exit(2)
+    }
+    var index = 1
+    while index < args.count {
+        let arg = args[index]
+        if options.switches.contains(arg) {
+            index += 1
+        } else if options.values.contains(arg), index + 1 < args.count {
+            index += 2
+        } else {
+            let problem = options.values.contains(arg) ? "\(arg) needs a value" : "unknown option \(arg) for \(name)"
+            FileHandle.standardError.write(Data("vigil-bench: \(problem)\n\(usage)\n".utf8))
+            exit(2)
+        }
+    }
+}
+
+checkArguments()
 do {
     switch CommandLine.arguments.dropFirst().first {
     case "model-hash": try modelHashBenchmark()
@@ -840,7 +880,7 @@ do {
     case "soak": try soakBenchmark()
     case "fleet": try fleetBenchmark()
     default:
-        print("usage: vigil-bench decode [--records FILE] [--seconds S] | detect [--seconds S] | overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] [--variant V] | model-hash [--mib N] | soak [--minutes M] [--containers-per-second N] | fleet [--containers N] [--workloads W] [--seconds S] [--events-per-second E] [--load-pods P] | checkpoint [--rules N,...]")
+        FileHandle.standardError.write(Data((usage + "\n").utf8))
         exit(2)
     }
 } catch {

@@ -15,7 +15,7 @@ struct CaptureOptions: ParsableArguments {
     var bpfDir: String?
 
     @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).")
-    var ringBufferSize: UInt32 = 16 << 20
+    var ringBufferSize: UInt32 = 4 << 20
 
     @Option(name: .long, help: "Node name written in each event (default: the host name).")
     var node: String?

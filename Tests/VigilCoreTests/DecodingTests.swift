@@ -26,8 +26,8 @@ final class DecodingTests: XCTestCase {
         XCTAssertThrowsError(try Array(exec.prefix(40)).withRawEvent { _ in }) { error in
             XCTAssertTrue("\(error)".contains("shorter than the event header"))
         }
-        XCTAssertThrowsError(try Array(exec.prefix(200)).withRawEvent { _ in }) { error in
-            XCTAssertTrue("\(error)".contains("expected \(MemoryLayout<vigil_exec_event>.size)"))
+        XCTAssertThrowsError(try Array(exec.prefix(80)).withRawEvent { _ in }) { error in
+            XCTAssertTrue("\(error)".contains("expected \(MemoryLayout<vigil_exec_record>.size)"))
         }
         var unknown = exec
         unknown[0] = 99
@@ -36,14 +36,42 @@ final class DecodingTests: XCTestCase {
         }
     }
 
-    func testLengthsLongerThanTheFieldAreClamped() throws {
-        var event = vigil_exec_event()
-        event.hdr = RecordBuilder.header(kind: VIGIL_KIND_EXEC)
-        event.exe_len = 100_000
-        event.args_len = 100_000
-        try RecordBuilder.bytes(of: event).withRawEvent { decoded in
-            XCTAssertEqual(decoded.exe.count, Int(VIGIL_PATH_LEN))
-            XCTAssertEqual(decoded.arguments.count, Int(VIGIL_ARGS_LEN))
+    func testPackedStringsFollowOneAnother() throws {
+        let record = RecordBuilder.file(op: VIGIL_FILE_RENAME, dir: "/srv", name: "a.tmp", targetDir: "/srv/out",
+                                        targetName: "b.bin")
+        XCTAssertEqual(record.count, MemoryLayout<vigil_file_record>.size + 4 + 5 + 8 + 5)
+        try record.withRawEvent { event in
+            XCTAssertEqual(Array(event.filePath.directory), Array("/srv".utf8))
+            XCTAssertEqual(Array(event.filePath.name), Array("a.tmp".utf8))
+            XCTAssertEqual(Array(event.fileTarget.directory), Array("/srv/out".utf8))
+            XCTAssertEqual(Array(event.fileTarget.name), Array("b.bin".utf8))
+        }
+        let exec = RecordBuilder.exec(exe: "/bin/sh", parent: "/usr/bin/python3", args: ["sh", "-c", "id"])
+        try exec.withRawEvent { event in
+            XCTAssertEqual(Array(event.exe), Array("/bin/sh".utf8))
+            XCTAssertEqual(Array(event.parentExe), Array("/usr/bin/python3".utf8))
+            XCTAssertEqual(Array(event.arguments), Array("sh\0-c\0id\0".utf8))
+        }
+    }
+
+    /// A record is hostile data (a replayed file can be anything): lengths that point past its end,
+    /// or past what a string can hold, are refused, never read.
+    func testLengthsThatDoNotFitAreRefused() throws {
+        let exec = RecordBuilder.exec(exe: "/bin/sh", args: ["sh"])
+        XCTAssertThrowsError(try Array(exec.dropLast()).withRawEvent { _ in }) { error in
+            XCTAssertTrue("\(error)".contains("cut or damaged"), "\(error)")
+        }
+        var record = vigil_exec_record()
+        record.hdr = RecordBuilder.header(kind: VIGIL_KIND_EXEC)
+        record.args_len = 100_000
+        let huge = RecordBuilder.bytes(of: record) + [UInt8](repeating: 0x41, count: 100_000)
+        XCTAssertThrowsError(try huge.withRawEvent { _ in }) { error in
+            XCTAssertTrue("\(error)".contains("more than the \(VIGIL_PATH_LEN)"), "\(error)")
+        }
+        var file = RecordBuilder.file(op: VIGIL_FILE_CREATE, dir: "", name: "/tmp/x")
+        file[MemoryLayout<vigil_file_record>.offset(of: \vigil_file_record.target_name_len)!] = 1
+        XCTAssertThrowsError(try file.withRawEvent { _ in }) { error in
+            XCTAssertTrue("\(error)".contains("says 7 bytes of text"), "\(error)")
         }
     }
 }

@@ -9,7 +9,7 @@ import XCTest
 final class BenchmarkSmokeTests: XCTestCase {
     private var bench: String { (KernelTestSupport.workload as NSString).deletingLastPathComponent + "/vigil-bench" }
 
-    private func run(_ arguments: [String], expecting header: String, timeout: TimeInterval = 300) throws {
+    private func run(_ arguments: [String], expecting header: String, status: Int32 = 0, timeout: TimeInterval = 300) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: bench)
         process.arguments = arguments
@@ -26,8 +26,15 @@ final class BenchmarkSmokeTests: XCTestCase {
         try output.close()
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: (log as NSString).deletingLastPathComponent)
-        XCTAssertTrue(finishedInTime && process.terminationStatus == 0, "vigil-bench \(arguments.joined(separator: " ")) failed:\n\(text)")
+        XCTAssertTrue(finishedInTime && process.terminationStatus == status, "vigil-bench \(arguments.joined(separator: " ")) failed:\n\(text)")
         XCTAssertTrue(text.contains(header), "vigil-bench \(arguments.joined(separator: " ")) printed no table:\n\(text)")
+    }
+
+    /// A mistyped option (or --help) must not start minutes of benchmark with the defaults.
+    func testAnUnknownOptionIsRefusedAndHelpPrintsTheUsage() throws {
+        try run(["overhead", "--program-stat"], expecting: "unknown option --program-stat for overhead", status: 2, timeout: 10)
+        try run(["fleet", "--containers"], expecting: "--containers needs a value", status: 2, timeout: 10)
+        try run(["fleet", "--help"], expecting: "usage: vigil-bench decode", timeout: 10)
     }
 
     func testUserspaceBenchmarksRun() throws {

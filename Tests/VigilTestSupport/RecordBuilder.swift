@@ -3,7 +3,8 @@ import Foundation
 import VigilCore
 
 /// Builds ring-buffer records as the kernel lays them out (the structs come from the same ABI
-/// header the BPF programs use), for tests and benchmarks that run without a kernel.
+/// header the BPF programs use; exec and file records are followed by their text, packed), for
+/// tests and benchmarks that run without a kernel.
 public enum RecordBuilder {
     public static func header(kind: vigil_kind, pid: UInt32 = 4242, ppid: UInt32 = 4200, boot: UInt64 = 1_000_000_000,
                        cgroup: UInt64 = 77, comm: String = "python3", flags: UInt32 = 0) -> vigil_header {
@@ -36,36 +37,35 @@ public enum RecordBuilder {
 
     public static func exec(pid: UInt32 = 4242, exe: String, parent: String = "", args: [String], boot: UInt64 = 1_000_000_000,
                      flags: UInt32 = 0, cgroup: UInt64 = 77) -> [UInt8] {
-        var event = vigil_exec_event()
-        event.hdr = header(kind: VIGIL_KIND_EXEC, pid: pid, boot: boot, cgroup: cgroup, flags: flags)
-        setText(&event.exe, exe)
-        event.exe_len = UInt32(exe.utf8.count)
-        setText(&event.parent_exe, parent)
-        event.parent_exe_len = UInt32(parent.utf8.count)
-        let argv = args.map { Array($0.utf8) + [0] }.joined()
-        setText(&event.args, String(decoding: argv, as: UTF8.self))
-        event.args_len = UInt32(argv.count)
-        return bytes(of: event)
+        var record = vigil_exec_record()
+        record.hdr = header(kind: VIGIL_KIND_EXEC, pid: pid, boot: boot, cgroup: cgroup, flags: flags)
+        let exeBytes = Array(exe.utf8), parentBytes = Array(parent.utf8)
+        let argv = Array(args.map { Array($0.utf8) + [0] }.joined())
+        record.exe_len = UInt32(exeBytes.count)
+        record.parent_exe_len = UInt32(parentBytes.count)
+        record.args_len = UInt32(argv.count)
+        return bytes(of: record) + exeBytes + parentBytes + argv
     }
 
     public static func file(pid: UInt32 = 4242, op: vigil_file_op, dir: String, name: String, targetDir: String = "",
                      targetName: String = "", result: Int64 = 0, openFlags: UInt32 = 0, flags: UInt32 = 0,
                      boot: UInt64 = 1_000_000_000, cgroup: UInt64 = 77, inode: UInt64 = 0, device: UInt32 = 0,
                      size: UInt64 = 0, changeNanoseconds: UInt64 = 0) -> [UInt8] {
-        var event = vigil_file_event()
-        event.inode = inode
-        event.device = device
-        event.size = size
-        event.change_ns = changeNanoseconds
-        event.hdr = header(kind: VIGIL_KIND_FILE, pid: pid, boot: boot, cgroup: cgroup, flags: flags)
-        event.op = op.rawValue
-        event.open_flags = openFlags
-        event.ret = result
-        setText(&event.path.dir, dir); event.path.dir_len = UInt32(dir.utf8.count)
-        setText(&event.path.name, name); event.path.name_len = UInt32(name.utf8.count)
-        setText(&event.target.dir, targetDir); event.target.dir_len = UInt32(targetDir.utf8.count)
-        setText(&event.target.name, targetName); event.target.name_len = UInt32(targetName.utf8.count)
-        return bytes(of: event)
+        var record = vigil_file_record()
+        record.inode = inode
+        record.device = device
+        record.size = size
+        record.change_ns = changeNanoseconds
+        record.hdr = header(kind: VIGIL_KIND_FILE, pid: pid, boot: boot, cgroup: cgroup, flags: flags)
+        record.op = op.rawValue
+        record.open_flags = openFlags
+        record.ret = result
+        let texts = [dir, name, targetDir, targetName].map { Array($0.utf8) }
+        record.dir_len = UInt32(texts[0].count)
+        record.name_len = UInt32(texts[1].count)
+        record.target_dir_len = UInt32(texts[2].count)
+        record.target_name_len = UInt32(texts[3].count)
+        return bytes(of: record) + texts.joined()
     }
 
     public static func network(pid: UInt32 = 4242, op: vigil_net_op = VIGIL_NET_CONNECT, family: UInt16, address: [UInt8],
