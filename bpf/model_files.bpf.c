@@ -105,15 +105,32 @@ static __always_inline void remember_outside_models(const struct outside_models_
     e->check = outside_models_check(e);
 }
 
+/* The current process's open file fd, as KERNEL_READ reads it. With VIGIL_BTF_CASTS, a plain load
+ * from the fd table down: the array's address is a number to the verifier (an array of pointers
+ * is not a type it follows), and the slot, cast to a struct kiocb whose first field is a struct
+ * file pointer, gives the file as a typed pointer (current_file makes two helper reads instead).
+ * A typed pointer is no address for a global function: report_model_file gets current_file's. */
+static __always_inline struct file *current_file_typed(int fd)
+{
+#ifdef VIGIL_BTF_CASTS
+    struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+    if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+        return NULL;
+    __u64 slot = (__u64)fdt->fd + (__u64)(unsigned int)fd * sizeof(struct file *);
+    return KERNEL_OBJECT(struct kiocb, slot)->ki_filp;
+#else
+    return current_file(fd);
+#endif
+}
+
 /* The process opened a file for writing (descriptor fd): below a model directory, and not a write
  * its profile has, it is killed now — after the open (a create or O_TRUNC is done), before its
  * first write. Global: verified once. */
 __noinline int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags)
 {
-    struct file *address = current_file(fd);
-    if (!address || !flags)
+    struct file *file = current_file_typed(fd);
+    if (!file || !flags)
         return 0;
-    struct file *file = KERNEL_OBJECT(struct file, address);
     struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
     if (!under_model_dir(dentry, KERNEL_READ(file, f_path.mnt), KERNEL_READ(dentry, d_sb, s_dev))
         || protect_rule_allows(profile_id, kind, hash))
@@ -134,6 +151,23 @@ static __always_inline __u64 change_time(struct inode *inode)
     return seconds * 1000000000ULL + nanoseconds;
 }
 
+/* What outside_models remembers of an open file; read before any walk, so that a change during
+ * the walk leaves the entry already out of date. */
+static __always_inline void describe_open_file(struct file *file, struct outside_models_entry *seen)
+{
+    struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
+    struct inode *inode = KERNEL_READ(dentry, d_inode);
+    seen->dentry = (__u64)dentry;
+    seen->mnt = (__u64)KERNEL_READ(file, f_path.mnt);
+    seen->inode = (__u64)inode;
+    seen->inode_number = KERNEL_READ(inode, i_ino);
+    seen->cgroup_id = current_cgroup_id();
+    seen->tree_changes = tree_change_count();
+    seen->generation = KERNEL_READ(inode, i_generation);
+    seen->model_generation = model_generation();
+    seen->check = 0;
+}
+
 /* A model file open in the current process (opened now, or held at exec): reported when it is
  * below one of the container's model directories, with its own path, identity and the process's
  * executable — unless both the file's content (known_models) and its reader (known_behaviour) are
@@ -146,17 +180,8 @@ __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 ope
     struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
     struct vfsmount *mnt = KERNEL_READ(file, f_path.mnt);
     struct inode *inode = KERNEL_READ(dentry, d_inode);
-    struct outside_models_entry seen = {
-        .dentry = (__u64)dentry,
-        .mnt = (__u64)mnt,
-        .inode = (__u64)inode,
-        .inode_number = KERNEL_READ(inode, i_ino),
-        .cgroup_id = current_cgroup_id(),
-        /* read before the walk: a change during it leaves the entry already out of date */
-        .tree_changes = tree_change_count(),
-        .generation = KERNEL_READ(inode, i_generation),
-        .model_generation = model_generation(),
-    };
+    struct outside_models_entry seen;
+    describe_open_file(file, &seen);
     /* A file opened before (a read loop, a server's libraries) was judged then: one array slot.
      * Else, one lookup: is the file on a filesystem that holds a model directory, or is mounted
      * below one? Most reads of a server (its libraries, its config) are not, and stop there. */
@@ -229,11 +254,14 @@ __noinline int report_read_only_open(long ret)
     struct vigil_cgroup_state *state = watched_state();
     if (!state || !(state->flags & VIGIL_CGROUP_MODEL) || runtime_phase())
         return 0;
-    struct file *address = current_file((int)ret);
-    if (!address)
+    struct file *file = current_file_typed((int)ret);
+    if (!file || (KERNEL_READ(file, f_mode) & (FMODE_READ | FMODE_WRITE)) != FMODE_READ)
         return 0;
-    struct file *file = KERNEL_OBJECT(struct file, address);
-    if ((KERNEL_READ(file, f_mode) & (FMODE_READ | FMODE_WRITE)) != FMODE_READ)
+    /* Most reads are of files judged before: answered here, from plain loads, without the file's
+     * address, which only report_model_file needs (a global function takes no typed pointer). */
+    struct outside_models_entry seen;
+    describe_open_file(file, &seen);
+    if (outside_models_remembered(&seen))
         return 0;
-    return report_model_file((__u64)address, state->profile_id, KERNEL_READ(file, f_flags), ret, 0);
+    return report_model_file((__u64)current_file((int)ret), state->profile_id, KERNEL_READ(file, f_flags), ret, 0);
 }

@@ -648,8 +648,9 @@ static __always_inline void forget_pending(void)
 #endif
 }
 
-/* The address of the current process's open file fd, or NULL. (The fd array's slot is read with
- * a helper in every build: the verifier types neither the array nor a variable index into it.) */
+/* The address of the current process's open file fd, or NULL: a number, which a global function
+ * takes. (The fd array and its slot are read with helpers here; model_files.bpf.c's
+ * current_file_typed reads them as plain loads where bpf_rdonly_cast exists.) */
 static __always_inline struct file *current_file(int fd)
 {
 #if defined(VIGIL_TASK_BTF) && !defined(VIGIL_CGROUP_PROGRAM)

@@ -132,6 +132,12 @@ struct files_struct {
     struct fdtable *fdt;
 };
 
+/* Only for its first field, a struct file pointer: an fd array's slot is read as one (see
+ * current_file_typed in model_files.bpf.c), so that the verifier types what it holds. */
+struct kiocb {
+    struct file *ki_filp;
+};
+
 struct mm_struct {
     unsigned long arg_start;
     unsigned long arg_end;
