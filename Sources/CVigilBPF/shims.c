@@ -95,7 +95,7 @@ int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *conf
     return -ENOENT;
 }
 
-int vigil_bpf_attach_empty(const char *category, const char *name)
+int vigil_bpf_attach_empty(const char *category, const char *name, int *program)
 {
     struct bpf_insn empty[2] = {
         { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
@@ -105,11 +105,16 @@ int vigil_bpf_attach_empty(const char *category, const char *name)
     int prog = bpf_prog_load(type, "vigil_floor", "GPL", empty, 2, NULL);
     if (prog < 0)
         return -errno;
+    *program = -1;
     if (!category) {
         int fd = bpf_raw_tracepoint_open(name, prog);
         int err = errno;
-        close(prog);
-        return fd < 0 ? -err : fd;
+        if (fd < 0) {
+            close(prog);
+            return -err;
+        }
+        *program = prog;
+        return fd;
     }
     char path[512], id_text[32] = {0};
     int id_fd = -1;
@@ -141,7 +146,7 @@ int vigil_bpf_attach_empty(const char *category, const char *name)
         close(prog);
         return -err;
     }
-    close(prog); /* the perf event holds it */
+    *program = prog; /* the perf event holds it too */
     return fd;
 }
 

@@ -10,7 +10,8 @@
 //   vigil-bench overhead [--runs R] [--scale F] [--model-dir DIR] [--program-stats] [--variant V]
 //                        (DIR: where the monitored run's model directory is; the default shares
 //                        the loops' tmpfs, the worst case; --program-stats: each monitored run's
-//                        busiest programs, ns per run, from the kernel's BPF run-time statistics;
+//                        busiest programs, ns per run, from the kernel's BPF run-time statistics,
+//                        and the floor's empty programs' (what the statistics add to a run);
 //                        V: the build of the programs, btfCasts, taskBTF or compat, default the
 //                        fastest this kernel takes)
 //       the open-write-close, exec and connect loops of vigil-workload, timed alone, under empty
@@ -394,7 +395,14 @@ func overheadBenchmark() throws {
     var floor: [Double] = []
     try {
         let empty = try TracepointFloor()
+        if programStats { empty.enableRunTimeStats() }
         for (_, arguments, _) in loops { floor.append(try measure(arguments, in: unwatchedPath)) }
+        if programStats {
+            // What the statistics add to each run: the figures below include it.
+            let (runs, nanoseconds) = empty.runTime()
+            print(String(format: "programs, floor (empty, every hook): %llu runs %.0f ns/run", runs,
+                         runs > 0 ? Double(nanoseconds) / Double(runs) : 0))
+        }
         withExtendedLifetime(empty) {}
     }()
 

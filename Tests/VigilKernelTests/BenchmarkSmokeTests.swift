@@ -47,7 +47,8 @@ final class BenchmarkSmokeTests: XCTestCase {
         try KernelTestSupport.requireRoot()
         try run(["decode", "--seconds", "0.2"], expecting: "decode + JSON:")
         try run(["detect", "--seconds", "0.2"], expecting: "detect (decode + check against the profile)")
-        try run(["overhead", "--runs", "1", "--scale", "0.01"], expecting: "| loop | floor | unwatched | monitor | watched | bpftrace |")
+        try run(["overhead", "--runs", "1", "--scale", "0.01", "--program-stats"],
+                expecting: "| loop | floor | unwatched | monitor | watched | bpftrace |")
     }
 
     func testFleetBenchmarkRuns() throws {

@@ -17,8 +17,9 @@ int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *conf
 
 /* The floor of the design, for benchmarks: an empty program (return 0) attached to the tracepoint
  * category/name (a raw tracepoint when category is NULL). Returns the descriptor that holds the
- * attachment (close it to detach), or -errno. */
-int vigil_bpf_attach_empty(const char *category, const char *name);
+ * attachment (close it to detach), or -errno; on success *program is the program's own
+ * descriptor (for its run-time statistics; close it too). */
+int vigil_bpf_attach_empty(const char *category, const char *name, int *program);
 
 /* Whether tracing programs on this kernel may call bpf_get_current_task_btf() (Linux 5.11+) and
  * use task storage (5.12+): the choice of vigil-task-btf.bpf.o over vigil-compat.bpf.o (bpf/build.sh). */
