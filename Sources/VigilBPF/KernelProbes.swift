@@ -463,14 +463,20 @@ public final class KernelProbes: KernelFacade {
         var result: [(String, UInt64, UInt64)] = []
         var program = bpf_object__next_program(object, nil)
         while let current = program {
-            var info = bpf_prog_info()
-            var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-            if bpf_obj_get_info_by_fd(bpf_program__fd(current), &info, &length) == 0 {
-                result.append((String(cString: bpf_program__name(current)), info.run_cnt, info.run_time_ns))
+            if let time = Self.runTime(ofProgram: bpf_program__fd(current)) {
+                result.append((String(cString: bpf_program__name(current)), time.runs, time.nanoseconds))
             }
             program = bpf_object__next_program(object, current)
         }
         return result
+    }
+
+    /// How many times the program (a descriptor) ran and the kernel time it took, or nil.
+    static func runTime(ofProgram fd: Int32) -> (runs: UInt64, nanoseconds: UInt64)? {
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        guard bpf_obj_get_info_by_fd(fd, &info, &length) == 0 else { return nil }
+        return (info.run_cnt, info.run_time_ns)
     }
 
     private func check(_ rc: Int32, _ what: String) throws {

@@ -54,12 +54,9 @@ public final class TracepointFloor {
     public func runTime() -> (runs: UInt64, nanoseconds: UInt64) {
         var total: (runs: UInt64, nanoseconds: UInt64) = (0, 0)
         for program in programs {
-            var info = bpf_prog_info()
-            var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-            if bpf_obj_get_info_by_fd(program, &info, &length) == 0 {
-                total.runs += info.run_cnt
-                total.nanoseconds += info.run_time_ns
-            }
+            guard let time = KernelProbes.runTime(ofProgram: program) else { continue }
+            total.runs += time.runs
+            total.nanoseconds += time.nanoseconds
         }
         return total
     }
