@@ -226,7 +226,7 @@ __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 ope
                                               event->target.name, &exe_flags);
     }
     if (content_known && is_known(profile_id, VIGIL_KIND_FILE * 16 + VIGIL_FILE_READ_MODEL,
-                                  fnv_looped(event->target.name, event->target.name_len))) {
+                                  text_hash(event->target.name, event->target.name_len, VIGIL_PATH_LEN))) {
         count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
         return 0;
     }

@@ -50,8 +50,8 @@ int vigil_process_exec(void *ctx)
     /* A binary without a file is never "known": its name says nothing of what it runs. */
     bool fileless = event->hdr.flags & (VIGIL_FLAG_EXE_FILELESS | VIGIL_FLAG_EXE_DELETED);
     if (profile_id) {
-        __u64 hash = fnv_update(VIGIL_FNV_OFFSET, event->exe, event->exe_len) ^
-                     (fnv_update(VIGIL_FNV_OFFSET, event->parent_exe, event->parent_exe_len) * VIGIL_PARENT_MIX);
+        __u64 hash = text_hash(event->exe, event->exe_len, VIGIL_PATH_LEN) ^
+                     (text_hash(event->parent_exe, event->parent_exe_len, VIGIL_PATH_LEN) * VIGIL_PARENT_MIX);
         if (!fileless && is_known(profile_id, VIGIL_KIND_EXEC, hash)) {
             count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_EXEC);
             return 0;

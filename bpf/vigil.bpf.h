@@ -199,22 +199,25 @@ static __always_inline __u64 egress_mark(__u16 family, __u16 port, const __u8 *a
 /* Exec and file events as the programs assemble them: each string in a field of its own, at a
  * fixed place the verifier can check every write against. They go out packed
  * (vigil_exec_record, vigil_file_record in vigil_abi.h): send_exec_event, send_file_event. */
+/* Text that text_hash reads a word at a time. */
+#define VIGIL_WORD_ALIGNED __attribute__((aligned(8)))
+
 struct vigil_exec_event {
     struct vigil_header hdr;
     __u32 exe_len;
     __u32 parent_exe_len;
     __u32 args_len;
     __u32 _pad;
-    char exe[VIGIL_PATH_LEN];
-    char parent_exe[VIGIL_PATH_LEN];
+    char exe[VIGIL_PATH_LEN] VIGIL_WORD_ALIGNED;
+    char parent_exe[VIGIL_PATH_LEN] VIGIL_WORD_ALIGNED;
     char args[VIGIL_ARGS_LEN];
 };
 
 struct vigil_path {
     __u32 dir_len;
     __u32 name_len;
-    char dir[VIGIL_PATH_LEN];
-    char name[VIGIL_PATH_LEN];
+    char dir[VIGIL_PATH_LEN] VIGIL_WORD_ALIGNED;
+    char name[VIGIL_PATH_LEN] VIGIL_WORD_ALIGNED;
 };
 
 struct vigil_file_event {
@@ -305,7 +308,7 @@ struct {
 /* Room to assemble a path from its leaf upwards; twice VIGIL_PATH_LEN so that a bounded write at
  * any offset below VIGIL_PATH_LEN stays inside. */
 struct path_scratch {
-    char buf[VIGIL_PATH_LEN * 2];
+    char buf[VIGIL_PATH_LEN * 2] VIGIL_WORD_ALIGNED;
 };
 
 struct {
@@ -520,54 +523,58 @@ static __always_inline bool is_known(__u32 profile_id, __u32 kind, __u64 hash)
     return bpf_map_lookup_elem(&known_behaviour, &key) != NULL;
 }
 
-/* FNV-1a over the first len bytes of a VIGIL_PATH_LEN field. */
-static __always_inline __u64 fnv_update(__u64 hash, const char *bytes, __u32 len)
+/* The agent's random key for text_hash, written into .rodata before load. */
+const volatile __u64 vigil_text_hash_key[VIGIL_TEXT_HASH_WORDS] __weak = {};
+
+/* One word of text_hash (vigil_abi.h): the product of its halves, each added to its key's. */
+static __always_inline __u64 text_hash_word(__u64 word, __u64 key)
 {
-    for (__u32 i = 0; i < VIGIL_PATH_LEN; i++) {
-        if (i >= len)
+    __u64 low = (__u32)((__u32)word + (__u32)key);
+    __u64 high = (__u32)((__u32)(word >> 32) + (__u32)(key >> 32));
+    return low * high;
+}
+
+/* The hash that keys known behaviour. The words are read in place: bytes must be 8-byte aligned
+ * in a buffer of capacity bytes (a power of two, at most VIGIL_TEXT_HASH_WORDS words), inside
+ * which the read of the last word, past len, stays. */
+static __always_inline __u64 text_hash(const char *bytes, __u32 len, const __u32 capacity)
+{
+    if (len > capacity)
+        len = capacity;
+    __u32 words = len / 8;
+    __u64 hash = len;
+    for (__u32 i = 0; i < capacity / 8; i++) {
+        if (i >= words)
             break;
-        hash ^= (__u8)bytes[i];
-        hash *= VIGIL_FNV_PRIME;
+        hash += text_hash_word(*(const __u64 *)(bytes + i * 8), vigil_text_hash_key[i]);
+    }
+    __u32 rest = len % 8;
+    if (rest) { /* then words < capacity / 8 */
+        __u32 last = words & (capacity / 8 - 1);
+        hash += text_hash_word(*(const __u64 *)(bytes + last * 8) & ((1ULL << (rest * 8)) - 1),
+                               vigil_text_hash_key[last]);
     }
     return hash;
 }
 
-struct fnv_state {
-    const char *bytes;
-    __u64 hash;
-};
-
-static long fnv_step(__u64 index, struct fnv_state *state)
-{
-    if (index >= VIGIL_PATH_LEN)
-        return 1;
-    state->hash ^= (__u8)state->bytes[index];
-    state->hash *= VIGIL_FNV_PRIME;
-    return 0;
-}
-
-/* fnv_update from the offset, as a bpf_loop: verified once (an inline loop is verified at every
- * call site, for every length up to VIGIL_PATH_LEN), at the price of a call per byte. For paths
- * hashed off the hot path (a model file's reader). */
-static __always_inline __u64 fnv_looped(const char *bytes, __u32 len)
-{
-    struct fnv_state state = { .bytes = bytes, .hash = VIGIL_FNV_OFFSET };
-    bpf_loop(len < VIGIL_PATH_LEN ? len : VIGIL_PATH_LEN, fnv_step, &state, 0);
-    return state.hash;
-}
-
-/* The hash of the absolute path a vigil_path names, as userspace hashes a clean path. */
+/* The hash of the absolute path a vigil_path names, as userspace hashes a clean path: a relative
+ * name is joined to its directory ("dir/name") in the path scratch buffer first, which
+ * vigil_resolve_path is done with by now. */
 static __always_inline __u64 path_hash(const struct vigil_path *path)
 {
-    __u64 hash = VIGIL_FNV_OFFSET;
-    if (path->dir_len > 0) {
-        hash = fnv_update(hash, path->dir, path->dir_len);
-        if (path->dir_len > 1) {
-            hash ^= '/';
-            hash *= VIGIL_FNV_PRIME;
-        }
-    }
-    return fnv_update(hash, path->name, path->name_len);
+    if (path->dir_len == 0)
+        return text_hash(path->name, path->name_len, VIGIL_PATH_LEN);
+    __u32 name_len = path->name_len < VIGIL_PATH_LEN ? path->name_len : VIGIL_PATH_LEN - 1;
+    __u32 zero = 0;
+    struct path_scratch *joined = bpf_map_lookup_elem(&scratch, &zero);
+    if (!joined)
+        return 0;
+    __u32 at = path->dir_len < VIGIL_PATH_LEN ? path->dir_len : VIGIL_PATH_LEN;
+    bpf_probe_read_kernel(joined->buf, at, path->dir);
+    if (at > 1) /* the root is "/" already */
+        joined->buf[at++] = '/';
+    bpf_probe_read_kernel(&joined->buf[at], name_len, path->name);
+    return text_hash(joined->buf, at + name_len, sizeof(joined->buf));
 }
 
 /* A record written in place: submitted with the wakeup flag chosen here (the producer position is

@@ -242,10 +242,10 @@ struct vigil_cgroup_state {
     __u64 runtime_syscalls[2][VIGIL_SYSCALL_WORDS]; /* native ABI: [0] before the filter, [1] after */
 };
 
-/* Behaviour already in a stable profile, dropped in the kernel (VIGIL_SUPPRESSED_KNOWN).
- * Hashes are FNV-1a 64 over the path bytes (VigilCore/BehaviourHash.swift computes the same):
- *   exec: fnv(exe) ^ (fnv(parent_exe) * 0x9E3779B97F4A7C15)
- *   file: fnv(absolute path) — a relative name hashes as dir, "/", name — for the op's key;
+/* Behaviour already in a stable profile, dropped in the kernel (VIGIL_SUPPRESSED_KNOWN), keyed by
+ * text hashes of paths (text_hash in vigil.bpf.h; VigilCore/BehaviourHash.swift computes the same):
+ *   exec: hash(exe) ^ (hash(parent_exe) * VIGIL_PARENT_MIX)
+ *   file: hash(absolute path) — a relative name hashes as dir, "/", name — for the op's key;
  *         for rename, the new name. */
 struct vigil_known_key {
     __u32 profile_id;
@@ -255,7 +255,7 @@ struct vigil_known_key {
 
 /* A model file whose content the agent hashed and found in the profile (and among the declared
  * digests, if any): with a known reader (known_behaviour, kind VIGIL_KIND_FILE * 16 +
- * VIGIL_FILE_READ_MODEL, hash fnv(reader's executable)), its opens are dropped in the kernel. Any
+ * VIGIL_FILE_READ_MODEL, hash(reader's executable)), its opens are dropped in the kernel. Any
  * write to it changes its change_ns (or size, or inode), so the next open is reported again. */
 struct vigil_known_model {
     __u32 profile_id;
@@ -292,8 +292,20 @@ struct vigil_egress_key {
 #define VIGIL_AF_INET 2
 #define VIGIL_AF_INET6 10
 
+/* FNV-1a 64: model directory prefixes (vigil_model_path_key), a byte at a time as the kernel
+ * scans a name for them. */
 #define VIGIL_FNV_OFFSET 0xcbf29ce484222325ULL
 #define VIGIL_FNV_PRIME 0x100000001b3ULL
+/* The text hash of known behaviour (vigil_known_key): NH, the universal hash of UMAC, keyed with
+ * VIGIL_TEXT_HASH_WORDS random 64-bit words k[i] the agent draws when it starts (.rodata's
+ * vigil_text_hash_key). The text's bytes are read as little-endian 64-bit words w[i], the last
+ * padded with zeros; with lo/hi the low and high 32 bits, every sum of two halves mod 2^32:
+ *   hash = length + sum over i of (lo(w[i]) + lo(k[i])) * (hi(w[i]) + hi(k[i]))   (mod 2^64)
+ * Two different texts of a length collide for at most 1 key in 2^32, and a workload does not know
+ * the key: it cannot choose a path that passes for a known one (FNV-1a, unkeyed, let it find one
+ * in ~2^32 steps of its own). Texts are at most VIGIL_TEXT_HASH_WORDS words long in the kernel; in
+ * userspace word i takes key i mod VIGIL_TEXT_HASH_WORDS. */
+#define VIGIL_TEXT_HASH_WORDS 128
 #define VIGIL_PARENT_MIX 0x9E3779B97F4A7C15ULL
 
 /* Set by the agent in .rodata before the programs load. */

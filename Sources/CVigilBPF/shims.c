@@ -60,7 +60,7 @@ size_t vigil_bpf_take_log(char *buf, size_t size)
     return n;
 }
 
-int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *config)
+int vigil_bpf_set_rodata(struct bpf_object *obj, const char *variable, const void *value, size_t value_size)
 {
     struct bpf_map *rodata = NULL, *map;
     bpf_object__for_each_map(map, obj) {
@@ -85,11 +85,11 @@ int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *conf
     const struct btf_var_secinfo *var = btf_var_secinfos(sec);
     for (int i = 0; i < btf_vlen(sec); i++, var++) {
         const struct btf_type *t = btf__type_by_id(btf, var->type);
-        if (strcmp(btf__name_by_offset(btf, t->name_off), "vigil_config") != 0)
+        if (strcmp(btf__name_by_offset(btf, t->name_off), variable) != 0)
             continue;
-        if (var->offset + sizeof(*config) > size || var->size != sizeof(*config))
+        if (var->offset + value_size > size || var->size != value_size)
             return -EINVAL;
-        memcpy(data + var->offset, config, sizeof(*config));
+        memcpy(data + var->offset, value, value_size);
         return 0;
     }
     return -ENOENT;

@@ -117,7 +117,10 @@ public final class KernelProbes: KernelFacade {
             }
             var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()),
                                       wakeup_shift: batch == 0 ? 0 : UInt32(batch.trailingZeroBitCount), _pad: 0)
-            let rc = vigil_bpf_set_config(object, &config)
+            var rc = vigil_bpf_set_rodata(object, "vigil_config", &config, MemoryLayout<vigil_config>.size)
+            if rc == 0 {
+                rc = BehaviourHash.key.withUnsafeBytes { vigil_bpf_set_rodata(object, "vigil_text_hash_key", $0.baseAddress, $0.count) }
+            }
             guard rc == 0 else {
                 throw BPFError("could not set the BPF programs' configuration (\(String(cString: strerror(-rc)))): rebuild vigil")
             }

@@ -11,12 +11,12 @@ public struct BehaviourKeys: Sendable {
 
     /// `runtimeExes`: binaries that start workloads; as a parent they are `runtimeParent`.
     public init(runtimeExes: [String] = []) {
-        runtimeExeHashes = Set(runtimeExes.map(BehaviourHash.fnv1a))
+        runtimeExeHashes = Set(runtimeExes.map(BehaviourHash.text))
     }
 
     /// Exec: (exe, parent) hash.
     public func execHash(_ event: RawEvent) -> UInt64 {
-        BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe), parent: parentHash(event))
+        BehaviourHash.exec(exe: BehaviourHash.text(event.exe), parent: parentHash(event))
     }
 
     /// A binary without a file, as a profile names it: `fileless:<name>@<sha256:hex>`, its name
@@ -31,11 +31,11 @@ public struct BehaviourKeys: Sendable {
 
     /// The hash of a fileless exec with its parent.
     public func filelessExecHash(_ exe: String, _ event: RawEvent) -> UInt64 {
-        BehaviourHash.exec(exe: BehaviourHash.fnv1a(exe), parent: parentHash(event))
+        BehaviourHash.exec(exe: BehaviourHash.text(exe), parent: parentHash(event))
     }
 
     private func parentHash(_ event: RawEvent) -> UInt64 {
-        startedByRuntime(event) ? BehaviourHash.fnv1a(Self.runtimeParent) : BehaviourHash.fnv1a(event.parentExe)
+        startedByRuntime(event) ? BehaviourHash.text(Self.runtimeParent) : BehaviourHash.text(event.parentExe)
     }
 
     /// The parent as a profile names it.
@@ -45,7 +45,7 @@ public struct BehaviourKeys: Sendable {
 
     /// The entrypoint (the kernel saw the runtime's init exec it), or a child of a known runtime.
     private func startedByRuntime(_ event: RawEvent) -> Bool {
-        event.isEntrypoint || runtimeExeHashes.contains(BehaviourHash.fnv1a(event.parentExe))
+        event.isEntrypoint || runtimeExeHashes.contains(BehaviourHash.text(event.parentExe))
     }
 
     /// The absolute path a file event is about (the new name for a rename), joined and folded.

@@ -116,14 +116,14 @@ public struct Detector: Sendable {
     /// fileless binaries are checked here only). Startup-only rules are left out: the kernel
     /// does not know whether a container serves, so their events come here to be judged.
     public var knownBehaviour: KnownBehaviour {
-        (servingRules ?? rules).knownBehaviour(modelReaders: Set(modelReaders.map(BehaviourHash.fnv1a)))
+        (servingRules ?? rules).knownBehaviour(modelReaders: Set(modelReaders.map(BehaviourHash.text)))
     }
 
     /// A model file loaded with this content: nil when the profile saw that content loaded
     /// (at any path: a model moved is not a model changed); else the contents the profile knows
     /// at this path (or, when none, every content it knows), for the anomaly.
     public func checkModelReader(_ exe: String) -> Finding? {
-        modelReaders.contains(exe) ? nil : Finding(rule: .modelArtifactRead, key: BehaviourHash.fnv1a(exe))
+        modelReaders.contains(exe) ? nil : Finding(rule: .modelArtifactRead, key: BehaviourHash.text(exe))
     }
 
     public func checkModel(path: String, sha256: String) -> [String]? {

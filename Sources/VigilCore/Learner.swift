@@ -125,7 +125,7 @@ public struct Learner: Sendable {
             // Model reads are learned by content once hashed (`observeModel`).
             guard let op = event.fileOperation, op != .readModel else { return false }
             let path = keys.filePath(event)
-            let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.fnv1a($0) }, op: op)
+            let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.text($0) }, op: op)
             guard firstSighting(hash ^ salt) else { return false }
             let pattern = generalizer.generalize(String(decoding: path, as: UTF8.self))
             guard fileOps[pattern] != nil || admit(fileOps.count, limits.fileWriteRules, "file-write rules") else { return false }

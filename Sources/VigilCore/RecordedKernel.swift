@@ -77,7 +77,7 @@ public final class RecordedKernel: KernelFacade {
                   let profile = watched[event.cgroupID], profile != 0, let enforcement = enforcements[profile] else { return nil }
             switch event.kind {
             case .exec where protection.exec && !event.isEntrypoint:
-                let hash = BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe), parent: BehaviourHash.fnv1a(event.parentExe))
+                let hash = BehaviourHash.exec(exe: BehaviourHash.text(event.exe), parent: BehaviourHash.text(event.parentExe))
                 return event.exeHasNoFile || !enforcement.execHashes.contains(hash) ? UInt32(VIGIL_FLAG_KILLED) : nil
             case .network where protection.egress:
                 return enforcement.allows(Destination(event)) ? nil : UInt32(VIGIL_FLAG_DENIED)
@@ -128,18 +128,18 @@ public final class RecordedKernel: KernelFacade {
         switch event.kind {
         case .exec:
             guard !event.exeHasNoFile else { return false }
-            return behaviour.execHashes.contains(BehaviourHash.exec(exe: BehaviourHash.fnv1a(event.exe),
-                                                                    parent: BehaviourHash.fnv1a(event.parentExe)))
+            return behaviour.execHashes.contains(BehaviourHash.exec(exe: BehaviourHash.text(event.exe),
+                                                                    parent: BehaviourHash.text(event.parentExe)))
         case .file:
             guard let op = event.fileOperation else { return false }
             if op == .readModel {
                 let version = event.fileVersion
                 return version.changeNanoseconds != 0 && knownModels[profile]?.contains(version) == true
-                    && behaviour.modelReaders.contains(BehaviourHash.fnv1a(event.modelReaderExe))
+                    && behaviour.modelReaders.contains(BehaviourHash.text(event.modelReaderExe))
             }
             let path = op == .rename ? event.fileTarget : event.filePath
             joiner.join(directory: path.directory, name: path.name)
-            let hash = joiner.buffer.withUnsafeBytes { BehaviourHash.fnv1a($0) }
+            let hash = joiner.buffer.withUnsafeBytes { BehaviourHash.text($0) }
             return behaviour.files.contains(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: hash))
         case .network:
             return behaviour.destinations.contains(Destination(event))

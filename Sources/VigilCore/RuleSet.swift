@@ -36,7 +36,7 @@ struct RuleSet: Sendable {
             let ops = Set(rule.ops.compactMap(FileOperation.init(contractName:)))
             let pattern = PathPattern(rule.path)
             if pattern.isExact {
-                let path = BehaviourHash.fnv1a(rule.path)
+                let path = BehaviourHash.text(rule.path)
                 for op in ops {
                     fileHashes.insert(BehaviourHash.fileWrite(path: path, op: op))
                     exactFiles.insert(KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(op), hash: path))
@@ -91,7 +91,7 @@ struct RuleSet: Sendable {
             guard let op = event.fileOperation, op != .readModel else { return nil }
             let path = keys.filePath(event)
             return path.withUnsafeBytes { bytes in
-                let hash = BehaviourHash.fileWrite(path: BehaviourHash.fnv1a(bytes), op: op)
+                let hash = BehaviourHash.fileWrite(path: BehaviourHash.text(bytes), op: op)
                 if fileHashes.contains(hash) { return nil }
                 if modelPaths.contains(where: { $0.matches(bytes) }) {
                     return Finding(rule: .modelArtifactWrite, key: hash)

@@ -221,4 +221,36 @@ final class ContractTests: XCTestCase {
         XCTAssertEqual(BehaviourHash.fnv1a(""), VIGIL_FNV_OFFSET)
         XCTAssertEqual(BehaviourHash.fnv1a("a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a 64 of \"a\"")
     }
+
+    /// The text hash as vigil_abi.h defines it, worked out separately (a few lines of Python over
+    /// the definition) with the key k[i] = 0x0123456789abcdef * (i + 1): an empty text, one
+    /// partial word, two whole words, three and a partial, and one longer than the key (whose
+    /// words past the 128th take the key's words again).
+    func testTheTextHashIsTheOneTheABIHeaderDefines() {
+        let key = (0..<Int(VIGIL_TEXT_HASH_WORDS)).map { UInt64(0x0123_4567_89ab_cdef) &* UInt64($0 + 1) }
+        func hash(_ text: String) -> UInt64 {
+            key.withUnsafeBufferPointer { key in Array(text.utf8).withUnsafeBytes { BehaviourHash.text($0, key: key) } }
+        }
+        XCTAssertEqual(hash(""), 0)
+        XCTAssertEqual(hash("a"), 0x9c_a39e_37ab_9231)
+        XCTAssertEqual(hash("/usr/bin/python3"), 0x8a5a_5f79_5354_2e6f)
+        XCTAssertEqual(hash("/dev/shm/vigil-bench-loop/f"), 0x3350_b4ab_ee9c_0805)
+        XCTAssertEqual(hash(String(repeating: "x", count: 1100)), 0xdb8e_2e99_08a1_257f)
+    }
+
+    /// Texts that differ in one byte at any place in a word, or only by trailing zero bytes (the
+    /// padding of the last word), hash differently.
+    func testTheTextHashSeesEveryByteAndTheLength() {
+        let base = Array("/var/lib/models/llama-3-8b/config.json".utf8)
+        let hashOf = { (bytes: [UInt8]) in bytes.withUnsafeBytes { BehaviourHash.text($0) } }
+        var seen: Set<UInt64> = [hashOf(base)]
+        for index in base.indices {
+            var changed = base
+            changed[index] ^= 0x20
+            XCTAssertTrue(seen.insert(hashOf(changed)).inserted, "byte \(index)")
+        }
+        for padding in 1...8 {
+            XCTAssertTrue(seen.insert(hashOf(base + Array(repeating: 0, count: padding))).inserted, "\(padding) zero bytes")
+        }
+    }
 }

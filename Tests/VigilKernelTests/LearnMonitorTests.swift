@@ -82,7 +82,7 @@ final class LearnMonitorTests: XCTestCase {
         }
         try probes.loadKnownBehaviour(KnownBehaviour(
             execHashes: [BehaviourHash.exec(exe: KernelTestSupport.workload, parent: testBinary)],
-            files: [KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(.create), hash: BehaviourHash.fnv1a("\(directory)/known"))],
+            files: [KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(.create), hash: BehaviourHash.text("\(directory)/known"))],
             destinations: [knownDestination]), profileID: 7)
         try probes.watch(cgroupID: cgroup.id, profileID: 7)
 
@@ -100,6 +100,39 @@ final class LearnMonitorTests: XCTestCase {
         let events = try sink.objects
         XCTAssertEqual(events.compactMap { $0[path: "file.path"] as? String }, ["\(directory)/new"])
         XCTAssertEqual(events.compactMap { $0[path: "network.port"] as? Int }, [Int(unknown.port)])
+    }
+
+    /// The kernel hashes a path a word at a time, a relative one joined to its directory: it must
+    /// agree with userspace for every length of directory and of name modulo a word (8 bytes),
+    /// up to paths of ~500 bytes, or known writes would reach userspace.
+    func testTheKernelHashesPathsOfEveryLengthAsUserspaceDoes() throws {
+        let traced = try TracedCgroup(self)
+        let directory = try KernelTestSupport.temporaryDirectory()
+        var directories = (1...8).map { "\(directory)/" + String(repeating: "d", count: $0) }
+        directories.append("\(directory)/" + String(repeating: "l", count: 250) + "/" + String(repeating: "m", count: 200))
+        var known: [String] = []
+        var actions: [String] = []
+        for place in directories {
+            try FileManager.default.createDirectory(atPath: place, withIntermediateDirectories: true)
+            let names = (1...9).map { String(repeating: "f", count: $0) } + [String(repeating: "g", count: min(255, 499 - place.utf8.count))]
+            actions.append("chdir:\(place)")
+            for name in names where place.utf8.count + 1 + name.utf8.count <= 500 {
+                known.append("\(place)/\(name)")
+                actions += ["write:\(place)/\(name)", "write:\(name)"]
+            }
+        }
+        actions.append("write:\(directory)/unknown")
+        try traced.probes.loadKnownBehaviour(KnownBehaviour(
+            execHashes: [], files: Set(known.map { KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(.create), hash: BehaviourHash.text($0)) }),
+            destinations: []), profileID: 7)
+        try traced.probes.watch(cgroupID: traced.id, profileID: 7)
+
+        try run(traced.hierarchy, traced.path, actions)
+        try traced.pipeline.drain()
+
+        XCTAssertEqual(traced.probes.suppressedCounts()[.file], UInt64(2 * known.count), "each known path, absolute and relative")
+        let reported = try traced.sink.objects.compactMap { $0[path: "file.path"] as? String }
+        XCTAssertEqual(reported, ["\(directory)/unknown"])
     }
 
     /// vigil learn then vigil monitor, as the CLI wires them: a normal run after learning is

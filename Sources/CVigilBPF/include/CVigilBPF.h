@@ -12,8 +12,9 @@ void vigil_bpf_capture_log(void);
 /* Copies the captured log's tail into buf (NUL-terminated) and clears it. Returns bytes copied. */
 size_t vigil_bpf_take_log(char *buf, size_t size);
 
-/* Writes the agent's settings into the object's .rodata before load. Returns 0 or -errno. */
-int vigil_bpf_set_config(struct bpf_object *obj, const struct vigil_config *config);
+/* Writes a variable of the object's .rodata (the agent's settings, the text hash's key) before
+ * load; value_size must be the variable's. Returns 0 or -errno. */
+int vigil_bpf_set_rodata(struct bpf_object *obj, const char *variable, const void *value, size_t value_size);
 
 /* The floor of the design, for benchmarks: an empty program (return 0) attached to the tracepoint
  * category/name (a raw tracepoint when category is NULL). Returns the descriptor that holds the
