@@ -379,8 +379,6 @@ static __always_inline void count_drop(__u32 stage, __u32 kind)
         *counter += 1; /* per-CPU: no atomics needed */
 }
 
-/* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
- * gets a state on first sight (but the agent's own process is never watched). */
 /* The current task's cgroup v2 id, as bpf_get_current_cgroup_id() returns it. In the object
  * built with VIGIL_TASK_BTF (Linux 5.12+), in tracing programs (cgroup programs cannot call
  * bpf_get_current_task_btf: VIGIL_CGROUP_PROGRAM), through the task's BTF type:
@@ -396,9 +394,10 @@ static __always_inline __u64 current_cgroup_id(void)
 #endif
 }
 
-static __always_inline struct vigil_cgroup_state *watched_state(void)
+/* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
+ * gets a state on first sight (but the agent's own process is never watched). */
+static __always_inline struct vigil_cgroup_state *watched_state_of(__u64 cgroup_id)
 {
-    __u64 cgroup_id = current_cgroup_id();
     struct vigil_cgroup_state *state = bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
     if (state)
         return state->flags & VIGIL_CGROUP_QUIET ? NULL : state;
@@ -409,6 +408,11 @@ static __always_inline struct vigil_cgroup_state *watched_state(void)
     struct vigil_cgroup_state fresh = {};
     bpf_map_update_elem(&watched_cgroups, &cgroup_id, &fresh, BPF_NOEXIST);
     return bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
+}
+
+static __always_inline struct vigil_cgroup_state *watched_state(void)
+{
+    return watched_state_of(current_cgroup_id());
 }
 
 static __always_inline void *event_buffer(void)

@@ -67,6 +67,8 @@ public final class KernelProbes: KernelFacade {
     private var guardedRoots: Set<String> = []
     private var statsFD: Int32 = -1
     private let watchedCgroupsFD: Int32
+    /// Moved on after each change to watched_cgroups made here (`statesChanged`).
+    private let stateGenerationFD: Int32
     private let dropsFD: Int32
     private let knownBehaviourFD: Int32
     private let knownDestinationsFD: Int32
@@ -154,6 +156,7 @@ public final class KernelProbes: KernelFacade {
                 program = bpf_object__next_program(object, current)
             }
             watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
+            stateGenerationFD = try Self.mapFD(object, "state_generation")
             dropsFD = try Self.mapFD(object, "drops")
             knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
             knownDestinationsFD = try Self.mapFD(object, "known_destinations")
@@ -264,6 +267,7 @@ public final class KernelProbes: KernelFacade {
             state = vigil_cgroup_state()
         }
         state.profile_id = profileID
+        defer { statesChanged() }
         guard bpf_map_update_elem(watchedCgroupsFD, &key, &state, UInt64(BPF_ANY)) == 0 else {
             throw BPFError("could not watch cgroup \(cgroupID): \(String(cString: strerror(errno))) "
                 + "(at most \(watchedCgroupsCapacity) cgroups can be watched)")
@@ -410,6 +414,7 @@ public final class KernelProbes: KernelFacade {
         if protection.modelWrites { flags |= VIGIL_CGROUP_PROTECT_MODELS }
         guard flags != state.flags else { return }
         state.flags = flags
+        defer { statesChanged() }
         try check(bpf_map_update_elem(watchedCgroupsFD, &id, &state, UInt64(BPF_EXIST)), "protection of cgroup \(cgroupID)")
     }
 
@@ -518,6 +523,7 @@ public final class KernelProbes: KernelFacade {
     public func unwatch(cgroupID: UInt64) {
         var key = cgroupID
         bpf_map_delete_elem(watchedCgroupsFD, &key)
+        statesChanged()
         try? setModelDirectories(cgroupID: cgroupID, [])
     }
 
@@ -555,6 +561,7 @@ public final class KernelProbes: KernelFacade {
         guard flags != state.flags else { return }
         state.flags = flags
         bpf_map_update_elem(watchedCgroupsFD, &id, &state, UInt64(BPF_EXIST))
+        statesChanged()
     }
 
     public func quiet(cgroupID: UInt64) {
@@ -563,6 +570,19 @@ public final class KernelProbes: KernelFacade {
         guard bpf_map_lookup_elem(watchedCgroupsFD, &key, &state) == 0 else { return }
         state.flags |= VIGIL_CGROUP_QUIET
         bpf_map_update_elem(watchedCgroupsFD, &key, &state, UInt64(BPF_EXIST))
+        statesChanged()
+    }
+
+    /// After each write to watched_cgroups: the kernel's per-CPU memory of syscalls that need
+    /// nothing more (`recorded_syscalls`, bpf/syscalls.bpf.c) no longer holds, whether for a cgroup
+    /// now watched, watched no more, or whose state was read, changed and written back (which
+    /// undoes a bit the kernel set in between, to be set again).
+    private func statesChanged() {
+        var zero: UInt32 = 0
+        var generation: UInt32 = 0
+        _ = bpf_map_lookup_elem(stateGenerationFD, &zero, &generation)
+        generation &+= 1
+        bpf_map_update_elem(stateGenerationFD, &zero, &generation, UInt64(BPF_ANY))
     }
 
     public func isQuiet(cgroupID: UInt64) -> Bool {

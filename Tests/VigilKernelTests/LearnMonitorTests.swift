@@ -68,6 +68,28 @@ final class LearnMonitorTests: XCTestCase {
         XCTAssertTrue(theirs.contains(chdir, abi: .x86_64))
     }
 
+    /// The kernel remembers the syscalls that need nothing more for their cgroup (the bit is set,
+    /// or the cgroup is not watched): a cgroup watched after it ran unwatched, or watched anew with
+    /// an empty bitmap, has its syscalls recorded again.
+    func testSyscallsAreRecordedAgainWhenACgroupIsWatchedAnew() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let probes = try KernelProbes()
+        let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+        func callGetppid() throws { try run(hierarchy, cgroup.path, ["syscall:\(getppid)"]) }
+        func recorded() -> Bool { probes.syscallBitmaps()[cgroup.id]?.workload.contains(getppid, abi: .x86_64) ?? false }
+
+        try callGetppid()
+        try probes.watch(cgroupID: cgroup.id)
+        try callGetppid()
+        XCTAssertTrue(recorded(), "watched after it ran unwatched")
+        probes.unwatch(cgroupID: cgroup.id)
+        try probes.watch(cgroupID: cgroup.id)
+        XCTAssertFalse(recorded(), "a new state")
+        try callGetppid()
+        XCTAssertTrue(recorded(), "watched anew")
+    }
+
     /// Behaviour loaded as known never reaches the ring buffer; new behaviour does.
     func testKnownBehaviourCausesNoRingBufferTraffic() throws {
         let traced = try TracedCgroup(self)
