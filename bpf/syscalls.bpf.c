@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Every syscall of a watched cgroup sets its bit in the cgroup's bitmap: the syscall set a
  * profile (and a seccomp filter) is made of, with no per-syscall ring-buffer traffic. A raw
- * tracepoint, because it runs on every syscall of the host: unwatched processes pay one lookup. */
+ * tracepoint, because it runs on every syscall of the host: a syscall its cgroup made before
+ * costs a few loads (recorded_syscalls), watched or not. */
 #include "vigil.bpf.h"
 
 /* Which syscall table `*id` is a number of (enum vigil_syscall_abi); `*id` becomes its number
  * there. The architecture table is in vigil_kernel.h. */
-static __always_inline __u32 syscall_abi(long *id)
+static __always_inline __u32 syscall_abi(struct task_struct *task, long *id)
 {
 #ifdef VIGIL_TASK_BTF
-    struct task_struct *task = bpf_get_current_task_btf(); /* a plain load per field */
-#define THREAD_INFO(field) (task->thread_info.field)
+#define THREAD_INFO(field) (task->thread_info.field) /* a plain load per field */
 #else
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 #define THREAD_INFO(field) BPF_CORE_READ(task, thread_info.field)
 #endif
 #if defined(__TARGET_ARCH_x86)
@@ -46,11 +45,13 @@ static __always_inline bool is_filter_install(unsigned long long *ctx, long id)
     return arg0 == PR_SET_SECCOMP && arg1 == SECCOMP_MODE_FILTER && arg2 != 0;
 }
 
-/* Sets the syscall's bit in the cgroup's bitmap (the runtime's own rows for its processes). */
-static __always_inline int record_syscall(unsigned long long *ctx, struct vigil_cgroup_state *state, long id, __u32 abi)
+/* Sets the syscall's bit in the cgroup's bitmap (the runtime's own rows for its processes).
+ * Returns whether the cgroup needs nothing more for this syscall: not watched, or the bit set in
+ * the workload's row (a runtime process's row says nothing of the workload's). */
+static __always_inline bool record_syscall(unsigned long long *ctx, struct vigil_cgroup_state *state, long id, __u32 abi)
 {
     if (!state)
-        return 0;
+        return true;
     __u64 bit = 1ULL << (id & 63);
     __u64 *word = &state->syscalls[abi][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
 
@@ -67,7 +68,7 @@ static __always_inline int record_syscall(unsigned long long *ctx, struct vigil_
     }
     if (!(*word & bit))
         __sync_fetch_and_or(word, bit);
-    return 0;
+    return !phase || abi != VIGIL_SYSCALL_ABI_NATIVE;
 }
 
 /* Syscalls whose cgroup needs nothing more for them: the syscall's bit is already in its watched
@@ -76,11 +77,12 @@ static __always_inline int record_syscall(unsigned long long *ctx, struct vigil_
  * each syscall, measured with --program-stats; a per-CPU table cost ~7 ns more than this shared
  * one). Each slot is one 64-bit word, stored and loaded whole, so CPUs share the table without
  * a torn entry: the cgroup's number in its hierarchy (the low 32 bits of its id, unique among
- * live cgroups), the low 21 bits of state_generation, the syscall's ABI and number. A slot holds
- * for the state_generation it was filled in; the agent moves that on after each change it makes
- * to watched_cgroups (a watch, an unwatch, or a read-modify-write of a state, which may undo a bit
+ * live cgroups), 21 bits of generation, the syscall's ABI and number. A slot holds for the
+ * state_generation it was filled in; the agent moves that on after each change it makes to
+ * watched_cgroups (a watch, an unwatch, or a read-modify-write of a state, which may undo a bit
  * set here meanwhile). The kernel's own changes need none: a cgroup it adds (a child, or with
- * watch_all) is new, and one it removes is gone. */
+ * watch_all) is new, and one it removes is gone. What is left (docs/DESIGN.md): a slot untouched
+ * through 2^21 generations; on arm64, loads the CPU reorders around the generation's. */
 #define RECORDED_SYSCALL_SLOT_BITS 12
 
 struct {
@@ -100,28 +102,38 @@ struct {
 SEC("raw_tp/sys_enter")
 int vigil_syscall_enter(unsigned long long *ctx)
 {
+    /* The task once: fetching it is a helper call. */
+#ifdef VIGIL_TASK_BTF
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u64 cgroup_id = task_cgroup_id(task);
+#else
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+#endif
     long id = (long)ctx[1];
-    __u32 abi = syscall_abi(&id);
+    __u32 abi = syscall_abi(task, &id);
     if (id < 0 || id >= VIGIL_SYSCALL_SLOTS)
         return 0;
-    __u64 cgroup_id = current_cgroup_id();
     __u32 zero = 0;
     __u32 *generation = bpf_map_lookup_elem(&state_generation, &zero);
     /* The runtime setting a container up (rare: runtime_tasks is empty otherwise) is recorded
      * apart from its workload, by process: not remembered by cgroup. With watch_all, whether a
      * process is watched depends on the process (the agent's is not). */
-    if (!generation || runtime_tasks_exist() || vigil_config.watch_all)
-        return record_syscall(ctx, watched_state_of(cgroup_id), id, abi);
+    if (!generation || runtime_tasks_exist() || vigil_config.watch_all) {
+        record_syscall(ctx, watched_state_of(cgroup_id), id, abi);
+        return 0;
+    }
     __u64 syscall = (cgroup_id << 32) | (abi << 9) | id;
-    /* The generation is read before the state is looked up: a change in between stales the tag. */
-    __u64 tag = syscall | ((__u64)(*generation & 0x1fffff) << 11);
+    /* The generation is read before the state is looked up: a change in between stales the tag.
+     * The id's high 32 bits (how many times the hierarchy's numbers wrapped) are added to it, so
+     * a cgroup numbered as a removed one (after ~2^31 kernfs nodes) meets none of its tags. */
+    __u64 tag = syscall | ((__u64)((*generation + (__u32)(cgroup_id >> 32)) & 0x1fffff) << 11);
     /* Fibonacci hashing: the top bits of the product, so neighbouring numbers spread. */
     __u32 slot = (syscall * 0x9E3779B97F4A7C15ULL) >> (64 - RECORDED_SYSCALL_SLOT_BITS);
     __u64 *seen = bpf_map_lookup_elem(&recorded_syscalls, &slot);
     if (seen && *seen == tag)
         return 0;
-    record_syscall(ctx, watched_state_of(cgroup_id), id, abi);
-    if (seen)
+    if (record_syscall(ctx, watched_state_of(cgroup_id), id, abi) && seen)
         *seen = tag;
     return 0;
 }

@@ -384,11 +384,17 @@ static __always_inline void count_drop(__u32 stage, __u32 kind)
  * bpf_get_current_task_btf: VIGIL_CGROUP_PROGRAM), through the task's BTF type:
  * four plain loads, where the helper call costs ~30 ns on every hook (measured on this design's
  * test VM, the largest part of what an unwatched process pays). */
+#if defined(VIGIL_TASK_BTF) && !defined(VIGIL_CGROUP_PROGRAM)
+static __always_inline __u64 task_cgroup_id(struct task_struct *task)
+{
+    return task->cgroups->dfl_cgrp->kn->id;
+}
+#endif
+
 static __always_inline __u64 current_cgroup_id(void)
 {
 #if defined(VIGIL_TASK_BTF) && !defined(VIGIL_CGROUP_PROGRAM)
-    struct task_struct *task = bpf_get_current_task_btf();
-    return task->cgroups->dfl_cgrp->kn->id;
+    return task_cgroup_id(bpf_get_current_task_btf());
 #else
     return bpf_get_current_cgroup_id();
 #endif

@@ -73,7 +73,7 @@ public struct KnownBehaviour: Sendable, Equatable {
     public struct FileKey: Sendable, Hashable {
         /// `BehaviourHash.fileKind(op)`.
         public var kind: UInt32
-        /// FNV-1a of the absolute path.
+        /// The text hash of the absolute path (`BehaviourHash.text`).
         public var hash: UInt64
         public init(kind: UInt32, hash: UInt64) {
             self.kind = kind
@@ -84,7 +84,7 @@ public struct KnownBehaviour: Sendable, Equatable {
     public var execHashes: Set<UInt64>
     public var files: Set<FileKey>
     public var destinations: Set<Destination>
-    /// FNV-1a of the executables that read the model (`modelReaders`).
+    /// Text hashes of the executables that read the model (`modelReaders`).
     public var modelReaders: Set<UInt64>
 
     public init(execHashes: Set<UInt64> = [], files: Set<FileKey> = [], destinations: Set<Destination> = [],
