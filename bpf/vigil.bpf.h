@@ -196,11 +196,12 @@ static __always_inline __u64 egress_mark(__u16 family, __u16 port, const __u8 *a
     return mark ^ head ^ ((__u64)tail << 7);
 }
 
+/* Text that text_hash reads a word at a time. */
+#define VIGIL_WORD_ALIGNED __attribute__((aligned(8)))
+
 /* Exec and file events as the programs assemble them: each string in a field of its own, at a
  * fixed place the verifier can check every write against. They go out packed
  * (vigil_exec_record, vigil_file_record in vigil_abi.h): send_exec_event, send_file_event. */
-/* Text that text_hash reads a word at a time. */
-#define VIGIL_WORD_ALIGNED __attribute__((aligned(8)))
 
 struct vigil_exec_event {
     struct vigil_header hdr;

@@ -573,8 +573,8 @@ public final class KernelProbes: KernelFacade {
         statesChanged()
     }
 
-    /// After each write to watched_cgroups: the kernel's per-CPU memory of syscalls that need
-    /// nothing more (`recorded_syscalls`, bpf/syscalls.bpf.c) no longer holds, whether for a cgroup
+    /// After each write to watched_cgroups: the kernel's memory of syscalls that need nothing
+    /// more (`recorded_syscalls`, bpf/syscalls.bpf.c) no longer holds, whether for a cgroup
     /// now watched, watched no more, or whose state was read, changed and written back (which
     /// undoes a bit the kernel set in between, to be set again).
     private func statesChanged() {
