@@ -70,7 +70,7 @@ struct {
 static __always_inline __u64 outside_models_check(const struct outside_models_entry *e)
 {
     return (e->dentry ^ (e->mnt << 1) ^ (e->inode << 2) ^ e->inode_number ^ (e->cgroup_id << 3)
-            ^ (e->tree_changes << 4) ^ ((__u64)e->generation << 32) ^ e->model_generation) + 0x9e3779b97f4a7c15ULL;
+            ^ (e->tree_changes << 4) ^ ((__u64)e->generation << 32) ^ e->model_generation) + VIGIL_GOLDEN_64;
 }
 
 /* By inode number, a number in every build (the dentry's address may be a typed pointer). */
@@ -138,6 +138,15 @@ __noinline int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int f
     bpf_send_signal(SIGKILL);
     *flags |= VIGIL_FLAG_KILLED;
     return 1;
+}
+
+/* Whether descriptor fd of the current process is open for writing: what an open made, whatever
+ * its flags in the process's memory (openat2's) say by the time they are read. Global: verified
+ * once. */
+__noinline int open_for_writing(long fd)
+{
+    struct file *file = current_file_typed((int)fd);
+    return file && (KERNEL_READ(file, f_mode) & FMODE_WRITE) != 0;
 }
 
 /* The inode's ctime in ns, or 0 when the kernel's inode has no i_ctime_sec (before 6.11): then no
@@ -243,10 +252,10 @@ __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 ope
     return 0;
 }
 
-/* An open that remembered nothing at enter (a read-only one) and succeeded: in a container with
- * model directories, the file it opened is checked (report_model_file); anywhere else it costs
- * the array load of model_switch. Nothing is remembered at enter for reads: the open file at exit
- * says all (its mode, its flags), so a read pays no in-flight table. */
+/* A read-only open that succeeded: in a container with model directories, the file it opened is
+ * checked (report_model_file); anywhere else it costs the array load of model_switch. Nothing is
+ * remembered at enter for reads (and in the btfCasts build there is no open enter at all): the
+ * open file at exit says all (its mode, its flags), so a read pays no in-flight table. */
 __noinline int report_read_only_open(long ret)
 {
     if (ret < 0 || !model_reads_watched())

@@ -71,34 +71,6 @@ static __always_inline bool record_syscall(unsigned long long *ctx, struct vigil
     return !phase || abi != VIGIL_SYSCALL_ABI_NATIVE;
 }
 
-/* Syscalls whose cgroup needs nothing more for them: the syscall's bit is already in its watched
- * cgroup's bitmap, or the cgroup is not watched. A syscall made again — nearly every one — then
- * costs a few loads instead of the watched_cgroups lookup (~20 ns of the ~30 this program took on
- * each syscall, measured with --program-stats; a per-CPU table cost ~7 ns more than this shared
- * one). Each slot is one 64-bit word, stored and loaded whole, so CPUs share the table without
- * a torn entry: the cgroup's number in its hierarchy (the low 32 bits of its id, unique among
- * live cgroups), 21 bits of generation, the syscall's ABI and number. A slot holds for the
- * state_generation it was filled in; the agent moves that on after each change it makes to
- * watched_cgroups (a watch, an unwatch, or a read-modify-write of a state, which may undo a bit
- * set here meanwhile). The kernel's own changes need none: a cgroup it adds (a child, or with
- * watch_all) is new, and one it removes is gone. What is left (docs/DESIGN.md): a slot untouched
- * through 2^21 generations; on arm64, loads the CPU reorders around the generation's. */
-#define RECORDED_SYSCALL_SLOT_BITS 12
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1 << RECORDED_SYSCALL_SLOT_BITS);
-    __type(key, __u32);
-    __type(value, __u64);
-} recorded_syscalls SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u32);
-} state_generation SEC(".maps");
-
 SEC("raw_tp/sys_enter")
 int vigil_syscall_enter(unsigned long long *ctx)
 {
@@ -114,8 +86,7 @@ int vigil_syscall_enter(unsigned long long *ctx)
     __u32 abi = syscall_abi(task, &id);
     if (id < 0 || id >= VIGIL_SYSCALL_SLOTS)
         return 0;
-    __u32 zero = 0;
-    __u32 *generation = bpf_map_lookup_elem(&state_generation, &zero);
+    __u32 *generation = current_state_generation();
     /* The runtime setting a container up (rare: runtime_tasks is empty otherwise) is recorded
      * apart from its workload, by process: not remembered by cgroup. With watch_all, whether a
      * process is watched depends on the process (the agent's is not). */
@@ -123,17 +94,12 @@ int vigil_syscall_enter(unsigned long long *ctx)
         record_syscall(ctx, watched_state_of(cgroup_id), id, abi);
         return 0;
     }
-    __u64 syscall = (cgroup_id << 32) | (abi << 9) | id;
-    /* The generation is read before the state is looked up: a change in between stales the tag.
-     * The id's high 32 bits (how many times the hierarchy's numbers wrapped) are added to it, so
-     * a cgroup numbered as a removed one (after ~2^31 kernfs nodes) meets none of its tags. */
-    __u64 tag = syscall | ((__u64)((*generation + (__u32)(cgroup_id >> 32)) & 0x1fffff) << 11);
-    /* Fibonacci hashing: the top bits of the product, so neighbouring numbers spread. */
-    __u32 slot = (syscall * 0x9E3779B97F4A7C15ULL) >> (64 - RECORDED_SYSCALL_SLOT_BITS);
-    __u64 *seen = bpf_map_lookup_elem(&recorded_syscalls, &slot);
-    if (seen && *seen == tag)
+    __u64 tag;
+    __u64 *seen = syscall_memory(cgroup_id, abi, id, *generation, &tag);
+    if (seen && syscall_remembered(*seen, tag))
         return 0;
-    if (record_syscall(ctx, watched_state_of(cgroup_id), id, abi) && seen)
-        *seen = tag;
+    struct vigil_cgroup_state *state = watched_state_of(cgroup_id);
+    if (record_syscall(ctx, state, id, abi) && seen)
+        *seen = state ? tag | RECORDED_SYSCALL_WATCHED : tag;
     return 0;
 }

@@ -47,6 +47,10 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define VIGIL_MAX_WATCHED_CGROUPS 16384
 #define VIGIL_MAX_PENDING 8192
 
+/* 2^64 / golden ratio: Fibonacci hashing takes the top bits of a product with it (neighbouring
+ * numbers spread over the slots); the checked slots mix their fields with it. */
+#define VIGIL_GOLDEN_64 0x9E3779B97F4A7C15ULL
+
 #define MSG_FASTOPEN 0x20000000
 #define SOCK_DGRAM 2
 
@@ -420,6 +424,80 @@ static __always_inline struct vigil_cgroup_state *watched_state_of(__u64 cgroup_
 static __always_inline struct vigil_cgroup_state *watched_state(void)
 {
     return watched_state_of(current_cgroup_id());
+}
+
+/* Syscalls whose cgroup needs nothing more for them: the syscall's bit is already in its watched
+ * cgroup's bitmap, or the cgroup is not watched. A syscall made again — nearly every one — then
+ * costs a few loads instead of the watched_cgroups lookup (~20 ns of the ~30 vigil_syscall_enter
+ * took on each syscall, measured with --program-stats; a per-CPU table cost ~7 ns more than this
+ * shared one). Each slot is one 64-bit word, stored and loaded whole, so CPUs share the table
+ * without a torn entry: the cgroup's number in its hierarchy (the low 32 bits of its id, unique
+ * among live cgroups), 20 bits of generation, whether the cgroup is watched, the syscall's ABI
+ * and number. A slot holds for the state_generation it was filled in; the agent moves that on
+ * after each change it makes to watched_cgroups (a watch, an unwatch, or a read-modify-write of a
+ * state, which may undo a bit set here meanwhile) and to known_behaviour. The kernel's own
+ * changes need none: a cgroup it adds (a child, or with watch_all) is new, and one it removes is
+ * gone. The open exits read the watched bit too: an unwatched cgroup's open stops there. What is
+ * left (docs/DESIGN.md): a slot untouched through 2^20 generations; on arm64, loads the CPU
+ * reorders around the generation's — either would leave a syscall's bit unset, or a watched
+ * cgroup's write opens unreported, until the next generation. */
+#define RECORDED_SYSCALL_SLOT_BITS 12
+#define RECORDED_SYSCALL_WATCHED (1ULL << 11)
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1 << RECORDED_SYSCALL_SLOT_BITS);
+    __type(key, __u32);
+    __type(value, __u64);
+} recorded_syscalls __weak SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} state_generation __weak SEC(".maps");
+
+/* The generation the agent's state is at, or NULL (never, in practice: an array's one element). */
+static __always_inline __u32 *current_state_generation(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&state_generation, &zero);
+}
+
+/* The slot of (cgroup, ABI, syscall) in recorded_syscalls, and the tag it holds when it is
+ * remembered (without RECORDED_SYSCALL_WATCHED). The generation is read before the state is
+ * looked up: a change in between stales the tag. The id's high 32 bits (how many times the
+ * hierarchy's numbers wrapped) are added to it, so a cgroup numbered as a removed one (after
+ * ~2^31 kernfs nodes) meets none of its tags. */
+static __always_inline __u64 *syscall_memory(__u64 cgroup_id, __u32 abi, long id, __u32 generation, __u64 *tag)
+{
+    __u64 syscall = (cgroup_id << 32) | ((__u64)abi << 9) | (id & (VIGIL_SYSCALL_SLOTS - 1));
+    *tag = syscall | ((__u64)((generation + (__u32)(cgroup_id >> 32)) & 0xfffff) << 12);
+    __u32 slot = (syscall * VIGIL_GOLDEN_64) >> (64 - RECORDED_SYSCALL_SLOT_BITS);
+    return bpf_map_lookup_elem(&recorded_syscalls, &slot);
+}
+
+/* Whether a slot's word holds the tag (the watched bit aside). */
+static __always_inline bool syscall_remembered(__u64 held, __u64 tag)
+{
+    return (held & ~RECORDED_SYSCALL_WATCHED) == tag;
+}
+
+enum cgroup_memory { CGROUP_NOT_REMEMBERED, CGROUP_REMEMBERED_UNWATCHED, CGROUP_REMEMBERED_WATCHED };
+
+/* What recorded_syscalls says of a cgroup, from one native syscall it made (the syscall
+ * tracepoints fire for native syscalls only). */
+static __always_inline enum cgroup_memory cgroup_remembered(__u64 cgroup_id, long id, __u32 generation)
+{
+    __u64 tag;
+    __u64 *seen = syscall_memory(cgroup_id, VIGIL_SYSCALL_ABI_NATIVE, id, generation, &tag);
+    if (!seen)
+        return CGROUP_NOT_REMEMBERED;
+    __u64 held = *seen;
+    if (!syscall_remembered(held, tag))
+        return CGROUP_NOT_REMEMBERED;
+    return held & RECORDED_SYSCALL_WATCHED ? CGROUP_REMEMBERED_WATCHED : CGROUP_REMEMBERED_UNWATCHED;
 }
 
 static __always_inline void *event_buffer(void)
@@ -888,6 +966,7 @@ __weak __noinline int named_below_model_dir(struct vigil_path *path)
 int kill_model_writer(__u32 profile_id, __u32 kind, __u64 hash, int fd, __u32 *flags);
 int report_model_file(__u64 file_address, __u32 profile_id, __u32 open_flags, long ret, __u32 flags);
 int report_read_only_open(long ret);
+int open_for_writing(long fd);
 
 /* Protect mode for model files: whether the current container's writes below its model
  * directories are enforced. */
@@ -950,14 +1029,34 @@ struct {
     __type(value, __u8);
 } known_models __weak SEC(".maps");
 
+/* A file event whose paths are read and hashed, and which no known behaviour drops: the header
+ * (a dozen reads of the task, so only for a record that is sent), protect mode, the ring. */
+static __always_inline int send_file_syscall(struct vigil_file_event *event, __u32 path_flags, __u32 op,
+                                             __u32 open_flags, long ret, __u32 profile_id, __u64 hash)
+{
+    fill_header(&event->hdr, VIGIL_KIND_FILE);
+    event->hdr.flags = path_flags;
+    event->op = op;
+    event->open_flags = open_flags;
+    event->ret = ret;
+    event->inode = 0;
+    event->device = 0;
+    event->_reserved = 0;
+    event->size = 0;
+    event->change_ns = 0;
+    if (profile_id)
+        protect_model_files(event, profile_id, hash);
+    send_file_event(event);
+    return 0;
+}
+
 /* A file syscall remembered at enter, with its outcome. */
 static __always_inline int report_file_event(struct pending_syscall args, long ret)
 {
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
-    /* The paths first, and the header (a dozen reads of the task) only for a record that is sent:
-     * most of a monitored workload's file syscalls are known and go no further. */
+    /* The paths first: most of a monitored workload's file syscalls are known and go no further. */
     __u32 path_flags = 0;
     read_syscall_path(&event->path, args.dirfd, args.name, &path_flags);
     if (args.op == VIGIL_FILE_RENAME) {
@@ -975,20 +1074,7 @@ static __always_inline int report_file_event(struct pending_syscall args, long r
             return 0;
         }
     }
-    fill_header(&event->hdr, VIGIL_KIND_FILE);
-    event->hdr.flags = path_flags;
-    event->op = args.op;
-    event->open_flags = args.open_flags;
-    event->ret = ret;
-    event->inode = 0;
-    event->device = 0;
-    event->_reserved = 0;
-    event->size = 0;
-    event->change_ns = 0;
-    if (args.profile_id)
-        protect_model_files(event, args.profile_id, hash);
-    send_file_event(event);
-    return 0;
+    return send_file_syscall(event, path_flags, args.op, args.open_flags, ret, args.profile_id, hash);
 }
 
 static __always_inline int report_file_syscall(long ret)
@@ -999,7 +1085,8 @@ static __always_inline int report_file_syscall(long ret)
     return report_file_event(args, ret);
 }
 
-/* open, openat, openat2: a write open was remembered at enter; a read-only one was not. */
+/* open, openat, openat2 in the builds before btfCasts (file_open.bpf.c decides them at exit alone
+ * there): a write open was remembered at enter; a read-only one was not. */
 static __always_inline int report_open(long ret)
 {
     struct pending_syscall args;

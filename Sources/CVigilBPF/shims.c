@@ -163,5 +163,5 @@ bool vigil_bpf_kernel_has_btf_casts(void)
         return false;
     bool found = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
     btf__free(vmlinux);
-    return found;
+    return found && libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, NULL) == 1;
 }

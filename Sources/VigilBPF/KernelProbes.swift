@@ -34,7 +34,8 @@ public final class KernelProbes: KernelFacade {
     public enum ObjectVariant: String, Sendable, CaseIterable {
         /// `vigil.bpf.o`: `taskBTF`, and the open file a model-read check looks at (its dentry,
         /// inode, mount, and their ancestors) read as plain loads through `bpf_rdonly_cast`
-        /// (Linux 6.2+) instead of a helper call per field.
+        /// (Linux 6.2+) instead of a helper call per field; opens decided at their exit alone,
+        /// from the syscall's registers (`bpf_task_pt_regs`), with no enter program.
         case btfCasts = "vigil.bpf.o"
         /// `vigil-task-btf.bpf.o`: the current task read through its BTF type, syscalls in flight
         /// in task storage (Linux 5.12+): plain loads instead of helper calls on every hook.
@@ -67,7 +68,7 @@ public final class KernelProbes: KernelFacade {
     private var guardedRoots: Set<String> = []
     private var statsFD: Int32 = -1
     private let watchedCgroupsFD: Int32
-    /// Moved on after each change to watched_cgroups made here (`statesChanged`).
+    /// Moved on after each change to watched_cgroups, and each removal from known_behaviour, made here (`statesChanged`).
     private let stateGenerationFD: Int32
     private let dropsFD: Int32
     private let knownBehaviourFD: Int32
@@ -312,6 +313,8 @@ public final class KernelProbes: KernelFacade {
 
     /// Loads a stable profile's exact behaviour under `profileID`: from now on the kernel drops
     /// these events for cgroups watched with that id (counted as suppressed, never sent).
+    /// (No generation moves: the kernel remembers only known answers, which behaviour added
+    /// cannot make wrong.)
     public func loadKnownBehaviour(_ known: KnownBehaviour, profileID: UInt32) throws {
         try insert(known.execHashes.map { vigil_known_key(profile_id: profileID, kind: BehaviourHash.execKind, hash: $0) },
                    into: knownBehaviourFD, "known exec")
@@ -421,6 +424,7 @@ public final class KernelProbes: KernelFacade {
     /// Removes every known-behaviour entry of `profileID` (a workload retired or relearned), so
     /// the maps hold only the profiles in use.
     public func unloadKnownBehaviour(profileID: UInt32) {
+        defer { statesChanged() }
         deleteKeys(knownBehaviourFD, as: vigil_known_key.self) { $0.profile_id == profileID }
         deleteKeys(knownDestinationsFD, as: vigil_known_destination.self) { $0.profile_id == profileID }
         deleteKeys(knownModelsFD, as: vigil_known_model.self) { $0.profile_id == profileID }
@@ -573,10 +577,12 @@ public final class KernelProbes: KernelFacade {
         statesChanged()
     }
 
-    /// After each write to watched_cgroups: the kernel's memory of syscalls that need nothing
-    /// more (`recorded_syscalls`, bpf/syscalls.bpf.c) no longer holds, whether for a cgroup
-    /// now watched, watched no more, or whose state was read, changed and written back (which
-    /// undoes a bit the kernel set in between, to be set again).
+    /// After each write to watched_cgroups and each removal from known_behaviour: the kernel's
+    /// memory of syscalls that need nothing more and of whether their cgroup is watched
+    /// (`recorded_syscalls`, bpf/vigil.bpf.h) no longer holds, whether for a cgroup now watched,
+    /// watched no more, or whose state was read, changed and written back (which undoes a bit
+    /// the kernel set in between, to be set again); nor does its memory of known writes
+    /// (`known_writes`, bpf/file_open.bpf.c), for a profile that lost known behaviour.
     private func statesChanged() {
         var zero: UInt32 = 0
         var generation: UInt32 = 0

@@ -12,6 +12,7 @@
  *                        millisecond: a steady event rate, not a flood); prints how many it did
  *   reads:N:PATH         N times open PATH read-only, read, close (read loop)
  *   openat2-read:PATH    open PATH read-only with openat2(2), read, close
+ *   openat2-write:PATH   open PATH with openat2(2), O_WRONLY|O_CREAT, close
  *   serve:PORT           listen on 127.0.0.1:PORT and accept one connection (a server starts serving)
  *   connects:N:PORT      N times tcp4:PORT             (connect loop)
  *   execs:N:PROG         N times fork + exec PROG + wait (exec loop)
@@ -98,14 +99,16 @@ static int read_file(const char *path)
     return 0;
 }
 
-static int openat2_read(const char *path)
+/* openat2-read reads a little of the file; openat2-write creates it (or opens it to write). */
+static int openat2_open(const char *path, bool write)
 {
     char buffer[64];
-    struct open_how how = { .flags = O_RDONLY };
+    struct open_how how = { .flags = write ? O_WRONLY | O_CREAT : O_RDONLY, .mode = write ? 0644 : 0 };
     int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
     if (fd < 0)
         return fail("openat2", path);
-    (void)!read(fd, buffer, sizeof(buffer));
+    if (!write)
+        (void)!read(fd, buffer, sizeof(buffer));
     close(fd);
     return 0;
 }
@@ -224,8 +227,8 @@ int main(int argc, char **argv)
             rc = write_file(arg);
         } else if (!strcmp(action, "serve")) {
             rc = serve(atoi(arg));
-        } else if (!strcmp(action, "openat2-read")) {
-            rc = openat2_read(arg);
+        } else if (!strcmp(action, "openat2-read") || !strcmp(action, "openat2-write")) {
+            rc = openat2_open(arg, action[8] == 'w');
         } else if (!strcmp(action, "rename")) {
             char *to = strchr(arg, ':');
             if (!to)

@@ -24,7 +24,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "The agent's configuration (YAML).") var config: String
     @Option(name: .long, help: "Load vigil.bpf.o (vigil-task-btf.bpf.o before Linux 6.2, vigil-compat.bpf.o before 5.12) from this directory instead of the objects built into vigil.") var bpfDir: String?
-    @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096).") var ringBufferSize: UInt32 = 4 << 20
+    @Option(name: .long, help: "Kernel ring-buffer size in bytes (a power of two, at least 4096; ~200 bytes a file record). Default 2 MiB: the agent mostly receives what its profiles do not drop in the kernel.") var ringBufferSize: UInt32 = 2 << 20
 
     func run() async throws {
         let logger = Logger(label: "vigil.agent")

@@ -15,7 +15,8 @@ final class CaptureTests: XCTestCase {
     func testTheFloorAttachesAnEmptyProgramToEveryHook() throws {
         try KernelTestSupport.requireRoot()
         let floor = try TracepointFloor()
-        XCTAssertTrue(floor.hooks.contains("tp/syscalls/sys_enter_openat"), "\(floor.hooks)")
+        XCTAssertTrue(floor.hooks.contains("tp/syscalls/sys_exit_openat"), "\(floor.hooks)")
+        XCTAssertTrue(floor.hooks.contains("tp/syscalls/sys_enter_connect"), "\(floor.hooks)")
         XCTAssertTrue(floor.hooks.contains("tp/sched/sched_process_exec"))
         XCTAssertFalse(floor.hooks.contains { $0.hasPrefix("cgroup/") }, "the egress guard is no tracepoint")
         XCTAssertEqual(floor.attached, floor.hooks.count - KernelProbes.skippedOnThisArchitecture(floor.hooks).count)

@@ -124,6 +124,45 @@ final class LearnMonitorTests: XCTestCase {
         XCTAssertEqual(events.compactMap { $0[path: "network.port"] as? Int }, [Int(unknown.port)])
     }
 
+    /// A write open is decided at its exit from two memories (bpf/file_open.bpf.c): recorded_syscalls
+    /// says whether the cgroup is watched, known_writes which writes its profile had. Neither may
+    /// outlive what it remembers: a known write stops being dropped once the profile no longer has
+    /// it, and only in the cgroup whose profile had it; a cgroup watched after its opens were
+    /// remembered as unwatched has its next write reported.
+    func testRememberedWritesAndCgroupsAreForgottenWhenTheyChange() throws {
+        let traced = try TracedCgroup(self)
+        let directory = try KernelTestSupport.temporaryDirectory()
+        let path = "\(directory)/known"
+        try traced.probes.loadKnownBehaviour(KnownBehaviour(
+            execHashes: [], files: [KnownBehaviour.FileKey(kind: BehaviourHash.fileKind(.create), hash: BehaviourHash.text(path))],
+            destinations: []), profileID: 7)
+        try traced.probes.watch(cgroupID: traced.id, profileID: 7)
+        func fileRecords(after actions: [String], in cgroup: String) throws -> Int {
+            try traced.pipeline.drain()
+            let before = traced.pipeline.received[.file, default: 0]
+            try traced.run(actions, in: cgroup)
+            try traced.pipeline.drain()
+            return Int(traced.pipeline.received[.file, default: 0] - before)
+        }
+
+        let other = try KernelTestSupport.makeCgroup(self, hierarchy: traced.hierarchy)
+        try traced.probes.watch(cgroupID: other.id, profileID: 8) // before: no generation between the two
+        XCTAssertEqual(try fileRecords(after: ["writes:20:\(path)"], in: traced.path), 0, "known, remembered after the first")
+        XCTAssertEqual(traced.probes.suppressedCounts()[.file], 20)
+        XCTAssertEqual(try fileRecords(after: ["openat2-write:\(path)"], in: traced.path), 0, "openat2 too")
+        XCTAssertEqual(try fileRecords(after: ["openat2-write:\(path)"], in: other.path), 1)
+        XCTAssertEqual(try fileRecords(after: ["writes:2:\(path)"], in: other.path), 2, "another profile lacks it")
+        traced.probes.unloadKnownBehaviour(profileID: 7)
+        XCTAssertEqual(try fileRecords(after: ["writes:3:\(path)"], in: traced.path), 3, "the profile no longer has it")
+
+        let unwatched = try KernelTestSupport.makeCgroup(self, hierarchy: traced.hierarchy)
+        XCTAssertEqual(try fileRecords(after: ["writes:5:\(directory)/u"], in: unwatched.path), 0)
+        try traced.probes.watch(cgroupID: unwatched.id)
+        XCTAssertEqual(try fileRecords(after: ["writes:2:\(directory)/u"], in: unwatched.path), 2, "watched now")
+        traced.probes.unwatch(cgroupID: unwatched.id)
+        XCTAssertEqual(try fileRecords(after: ["writes:2:\(directory)/u"], in: unwatched.path), 0, "unwatched again")
+    }
+
     /// The kernel hashes a path a word at a time, a relative one joined to its directory: it must
     /// agree with userspace for every length of directory and of name modulo a word (8 bytes),
     /// up to paths of ~500 bytes, or known writes would reach userspace.

@@ -26,8 +26,9 @@ int vigil_bpf_attach_empty(const char *category, const char *name, int *program)
  * use task storage (5.12+): the choice of vigil-task-btf.bpf.o over vigil-compat.bpf.o (bpf/build.sh). */
 bool vigil_bpf_kernel_has_task_btf(void);
 
-/* Whether the kernel's BTF has the kfunc bpf_rdonly_cast (Linux 6.2+, every program type): the
- * choice of vigil.bpf.o over vigil-task-btf.bpf.o. */
+/* Whether the kernel's BTF has the kfunc bpf_rdonly_cast (Linux 6.2+, every program type) and
+ * tracepoint programs may call bpf_task_pt_regs (5.15+; the open exits read their syscall's
+ * arguments with it): the choice of vigil.bpf.o over vigil-task-btf.bpf.o. */
 bool vigil_bpf_kernel_has_btf_casts(void);
 
 #endif
