@@ -435,7 +435,8 @@ static __always_inline struct vigil_cgroup_state *watched_state(void)
  * among live cgroups), 20 bits of generation, whether the cgroup is watched, the syscall's ABI
  * and number. A slot holds for the state_generation it was filled in; the agent moves that on
  * after each change it makes to watched_cgroups (a watch, an unwatch, or a read-modify-write of a
- * state, which may undo a bit set here meanwhile) and to known_behaviour. The kernel's own
+ * state, which may undo a bit set here meanwhile) and after each removal from known_behaviour
+ * (known_writes, in file_open.bpf.c, shares the generation). The kernel's own
  * changes need none: a cgroup it adds (a child, or with watch_all) is new, and one it removes is
  * gone. The open exits read the watched bit too: an unwatched cgroup's open stops there. What is
  * left (docs/DESIGN.md): a slot untouched through 2^20 generations; on arm64, loads the CPU

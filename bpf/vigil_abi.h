@@ -201,7 +201,7 @@ enum vigil_runtime_phase {
  * cgroups made below it. */
 #define VIGIL_CGROUP_QUIET (1u << 0)
 /* The container has model directories (model_dirs): its read-only opens are checked against
- * them at exit; a cgroup without it drops read-only opens at enter, as before. */
+ * them at exit; a cgroup without it drops them at exit at once. */
 #define VIGIL_CGROUP_MODEL (1u << 1)
 /* A process of the cgroup accepted a connection (the VIGIL_CGROUP_SERVING record was sent): later accepts
  * cost one lookup. Not inherited by cgroups made below it. */

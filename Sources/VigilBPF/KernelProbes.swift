@@ -179,10 +179,10 @@ public final class KernelProbes: KernelFacade {
     /// has openat but not open, renameat2 but not rename: its programs see those calls there).
     public private(set) var absentSyscallHooks: [String] = []
 
-    /// The section names of the programs built into vigil (the hooks they attach to), read from
-    /// the object without loading it.
-    public static func hookSections(objectDirectory: String? = nil) throws -> [String] {
-        let image = try objectImage(directory: objectDirectory, variant: .btfCasts)
+    /// The section names of the programs of a build of vigil's objects (the hooks they attach
+    /// to), read from the object without loading it.
+    public static func hookSections(objectDirectory: String? = nil, variant: ObjectVariant = .btfCasts) throws -> [String] {
+        let image = try objectImage(directory: objectDirectory, variant: variant)
         var options = bpf_object_open_opts()
         options.sz = MemoryLayout<bpf_object_open_opts>.size
         guard let object = image.withUnsafeBytes({ bpf_object__open_mem($0.baseAddress, $0.count, &options) }),

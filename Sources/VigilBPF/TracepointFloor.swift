@@ -12,8 +12,9 @@ public final class TracepointFloor {
     /// `tp_btf/NAME`); cgroup programs are not tracepoints and are left out.
     public let hooks: [String]
 
-    public init() throws {
-        hooks = try KernelProbes.hookSections().filter { !$0.hasPrefix("cgroup/") }
+    /// The hooks of `variant`'s programs: the builds differ (`btfCasts` has no open enter programs).
+    public init(variant: KernelProbes.ObjectVariant = .forThisKernel) throws {
+        hooks = try KernelProbes.hookSections(variant: variant).filter { !$0.hasPrefix("cgroup/") }
         // A syscall this architecture lacks (arm64: open, rename…) has no tracepoint: as
         // KernelProbes does, leave it out.
         let absent = Set(KernelProbes.skippedOnThisArchitecture(hooks))

@@ -394,7 +394,7 @@ func overheadBenchmark() throws {
     // The floor: an empty program on every tracepoint Vigil uses, nothing else.
     var floor: [Double] = []
     try {
-        let empty = try TracepointFloor()
+        let empty = try TracepointFloor(variant: variant)
         if programStats { empty.enableRunTimeStats() }
         for (_, arguments, _) in loops { floor.append(try measure(arguments, in: unwatchedPath)) }
         if programStats {
