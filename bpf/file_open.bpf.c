@@ -34,8 +34,8 @@ static __always_inline __u64 openat2_flags(__u64 how_address)
  * costs one slot here instead of a watched_cgroups and a known_behaviour lookup (~20 ns each).
  * Slots are shared between CPUs and written without a lock: the check is a mix of all the
  * fields, so a slot read while another CPU writes it (fields of two entries, and either's check)
- * fails it and reads as a miss, in whatever order the stores land. The path hash is keyed (text_hash): a workload can neither aim at a slot
- * nor forge a check. */
+ * fails it and reads as a miss, in whatever order the stores land. The path hash is keyed
+ * (text_hash): a workload can neither aim at a slot nor forge a check. */
 #define KNOWN_WRITE_SLOT_BITS 10
 
 struct known_write {
@@ -87,12 +87,6 @@ static __always_inline void remember_known_write(__u64 cgroup_id, __u32 kind, __
     w->check = known_write_check(cgroup_id, hash, kind, generation);
 }
 
-static __always_inline int drop_known_write(void)
-{
-    count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
-    return 0;
-}
-
 /* The registers the current syscall was made with: the task's saved user registers, which the
  * syscall leaves as they were (its result goes to another), so its exit reads its arguments. */
 static __always_inline struct pt_regs *syscall_registers(void)
@@ -132,12 +126,10 @@ static __always_inline int report_open_at_exit(struct trace_event_raw_sys_exit *
     read_syscall_path(&event->path, dirfd, name, &path_flags);
     event->target.dir_len = 0;
     event->target.name_len = 0;
-    if (state && !state->profile_id) /* learning: every write is reported */
-        return send_file_syscall(event, path_flags, op, (__u32)flags, ctx->ret, 0, 0);
     __u32 kind = VIGIL_KIND_FILE * 16 + op;
     __u64 hash = path_hash(&event->path);
     if (generation_now && known_write_remembered(cgroup_id, kind, hash, generation))
-        return drop_known_write();
+        return drop_known_file();
     if (!state)
         state = watched_state_of(cgroup_id);
     if (!state)
@@ -146,7 +138,7 @@ static __always_inline int report_open_at_exit(struct trace_event_raw_sys_exit *
     if (profile_id && is_known(profile_id, kind, hash)) {
         if (generation_now)
             remember_known_write(cgroup_id, kind, hash, generation);
-        return drop_known_write();
+        return drop_known_file();
     }
     return send_file_syscall(event, path_flags, op, (__u32)flags, ctx->ret, profile_id, profile_id ? hash : 0);
 }

@@ -1030,6 +1030,13 @@ struct {
     __type(value, __u8);
 } known_models __weak SEC(".maps");
 
+/* A file syscall the profile has: dropped, and counted as suppressed. */
+static __always_inline int drop_known_file(void)
+{
+    count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
+    return 0;
+}
+
 /* A file event whose paths are read and hashed, and which no known behaviour drops: the header
  * (a dozen reads of the task, so only for a record that is sent), protect mode, the ring. */
 static __always_inline int send_file_syscall(struct vigil_file_event *event, __u32 path_flags, __u32 op,
@@ -1070,10 +1077,8 @@ static __always_inline int report_file_event(struct pending_syscall args, long r
     if (args.profile_id) {
         const struct vigil_path *named = args.op == VIGIL_FILE_RENAME ? &event->target : &event->path;
         hash = path_hash(named);
-        if (is_known(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, hash)) {
-            count_drop(VIGIL_SUPPRESSED_KNOWN, VIGIL_KIND_FILE);
-            return 0;
-        }
+        if (is_known(args.profile_id, VIGIL_KIND_FILE * 16 + args.op, hash))
+            return drop_known_file();
     }
     return send_file_syscall(event, path_flags, args.op, args.open_flags, ret, args.profile_id, hash);
 }
