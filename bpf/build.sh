@@ -4,6 +4,8 @@
 # binary carries it. Run by the BPFBuild SwiftPM plugin; also usable by hand:
 #   sh bpf/build.sh OUT_DIR [CLANG]     -> OUT_DIR/vigil.bpf.o, vigil-task-btf.bpf.o, vigil-compat.bpf.o
 #                                          and OUT_DIR/EmbeddedBPFObject.swift
+# Each linked object must pass bpf/check-stack (every call chain within 512 bytes of stack, as
+# kernels without private stacks count it); its verdict is left in OUT_DIR/OBJECT.stack.
 # The object is for the build machine's architecture; VIGIL_BPF_ARCH=x86|arm64 chooses another
 # (the registers syscall arguments arrive in and the syscall numbers differ: vigil_kernel.h).
 set -eu
@@ -20,6 +22,7 @@ command -v "$clang" >/dev/null 2>&1 || clang=clang
 bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
 [ -x "$bpftool" ] || { echo "error: bpftool not found: install it (apt-get install bpftool)" >&2; exit 1; }
 [ -f /usr/include/bpf/bpf_helpers.h ] || { echo "error: libbpf headers not found: apt-get install libbpf-dev" >&2; exit 1; }
+command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found (bpf/check-stack checks each object's stack): apt-get install python3" >&2; exit 1; }
 # Three objects from the same sources, the agent loads the newest the kernel takes:
 # vigil-task-btf.bpf.o reads the current task through its BTF type (bpf_get_current_task_btf, 5.11+)
 # and keeps syscalls in flight in task storage (tracing programs: 5.12+): plain loads instead of
@@ -39,6 +42,9 @@ build() { # build VARIANT_DIR OBJECT [CFLAGS...]
     done
     # shellcheck disable=SC2086
     "$bpftool" gen object "$out/$object" $objs
+    # A chain of frames over 512 bytes fails the build here, not a node's verifier (check-stack).
+    python3 "$here/check-stack" "$out/$object" >"$out/$object.stack" \
+        || { cat "$out/$object.stack"; echo "error: $object ($arch): a program needs more stack than every kernel allows" >&2; exit 1; }
 }
 build objects vigil.bpf.o -DVIGIL_TASK_BTF -DVIGIL_BTF_CASTS
 build objects-task-btf vigil-task-btf.bpf.o -DVIGIL_TASK_BTF

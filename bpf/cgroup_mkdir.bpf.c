@@ -17,10 +17,16 @@ int vigil_cgroup_mkdir(unsigned long long *ctx)
     if (!parent)
         return 0;
     /* The child belongs to the parent's workload and profile (quiet if it is); its syscalls
-     * start empty. */
-    struct vigil_cgroup_state child = { .profile_id = parent->profile_id, .flags = parent->flags & ~VIGIL_CGROUP_SERVED };
+     * start empty. Made from the empty state and then named, not built on the stack (over 300
+     * bytes): no task is in a cgroup before its mkdir returns, so none sees it half made. */
     __u64 id = BPF_CORE_READ(cgrp, kn, id);
-    bpf_map_update_elem(&watched_cgroups, &id, &child, BPF_NOEXIST);
+    if (bpf_map_update_elem(&watched_cgroups, &id, &vigil_fresh_cgroup_state, BPF_NOEXIST) == 0) {
+        struct vigil_cgroup_state *child = bpf_map_lookup_elem(&watched_cgroups, &id);
+        if (child) {
+            child->profile_id = parent->profile_id;
+            child->flags = parent->flags & ~VIGIL_CGROUP_SERVED;
+        }
+    }
 
     struct vigil_cgroup_event *event = event_buffer();
     if (!event)

@@ -67,6 +67,22 @@ struct {
     __type(value, struct outside_models_entry);
 } outside_models __weak SEC(".maps");
 
+/* The open file being judged, described (report_read_only_open, then report_model_file): per CPU,
+ * not on the stack, which the chain open exit -> report_read_only_open -> report_model_file ->
+ * vigil_resolve_path shares within the verifier's 512 bytes (scripts/check-bpf-stack). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct outside_models_entry);
+} judged_file __weak SEC(".maps");
+
+static __always_inline struct outside_models_entry *judged_file_description(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&judged_file, &zero);
+}
+
 static __always_inline __u64 outside_models_check(const struct outside_models_entry *e)
 {
     return (e->dentry ^ (e->mnt << 1) ^ (e->inode << 2) ^ e->inode_number ^ (e->cgroup_id << 3)
@@ -189,25 +205,27 @@ __noinline int report_model_file(__u64 file_address, __u32 profile_id, __u32 ope
     struct dentry *dentry = KERNEL_READ(file, f_path.dentry);
     struct vfsmount *mnt = KERNEL_READ(file, f_path.mnt);
     struct inode *inode = KERNEL_READ(dentry, d_inode);
-    struct outside_models_entry seen;
-    describe_open_file(file, &seen);
+    struct outside_models_entry *seen = judged_file_description();
+    if (!seen)
+        return 0;
+    describe_open_file(file, seen);
     /* A file opened before (a read loop, a server's libraries) was judged then: one array slot.
      * Else, one lookup: is the file on a filesystem that holds a model directory, or is mounted
      * below one? Most reads of a server (its libraries, its config) are not, and stop there. */
-    if (outside_models_remembered(&seen))
+    if (outside_models_remembered(seen))
         return 0;
     struct vigil_model_dir_key on_device = {
-        .cgroup_id = seen.cgroup_id,
+        .cgroup_id = seen->cgroup_id,
         .device = KERNEL_READ(dentry, d_sb, s_dev),
     };
     if (!bpf_map_lookup_elem(&model_dirs, &on_device) || !under_model_dir(dentry, mnt, on_device.device)) {
-        remember_outside_models(&seen);
+        remember_outside_models(seen);
         return 0;
     }
     struct vigil_file_event *event = event_buffer();
     if (!event)
         return 0;
-    event->inode = seen.inode_number;
+    event->inode = seen->inode_number;
     event->device = on_device.device;
     event->_reserved = 0;
     event->size = BPF_CORE_READ(inode, i_size);
@@ -268,9 +286,11 @@ __noinline int report_read_only_open(long ret)
         return 0;
     /* Most reads are of files judged before: answered here, from plain loads, without the file's
      * address, which only report_model_file needs (a global function takes no typed pointer). */
-    struct outside_models_entry seen;
-    describe_open_file(file, &seen);
-    if (outside_models_remembered(&seen))
+    struct outside_models_entry *seen = judged_file_description();
+    if (!seen)
+        return 0;
+    describe_open_file(file, seen);
+    if (outside_models_remembered(seen))
         return 0;
     return report_model_file((__u64)current_file((int)ret), state->profile_id, KERNEL_READ(file, f_flags), ret, 0);
 }

@@ -73,6 +73,7 @@ int vigil_process_exec(void *ctx)
         len = VIGIL_ARGS_LEN;
         event->hdr.flags |= VIGIL_FLAG_ARGS_TRUNCATED;
     }
+    VIGIL_CLAMP(len, VIGIL_ARGS_LEN); /* for the verifier: see VIGIL_CLAMP */
     if (len > 0 && bpf_probe_read_user(event->args, len, (const void *)arg_start) != 0)
         len = 0;
     event->args_len = len;

@@ -200,6 +200,12 @@ static __always_inline __u64 egress_mark(__u16 family, __u16 port, const __u8 *a
     return mark ^ head ^ ((__u64)tail << 7);
 }
 
+/* var = min(var, max), on the register that is then used. Written in C, clang may compare one
+ * register and use a copy of it; verifiers before Linux 6.8 do not carry a bound over such a
+ * 32-bit copy and refuse the helper call it sizes ("R2 unbounded memory access", seen on 6.1).
+ * As bpf_clamp_umax in the kernel's selftests (bpf_misc.h). */
+#define VIGIL_CLAMP(var, max) asm volatile("if %[v] <= %[m] goto +1\n\t%[v] = %[m]" : [v] "+r"(var) : [m] "i"(max))
+
 /* Text that text_hash reads a word at a time. */
 #define VIGIL_WORD_ALIGNED __attribute__((aligned(8)))
 
@@ -407,6 +413,10 @@ static __always_inline __u64 current_cgroup_id(void)
 
 /* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
  * gets a state on first sight (but the agent's own process is never watched). */
+/* What a cgroup first seen starts from. In .rodata, not on the stack: the state is over 300 bytes,
+ * and every program that looks up its cgroup would carry that frame (see scripts/check-bpf-stack). */
+const struct vigil_cgroup_state vigil_fresh_cgroup_state __weak = {};
+
 static __always_inline struct vigil_cgroup_state *watched_state_of(__u64 cgroup_id)
 {
     struct vigil_cgroup_state *state = bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
@@ -416,8 +426,7 @@ static __always_inline struct vigil_cgroup_state *watched_state_of(__u64 cgroup_
         return NULL;
     if ((bpf_get_current_pid_tgid() >> 32) == vigil_config.agent_tgid)
         return NULL;
-    struct vigil_cgroup_state fresh = {};
-    bpf_map_update_elem(&watched_cgroups, &cgroup_id, &fresh, BPF_NOEXIST);
+    bpf_map_update_elem(&watched_cgroups, &cgroup_id, &vigil_fresh_cgroup_state, BPF_NOEXIST);
     return bpf_map_lookup_elem(&watched_cgroups, &cgroup_id);
 }
 
@@ -544,8 +553,7 @@ static __always_inline struct vigil_packed_record *packing_buffer(void)
 /* Appends len bytes of a string to a record's text at offset at; returns the offset after it. */
 static __always_inline __u32 pack_text(char *text, __u32 at, const char *from, __u32 len)
 {
-    if (len > VIGIL_PATH_LEN)
-        len = VIGIL_PATH_LEN;
+    VIGIL_CLAMP(len, VIGIL_PATH_LEN);
     if (len)
         bpf_probe_read_kernel(&text[at & (VIGIL_TEXT_SPAN - 1)], len, from);
     return at + len;
@@ -569,8 +577,7 @@ static __always_inline void send_exec_event(struct vigil_exec_event *event)
     __u32 at = pack_text(text, 0, event->exe, record->exe_len);
     at = pack_text(text, at, event->parent_exe, record->parent_exe_len);
     at = pack_text(text, at, event->args, record->args_len);
-    if (at > VIGIL_TEXT_SPAN)
-        at = VIGIL_TEXT_SPAN;
+    VIGIL_CLAMP(at, VIGIL_TEXT_SPAN);
     send_event(record, sizeof(*record) + at, VIGIL_KIND_EXEC);
 }
 
@@ -601,8 +608,7 @@ static __always_inline void send_file_event(struct vigil_file_event *event)
     at = pack_text(text, at, event->path.name, record->name_len);
     at = pack_text(text, at, event->target.dir, record->target_dir_len);
     at = pack_text(text, at, event->target.name, record->target_name_len);
-    if (at > VIGIL_TEXT_SPAN)
-        at = VIGIL_TEXT_SPAN;
+    VIGIL_CLAMP(at, VIGIL_TEXT_SPAN);
     send_event(record, sizeof(*record) + at, VIGIL_KIND_FILE);
 }
 
@@ -654,12 +660,14 @@ static __always_inline __u64 path_hash(const struct vigil_path *path)
 {
     if (path->dir_len == 0)
         return text_hash(path->name, path->name_len, VIGIL_PATH_LEN);
-    __u32 name_len = path->name_len < VIGIL_PATH_LEN ? path->name_len : VIGIL_PATH_LEN - 1;
+    __u32 name_len = path->name_len;
+    VIGIL_CLAMP(name_len, VIGIL_PATH_LEN - 1);
     __u32 zero = 0;
     struct path_scratch *joined = bpf_map_lookup_elem(&scratch, &zero);
     if (!joined)
         return 0;
-    __u32 at = path->dir_len < VIGIL_PATH_LEN ? path->dir_len : VIGIL_PATH_LEN;
+    __u32 at = path->dir_len;
+    VIGIL_CLAMP(at, VIGIL_PATH_LEN);
     bpf_probe_read_kernel(joined->buf, at, path->dir);
     if (at > 1) /* the root is "/" already */
         joined->buf[at++] = '/';
@@ -852,8 +860,7 @@ __weak __noinline __u32 vigil_resolve_path(__u64 dentry_address, __u64 vfsmnt_ad
         out[0] = '/';
         return 1;
     }
-    if (size > VIGIL_PATH_LEN)
-        size = VIGIL_PATH_LEN;
+    VIGIL_CLAMP(size, VIGIL_PATH_LEN);
     bpf_probe_read_kernel(out, size, &s->buf[pos & (VIGIL_PATH_LEN - 1)]);
     return size;
 }

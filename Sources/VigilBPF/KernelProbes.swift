@@ -43,10 +43,15 @@ public final class KernelProbes: KernelFacade {
         /// `vigil-compat.bpf.o`: the same programs through helpers and a hash table (Linux 5.8-5.11).
         case compat = "vigil-compat.bpf.o"
 
-        /// The variant this kernel takes.
+        /// The variant this kernel's features call for (the fastest it may take).
         public static var forThisKernel: ObjectVariant {
             guard vigil_bpf_kernel_has_task_btf() else { return .compat }
             return vigil_bpf_kernel_has_btf_casts() ? .btfCasts : .taskBTF
+        }
+
+        /// What the loader tries, in order: `forThisKernel`, then every older build.
+        public static var candidatesForThisKernel: [ObjectVariant] {
+            Array(allCases.drop { $0 != forThisKernel })
         }
 
         fileprivate var embeddedBase64: String {
@@ -62,9 +67,9 @@ public final class KernelProbes: KernelFacade {
     public let variant: ObjectVariant
 
     private let object: OpaquePointer
-    private var links: [OpaquePointer] = []
+    private var links: [OpaquePointer]
     /// Protect mode's cgroup/connect* and cgroup/sendmsg* programs, and the roots they guard.
-    private var guardPrograms: [OpaquePointer] = []
+    private let guardPrograms: [OpaquePointer]
     private var guardedRoots: Set<String> = []
     private var statsFD: Int32 = -1
     private let watchedCgroupsFD: Int32
@@ -88,74 +93,24 @@ public final class KernelProbes: KernelFacade {
 
     public init(options: Options = Options()) throws {
         try Preflight.check()
-        vigil_bpf_capture_log()
-
-        variant = options.variant ?? .forThisKernel
-        let image = try Self.objectImage(directory: options.objectDirectory, variant: variant)
-        var openOptions = bpf_object_open_opts()
-        openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
-        let opened = "vigil".withCString { name -> OpaquePointer? in
-            openOptions.object_name = name
-            return image.withUnsafeBytes { bpf_object__open_mem($0.baseAddress, $0.count, &openOptions) }
+        let size = options.ringBufferBytes
+        guard size >= 4096, size & (size - 1) == 0 else {
+            throw BPFError("ring buffer size \(size) must be a power of two of at least 4096 bytes")
         }
-        guard let object = opened, libbpf_get_error(UnsafeRawPointer(object)) == 0 else {
-            throw BPFError("could not open the BPF object: \(Self.takeLog())")
+        let batch = options.wakeupBatchBytes ?? size / 16
+        guard batch & (batch &- 1) == 0 else {
+            throw BPFError("wakeup batch \(batch) must be a power of two (or 0: a wakeup for every record)")
         }
-        self.object = object
+        ringBufferBytes = size
 
+        let loaded = try Self.loadFirstThatVerifies(options: options)
+        variant = loaded.variant
+        refusedBuilds = loaded.refused
+        object = loaded.object
+        links = loaded.links
+        guardPrograms = loaded.guardPrograms
+        absentSyscallHooks = loaded.absentSyscallHooks
         do {
-            guard let events = bpf_object__find_map_by_name(object, "events") else {
-                throw BPFError("the BPF object has no 'events' ring buffer: rebuild vigil")
-            }
-            let size = options.ringBufferBytes
-            guard size >= 4096, size & (size - 1) == 0 else {
-                throw BPFError("ring buffer size \(size) must be a power of two of at least 4096 bytes")
-            }
-            bpf_map__set_max_entries(events, size)
-            ringBufferBytes = size
-
-            let batch = options.wakeupBatchBytes ?? size / 16
-            guard batch & (batch &- 1) == 0 else {
-                throw BPFError("wakeup batch \(batch) must be a power of two (or 0: a wakeup for every record)")
-            }
-            var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()),
-                                      wakeup_shift: batch == 0 ? 0 : UInt32(batch.trailingZeroBitCount), _pad: 0)
-            var rc = vigil_bpf_set_rodata(object, "vigil_config", &config, MemoryLayout<vigil_config>.size)
-            if rc == 0 {
-                rc = BehaviourHash.key.withUnsafeBytes { vigil_bpf_set_rodata(object, "vigil_text_hash_key", $0.baseAddress, $0.count) }
-            }
-            guard rc == 0 else {
-                throw BPFError("could not set the BPF programs' configuration (\(String(cString: strerror(-rc)))): rebuild vigil")
-            }
-
-            absentSyscallHooks = Self.skipSyscallsThisArchitectureLacks(object)
-
-            if bpf_object__load(object) != 0 {
-                let err = errno
-                throw Self.loadError(errno: err)
-            }
-
-            var program = bpf_object__next_program(object, nil)
-            while let current = program {
-                let name = String(cString: bpf_program__name(current))
-                let section = String(cString: bpf_program__section_name(current))
-                guard bpf_program__autoload(current) else {
-                    program = bpf_object__next_program(object, current)
-                    continue
-                }
-                if section.hasPrefix("cgroup/") { // the egress guard: attached at roots (guardEgress)
-                    guardPrograms.append(current)
-                    program = bpf_object__next_program(object, current)
-                    continue
-                }
-                guard let link = bpf_program__attach(current), libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
-                    let err = errno
-                    throw BPFError("attaching program '\(name)' (\(section)) failed: \(String(cString: strerror(err))). "
-                        + "The kernel may lack this tracepoint; \(Self.takeLog())")
-                }
-                links.append(link)
-                program = bpf_object__next_program(object, current)
-            }
             watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
             stateGenerationFD = try Self.mapFD(object, "state_generation")
             dropsFD = try Self.mapFD(object, "drops")
@@ -175,9 +130,146 @@ public final class KernelProbes: KernelFacade {
         }
     }
 
+    /// The running kernel's release, as `uname -r` prints it.
+    public static var kernelRelease: String { Preflight.kernelRelease() }
+
+    /// The faster builds this kernel refused before `variant` loaded, each with the verifier's
+    /// reason: the agent logs them, since each costs per-event speed.
+    public let refusedBuilds: [BuildRefusal]
+
+    /// A build of the programs the kernel would not take, and why.
+    public struct BuildRefusal: Sendable, CustomStringConvertible {
+        public var variant: ObjectVariant
+        /// The program that failed, when libbpf named one.
+        public var program: String?
+        /// The verifier's (or libbpf's) last words on it.
+        public var reason: String
+
+        public var description: String {
+            "\(variant.rawValue): \(program.map { "program '\($0)': " } ?? "")\(reason)"
+        }
+    }
+
+    private struct LoadedObject {
+        var variant: ObjectVariant
+        var refused: [BuildRefusal]
+        var object: OpaquePointer
+        var links: [OpaquePointer]
+        var guardPrograms: [OpaquePointer]
+        var absentSyscallHooks: [String]
+    }
+
+    /// Loads and attaches the fastest build the kernel verifies: the one its features call for
+    /// (`ObjectVariant.forThisKernel`), else each older one in turn. A kernel's verifier may refuse
+    /// what its features allow (a bound it cannot follow, a stack it adds up differently); a node
+    /// must then run slower, not blind. With `options.variant`, that build only. When none loads,
+    /// the error names the kernel and every build's refusal, and nothing is left loaded.
+    private static func loadFirstThatVerifies(options: Options) throws -> LoadedObject {
+        let candidates = options.variant.map { [$0] } ?? ObjectVariant.candidatesForThisKernel
+        var refused: [BuildRefusal] = []
+        for candidate in candidates {
+            do {
+                var loaded = try loadAndAttach(candidate, options: options)
+                loaded.refused = refused
+                return loaded
+            } catch let refusal as BuildRefusalError {
+                refused.append(refusal.refusal)
+            }
+        }
+        let release = Preflight.kernelRelease()
+        if options.variant != nil, let only = refused.first {
+            throw BPFError("Linux \(release) refused the build asked for, \(only)")
+        }
+        throw BPFError("no build of Vigil's BPF programs loads on Linux \(release); the kernel refused each:\n"
+            + refused.map { "  \($0)" }.joined(separator: "\n")
+            + "\nVigil needs Linux 5.8 or later with BTF (/sys/kernel/btf/vmlinux). Nothing is being watched on "
+            + "this node: report the kernel release and these lines to Vigil's maintainers.")
+    }
+
+    /// A build that did not load, as `loadFirstThatVerifies` goes on from it.
+    private struct BuildRefusalError: Error {
+        var refusal: BuildRefusal
+    }
+
+    private static func loadAndAttach(_ variant: ObjectVariant, options: Options) throws -> LoadedObject {
+        vigil_bpf_capture_log()
+        let image = try objectImage(directory: options.objectDirectory, variant: variant)
+        var openOptions = bpf_object_open_opts()
+        openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
+        let opened = "vigil".withCString { name -> OpaquePointer? in
+            openOptions.object_name = name
+            return image.withUnsafeBytes { bpf_object__open_mem($0.baseAddress, $0.count, &openOptions) }
+        }
+        guard let object = opened, libbpf_get_error(UnsafeRawPointer(object)) == 0 else {
+            throw BPFError("could not open the BPF object \(variant.rawValue): \(takeLog())")
+        }
+        var links: [OpaquePointer] = []
+        do {
+            guard let events = bpf_object__find_map_by_name(object, "events") else {
+                throw BPFError("the BPF object has no 'events' ring buffer: rebuild vigil")
+            }
+            bpf_map__set_max_entries(events, options.ringBufferBytes)
+            let batch = options.wakeupBatchBytes ?? options.ringBufferBytes / 16
+            var config = vigil_config(watch_all: options.watchAll ? 1 : 0, agent_tgid: UInt32(getpid()),
+                                      wakeup_shift: batch == 0 ? 0 : UInt32(batch.trailingZeroBitCount), _pad: 0)
+            var rc = vigil_bpf_set_rodata(object, "vigil_config", &config, MemoryLayout<vigil_config>.size)
+            if rc == 0 {
+                rc = BehaviourHash.key.withUnsafeBytes { vigil_bpf_set_rodata(object, "vigil_text_hash_key", $0.baseAddress, $0.count) }
+            }
+            guard rc == 0 else {
+                throw BPFError("could not set the BPF programs' configuration (\(String(cString: strerror(-rc)))): rebuild vigil")
+            }
+
+            let absent = skipSyscallsThisArchitectureLacks(object)
+
+            if bpf_object__load(object) != 0 {
+                let err = errno
+                let log = takeLog()
+                if err == EPERM && !log.contains("BEGIN PROG LOAD LOG") {
+                    throw BPFError("loading Vigil's BPF programs was not permitted: \(String(cString: strerror(err))). "
+                        + "Run vigil as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE.\n\(log)")
+                }
+                let verdict = VerifierLog(log)
+                throw BuildRefusalError(refusal: BuildRefusal(variant: variant, program: verdict.program,
+                                                              reason: verdict.reason ?? String(cString: strerror(err))))
+            }
+
+            var guardPrograms: [OpaquePointer] = []
+            var program = bpf_object__next_program(object, nil)
+            while let current = program {
+                let name = String(cString: bpf_program__name(current))
+                let section = String(cString: bpf_program__section_name(current))
+                guard bpf_program__autoload(current) else {
+                    program = bpf_object__next_program(object, current)
+                    continue
+                }
+                if section.hasPrefix("cgroup/") { // the egress guard: attached at roots (guardEgress)
+                    guardPrograms.append(current)
+                    program = bpf_object__next_program(object, current)
+                    continue
+                }
+                guard let link = bpf_program__attach(current), libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
+                    let err = errno
+                    throw BuildRefusalError(refusal: BuildRefusal(
+                        variant: variant, program: name,
+                        reason: "attaching to \(section) failed: \(String(cString: strerror(err))) "
+                            + "(the kernel may lack this tracepoint) \(takeLog())"))
+                }
+                links.append(link)
+                program = bpf_object__next_program(object, current)
+            }
+            return LoadedObject(variant: variant, refused: [], object: object, links: links,
+                                guardPrograms: guardPrograms, absentSyscallHooks: absent)
+        } catch {
+            for link in links { bpf_link__destroy(link) }
+            bpf_object__close(object)
+            throw error
+        }
+    }
+
     /// Syscall tracepoints left out because this kernel's architecture has no such syscall (arm64
     /// has openat but not open, renameat2 but not rename: its programs see those calls there).
-    public private(set) var absentSyscallHooks: [String] = []
+    public let absentSyscallHooks: [String]
 
     /// The section names of the programs of a build of vigil's objects (the hooks they attach
     /// to), read from the object without loading it.
@@ -636,21 +728,6 @@ public final class KernelProbes: KernelFacade {
             throw BPFError("the BPF object has no map '\(name)': rebuild vigil")
         }
         return bpf_map__fd(map)
-    }
-
-    private static func loadError(errno err: Int32) -> BPFError {
-        let log = takeLog()
-        // libbpf names the program that failed: "libbpf: prog 'NAME': failed to load: ..."
-        var program = "a BPF program"
-        if let range = log.range(of: "prog '", options: .backwards),
-           let end = log[range.upperBound...].firstIndex(of: "'") {
-            program = "program '\(log[range.upperBound..<end])'"
-        }
-        var advice = ""
-        if err == EPERM {
-            advice = " Run vigil as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE."
-        }
-        return BPFError("loading \(program) into the kernel failed: \(String(cString: strerror(err))).\(advice)\n\(log)")
     }
 
     static func takeLog() -> String {

@@ -24,6 +24,13 @@ enum Preflight {
         try mountTracefsIfNeeded()
     }
 
+    /// The running kernel's release (`uname -r`), for messages about what it refused.
+    static func kernelRelease() -> String {
+        var names = utsname()
+        guard uname(&names) == 0 else { return "(unknown release)" }
+        return withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
     /// CAP_BPF (39) and CAP_PERFMON (38) in the effective set, read from /proc/self/status.
     private static func hasCapabilities() -> Bool {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

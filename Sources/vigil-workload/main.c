@@ -20,6 +20,7 @@
  *                        (DIR/<k in letters>/state: no digits, which learning would fold into
  *                        one pattern): the behaviour of a tenant that never repeats itself
  *   syscall:NR           make syscall NR with zero arguments (its result is ignored)
+ *   sleep:MS             sleep MS milliseconds (a server that starts, then loads its model)
  *   exec:PROG[:ARG...]   replace this process with PROG (last action)
  *   memfd-exec:NAME:PROG[:ARG...]   copy PROG into a memfd named NAME and exec it from there
  *                        (a fileless binary, as a dropper runs its payload; last action)
@@ -310,6 +311,11 @@ int main(int argc, char **argv)
             return fail("fexecve", args[0]);
         } else if (!strcmp(action, "syscall")) {
             (void)syscall(atol(arg), 0, 0, 0, 0, 0, 0);
+        } else if (!strcmp(action, "sleep")) {
+            long ms = atol(arg);
+            struct timespec pause = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+            while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+            }
         } else if (!strcmp(action, "exec")) {
             char *args[64];
             split_argv(arg, args);

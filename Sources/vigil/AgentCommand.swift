@@ -40,6 +40,12 @@ struct AgentCommand: AsyncParsableCommand {
             }
             let hierarchy = try CgroupHierarchy.system()
             let probes = try KernelProbes(options: .init(ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
+            for refusal in probes.refusedBuilds {
+                logger.warning("this kernel refused a faster build of the programs; a slower one is loaded", metadata: [
+                    "refused": "\(refusal.variant.rawValue)", "program": "\(refusal.program ?? "-")", "reason": "\(refusal.reason)",
+                    "loaded": "\(probes.variant.rawValue)", "kernel": "\(KernelProbes.kernelRelease)",
+                ])
+            }
             var sinks: [EventSink] = [FileDescriptorSink()]
             if let file = configuration.eventsFile {
                 sinks.append(try RotatingFileSink(path: file, maxBytes: configuration.eventsFileMaxBytes))
@@ -67,7 +73,7 @@ struct AgentCommand: AsyncParsableCommand {
                                       clusterProfiles: try clusterProfileStore(configuration))
             let roots = try agent.start()
             logger.info("agent started", metadata: [
-                "node": "\(node)", "operations": "\(host):\(boundPort)", "programs": "\(probes.variant.rawValue)",
+                "node": "\(node)", "operations": "\(host):\(boundPort)", "programs": "\(probes.variant.rawValue)", "kernel": "\(KernelProbes.kernelRelease)",
                 "watching": "\(roots.isEmpty ? "nothing yet: none of \(configuration.cgroupRoots) exists; checked every second" : roots.joined(separator: ","))",
                 "profiles": "\(configuration.profiles)", "seccomp": "\(configuration.seccompRoot)/vigil",
                 "kubernetes": "\(configuration.kubernetes.enabled ? "pods' labels and owners from the API server" : "off")",

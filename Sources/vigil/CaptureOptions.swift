@@ -42,7 +42,11 @@ struct CaptureOptions: ParsableArguments {
     var nodeName: String { node ?? ProcessInfo.processInfo.hostName }
 
     func loadProbes(watchAll: Bool = false) throws -> KernelProbes {
-        try KernelProbes(options: .init(watchAll: watchAll, ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
+        let probes = try KernelProbes(options: .init(watchAll: watchAll, ringBufferBytes: ringBufferSize, objectDirectory: bpfDir))
+        for refusal in probes.refusedBuilds {
+            FileHandle.standardError.write(Data("vigil: this kernel refused a faster build, \(refusal); loaded \(probes.variant.rawValue)\n".utf8))
+        }
+        return probes
     }
 }
 

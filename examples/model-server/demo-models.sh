@@ -43,6 +43,9 @@ exploit() { # PORT CODE: Python run by the server through its unsafe handler
     "$python" -B "$here/exploit.py" "$1" "$2"
 }
 
+# A kernel that refuses the programs is said here, in vigil's words, before any server starts.
+"$vigil" check-kernel >&2 || exit 1
+
 echo "== 1. learning the downloading model server (normal requests)" >&2
 # shellcheck disable=SC2046
 "$vigil" learn --workload model-server-dl --profiles "$work/profiles" --model-path "$work/models/**" -- $(server "$port") >/dev/null &

@@ -25,6 +25,9 @@ wait_for_exit() { # PID: the vigil process; its command is the server
 started=""
 trap 'for pid in $started; do kill -TERM "$pid" 2>/dev/null || true; done' EXIT
 
+# A kernel that refuses the programs is said here, in vigil's words, before any server starts.
+"$vigil" check-kernel >&2 || exit 1
+
 echo "== 1. learning the model server's behaviour (normal requests)" >&2
 # shellcheck disable=SC2086
 # Learning lasts as long as the server runs (the default --min-duration is an hour); it is ended

@@ -1,0 +1,206 @@
+import Foundation
+@testable import VigilBPF
+import VigilTestSupport
+import XCTest
+
+/// What keeps Vigil loadable on the kernels nodes run: the build-time stack check (bpf/check-stack)
+/// against objects made to pass and fail it, and against this kernel's own verdict; and the
+/// loader, which goes on to the next build when the kernel refuses one, and says what each
+/// refusal was when it refuses them all.
+final class KernelCompatibilityTests: XCTestCase {
+    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    private static let fixtures = repository + "/Tests/VigilKernelTests/Fixtures"
+
+    private struct Result {
+        var status: Int32
+        var output: String
+    }
+
+    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    private func clang(_ source: String, _ object: String, _ flags: [String]) throws {
+        let result = try run("/usr/bin/env", ["clang", "-target", "bpf", "-O2", "-g", "-Wall", "-Werror", "-D__TARGET_ARCH_x86",
+                                              "-I", Self.repository + "/bpf", "-idirafter", "/usr/include"] + flags
+                                 + ["-c", source, "-o", object])
+        XCTAssertEqual(result.status, 0, "clang \(source): \(result.output)")
+    }
+
+    private func link(_ object: String, _ inputs: [String]) throws {
+        let result = try run("/usr/bin/env", ["bpftool", "gen", "object", object] + inputs)
+        XCTAssertEqual(result.status, 0, "bpftool gen object: \(result.output)")
+    }
+
+    private func checkStack(_ objects: [String]) throws -> Result {
+        try run("/usr/bin/env", ["python3", Self.repository + "/bpf/check-stack"] + objects)
+    }
+
+    /// A chain of four 160-byte frames — a program, a global function, a static function and the
+    /// bpf_loop callback it passes — is 640 bytes: the check refuses it, naming the chain, and so
+    /// does this kernel's verifier, with the same sum. The same chain of 64-byte frames passes both.
+    func testTheStackCheckCountsEveryFrameOfAChainAsTheVerifierDoes() throws {
+        try KernelTestSupport.requireRoot()
+        let work = try KernelTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        for (frame, fits) in [(160, false), (64, true)] {
+            let compiled = "\(work)/chain\(frame).o", linked = "\(work)/chain\(frame).bpf.o"
+            try clang(Self.fixtures + "/stack_chain.bpf.c", compiled, ["-DFRAME=\(frame)"])
+            try link(linked, [compiled])
+
+            let check = try checkStack([linked])
+            XCTAssertEqual(check.status, fits ? 0 : 1, check.output)
+            let chain = "fixture_program (\(frame)) -> fixture_global (\(frame)) -> fixture_static (\(frame)) -> fixture_callback (\(frame))"
+            XCTAssertTrue(check.output.contains("worst stack chain \(4 * frame) of 512 bytes: \(chain)"), check.output)
+            if !fits {
+                XCTAssertTrue(check.output.contains("error: fixture_program needs 640 bytes of stack"), check.output)
+            }
+
+            let pins = "/sys/fs/bpf/vigil-test-\(getpid())-\(frame)"
+            try FileManager.default.createDirectory(atPath: pins, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: pins) }
+            let load = try run("/usr/bin/env", ["bpftool", "prog", "loadall", linked, pins])
+            if fits {
+                XCTAssertEqual(load.status, 0, "this kernel refused a chain the check passes: \(load.output.suffix(800))")
+            } else {
+                XCTAssertNotEqual(load.status, 0, "this kernel took a 640-byte chain: it gives private stacks, so it cannot confirm the check")
+                XCTAssertTrue(load.output.contains("combined stack size of 4 calls is 640"), String(load.output.suffix(800)))
+            }
+        }
+    }
+
+    /// Every build of the real programs, for both architectures, is within the limit with room for
+    /// the chain the check names (bpf/build.sh runs the check; this reads its verdicts).
+    func testEveryBuildOfTheProgramsFitsTheStackLimitOnEveryArchitecture() throws {
+        let work = try KernelTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        for arch in ["x86", "arm64"] {
+            let build = try run("/bin/sh", [Self.repository + "/bpf/build.sh", "\(work)/\(arch)"], environment: ["VIGIL_BPF_ARCH": arch])
+            XCTAssertEqual(build.status, 0, "bpf/build.sh for \(arch): \(build.output)")
+            for object in KernelProbes.ObjectVariant.allCases.map(\.rawValue) {
+                let verdict = try String(contentsOfFile: "\(work)/\(arch)/\(object).stack", encoding: .utf8)
+                XCTAssertTrue(verdict.hasSuffix("; ok\n"), "\(arch) \(object): \(verdict)")
+                let worst = verdict.firstMatch(of: /worst stack chain (\d+) of 512/).flatMap { Int($0.1) }
+                XCTAssertNotNil(worst, verdict)
+                XCTAssertLessThanOrEqual(worst ?? 513, 512, verdict)
+            }
+        }
+    }
+
+    /// The real programs, each build with one more program that every verifier refuses (a helper
+    /// size it cannot bound): `variants` are the builds so spoilt, in the directory returned.
+    private func objects(spoiling variants: Set<KernelProbes.ObjectVariant>) throws -> String {
+        let work = try KernelTestSupport.temporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        let build = try run("/bin/sh", [Self.repository + "/bpf/build.sh", work])
+        XCTAssertEqual(build.status, 0, build.output)
+        let flags: [KernelProbes.ObjectVariant: (directory: String, flags: [String])] = [
+            .btfCasts: ("objects", ["-DVIGIL_TASK_BTF", "-DVIGIL_BTF_CASTS"]),
+            .taskBTF: ("objects-task-btf", ["-DVIGIL_TASK_BTF"]),
+            .compat: ("objects-compat", []),
+        ]
+        for variant in variants {
+            let (directory, defines) = try XCTUnwrap(flags[variant])
+            let fixture = "\(work)/\(directory)/refused.o"
+            try clang(Self.fixtures + "/refused_by_verifier.bpf.c", fixture, defines)
+            let inputs = try FileManager.default.contentsOfDirectory(atPath: "\(work)/\(directory)").filter { $0.hasSuffix(".o") }
+                .sorted().map { "\(work)/\(directory)/\($0)" }
+            try link("\(work)/\(variant.rawValue)", inputs)
+        }
+        return work
+    }
+
+    /// The fastest build refused: the next one loads and attaches, and the refusal is kept with the
+    /// program and the verifier's words, for the agent's log.
+    func testARefusedBuildGivesWayToTheNextOneWithTheVerifiersReason() throws {
+        try KernelTestSupport.requireRoot()
+        let fastest = KernelProbes.ObjectVariant.forThisKernel
+        let candidates = KernelProbes.ObjectVariant.candidatesForThisKernel
+        guard candidates.count > 1 else {
+            throw XCTSkip("this kernel takes only \(fastest.rawValue): there is no older build to fall back to")
+        }
+        let directory = try objects(spoiling: [fastest])
+        let probes = try KernelProbes(options: .init(ringBufferBytes: 1 << 16, objectDirectory: directory))
+        XCTAssertEqual(probes.variant, candidates[1])
+        XCTAssertEqual(probes.refusedBuilds.map(\.variant), [fastest])
+        let refusal = try XCTUnwrap(probes.refusedBuilds.first)
+        XCTAssertEqual(refusal.program, "vigil_fixture_unbounded")
+        // The call the verifier stopped at, and what it said of its size argument (R2): worded
+        // differently across kernels.
+        XCTAssertTrue(refusal.reason.contains("call bpf_probe_read_kernel") && refusal.reason.contains("R2 "), refusal.reason)
+        XCTAssertFalse(refusal.reason.contains("\n"), "one line for the log: \(refusal.reason)")
+    }
+
+    /// Every build refused: no probes, and an error naming the kernel and each build's program and
+    /// reason. The commands say it and exit 2; the agent exits before it serves /readyz.
+    func testWhenEveryBuildIsRefusedTheCommandsSayWhyAndExit() throws {
+        try KernelTestSupport.requireRoot()
+        let directory = try objects(spoiling: Set(KernelProbes.ObjectVariant.allCases))
+        let release = KernelProbes.kernelRelease
+        XCTAssertThrowsError(try KernelProbes(options: .init(ringBufferBytes: 1 << 16, objectDirectory: directory))) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("no build of Vigil's BPF programs loads on Linux \(release)"), message)
+            for variant in KernelProbes.ObjectVariant.candidatesForThisKernel {
+                XCTAssertTrue(message.contains("\(variant.rawValue): program 'vigil_fixture_unbounded': "), message)
+            }
+            XCTAssertTrue(message.contains("call bpf_probe_read_kernel"), message)
+        }
+
+        let check = try VigilBinary.run(["check-kernel", "--bpf-dir", directory])
+        XCTAssertEqual(check.status, 2, check.output + check.error)
+        XCTAssertTrue(check.error.hasPrefix("vigil: no build of Vigil's BPF programs loads on Linux \(release)"), check.error)
+
+        let work = try KernelTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let port = try LoopbackSocket.freePort()
+        let config = """
+            cgroupRoots: [\(work)/kubepods]
+            profiles: \(work)/profiles
+            seccompRoot: \(work)/seccomp
+            metricsAddress: 127.0.0.1:\(port)
+            """
+        try config.write(toFile: work + "/agent.yaml", atomically: true, encoding: .utf8)
+        let agent = try VigilBinary.run(["agent", "--config", work + "/agent.yaml", "--bpf-dir", directory])
+        XCTAssertEqual(agent.status, 2, agent.error)
+        XCTAssertTrue(agent.error.contains("no build of Vigil's BPF programs loads on Linux \(release)"), agent.error)
+        XCTAssertThrowsError(try HTTP.request("GET", "/readyz", port: Int(port)), "something answered /readyz after the agent failed to load")
+    }
+
+    /// The reason an operator reads: the verifier's last lines, not its thousands; libbpf's own
+    /// complaint when the verifier never ran.
+    func testTheVerifierLogIsReducedToTheProgramAndItsReason() {
+        let stack = VerifierLog("""
+            libbpf: prog 'vigil_open_exit': BPF program load failed: Permission denied
+            libbpf: prog 'vigil_open_exit': -- BEGIN PROG LOAD LOG --
+            0: R1=ctx() R10=fp0
+            ; int vigil_open_exit(struct trace_event_raw_sys_exit *ctx) @ file_open.bpf.c:180
+            0: (bf) r6 = r1
+            combined stack size of 2 calls is 864. Too large
+            processed 2346 insns (limit 1000000) max_states_per_insn 3 total_states 95 peak_states 95 mark_read 49
+            -- END PROG LOAD LOG --
+            libbpf: prog 'vigil_open_exit': failed to load: -13
+            libbpf: failed to load object 'vigil'
+            """)
+        XCTAssertEqual(stack.program, "vigil_open_exit")
+        XCTAssertEqual(stack.reason, "0: (bf) r6 = r1 / combined stack size of 2 calls is 864. Too large")
+
+        let kfunc = VerifierLog("""
+            libbpf: extern (func ksym) 'bpf_rdonly_cast': not found in kernel or module BTFs
+            libbpf: failed to load object 'vigil'
+            """)
+        XCTAssertNil(kfunc.program)
+        XCTAssertEqual(kfunc.reason, "extern (func ksym) 'bpf_rdonly_cast': not found in kernel or module BTFs")
+        XCTAssertNil(VerifierLog("").reason)
+    }
+}
