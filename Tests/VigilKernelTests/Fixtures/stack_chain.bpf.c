@@ -45,4 +45,5 @@ int fixture_program(void *ctx)
     return fill(buf, bpf_get_prandom_u32()) + fixture_global(bpf_get_prandom_u32());
 }
 
-char LICENSE[] SEC("license") = "GPL";
+/* Weak: KernelCompatibilityTests also links this file into a build of the real programs. */
+char LICENSE[] SEC("license") __weak = "GPL";
