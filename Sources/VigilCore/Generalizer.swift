@@ -13,7 +13,8 @@
 ///    `checkpoint-*.pt`, `log.3` → `log.*`) — in written paths, not in executables, whose
 ///    version numbers (`python3.11`) are part of what they are.
 /// Then over the whole profile (`collapse`): a directory with 8 or more distinct children that
-/// share an extension (or have none) becomes `dir/*.ext` (or `dir/*`).
+/// share an extension (or have none) becomes `dir/*.ext` (or `dir/*`); and a rule that another
+/// rule of its directory already allows is dropped (`withoutCoveredRules`).
 /// Paths under a model-artifact glob are kept exactly as they are.
 public struct Generalizer: Sendable {
     public let modelPaths: [PathPattern]
@@ -175,7 +176,28 @@ public struct Generalizer: Sendable {
                 }
             }
         }
-        return result.sorted()
+        return withoutCoveredRules(result).sorted()
+    }
+
+    /// Drops each rule another rule of its directory already allows (its pattern matches the
+    /// rule's path, wildcards included, for at least its operations): a framework's random names
+    /// (`/dev/shm/sem.IjYcPa` beside `/dev/shm/sem.*`) leave one rule, not one per name the
+    /// learning run happened to see. Sound because a `*` in the covered path can only have been
+    /// matched by a `*` of the covering one. Model artifacts are kept as they are.
+    func withoutCoveredRules(_ rules: [FileWriteRule]) -> [FileWriteRule] {
+        var byDirectory: [Substring: [FileWriteRule]] = [:]
+        for rule in rules { byDirectory[rule.path[..<(rule.path.lastIndex(of: "/") ?? rule.path.startIndex)], default: []].append(rule) }
+        var kept: [FileWriteRule] = []
+        for group in byDirectory.values {
+            let covering = group.filter { $0.path.contains("*") && !$0.path.contains("**") }.map { (PathPattern($0.path), Set($0.ops)) }
+            for rule in group {
+                let isCovered = !isModelArtifact(rule.path) && covering.contains { pattern, ops in
+                    pattern.text != rule.path && pattern.matches(rule.path) && ops.isSuperset(of: rule.ops)
+                }
+                if !isCovered { kept.append(rule) }
+            }
+        }
+        return kept
     }
 
     private static func extensionOf(_ path: String) -> String {

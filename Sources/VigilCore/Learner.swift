@@ -90,7 +90,15 @@ public struct Learner: Sendable {
     public mutating func observeServing(now: Date) {
         guard !isStable, !served.any else { return }
         served.any = true
+        learned("serving", "a container served: what only startup does is startup-only from now on", now: now)
+    }
+
+    /// Something new: learning's quiet period starts again, and the profile says what it was.
+    private mutating func learned(_ kind: String, _ rule: @autoclosure () -> String, now: Date) {
         profile.learning.lastNew = now
+        var recent = profile.learning.recentlyNew ?? []
+        recent.append(NewBehaviour(at: now, kind: kind, rule: rule()))
+        profile.learning.recentlyNew = Array(recent.suffix(NewBehaviour.kept))
     }
 
     /// Folds one event into the profile. Returns true when it added something new. `serving`: the
@@ -114,6 +122,7 @@ public struct Learner: Sendable {
             guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
             let added = execs.insert(rule).inserted
             isNew = (serving && served.execs.insert(rule).inserted) || added
+            if isNew { learned("exec", rule.parent.isEmpty ? rule.exe : "\(rule.exe) from \(rule.parent)", now: now) }
         case .exec:
             let hash = keys.execHash(event)
             guard firstSighting(hash ^ salt) else { return false }
@@ -121,6 +130,7 @@ public struct Learner: Sendable {
             guard execs.contains(rule) || admit(execs.count, limits.execs, "execs") else { return false }
             let added = execs.insert(rule).inserted
             isNew = (serving && served.execs.insert(rule).inserted) || added
+            if isNew { learned("exec", rule.parent.isEmpty ? rule.exe : "\(rule.exe) from \(rule.parent)", now: now) }
         case .file:
             // Model reads are learned by content once hashed (`observeModel`).
             guard let op = event.fileOperation, op != .readModel else { return false }
@@ -131,6 +141,7 @@ public struct Learner: Sendable {
             guard fileOps[pattern] != nil || admit(fileOps.count, limits.fileWriteRules, "file-write rules") else { return false }
             let added = fileOps[pattern, default: []].insert(op.contractName).inserted
             isNew = (serving && served.fileOps[pattern, default: []].insert(op.contractName).inserted) || added
+            if isNew { learned("fileWrite", "\(op.contractName) \(pattern)", now: now) }
         case .network:
             let destination = Destination(event)
             guard firstSighting(UInt64(truncatingIfNeeded: destination.hashValue) ^ salt) else { return false }
@@ -138,10 +149,10 @@ public struct Learner: Sendable {
             guard destinations.contains(rule) || admit(destinations.count, limits.destinations, "destinations") else { return false }
             let added = destinations.insert(rule).inserted
             isNew = (serving && served.destinations.insert(rule).inserted) || added
+            if isNew { learned("egress", "\(rule.protocol) \(rule.address):\(rule.port)", now: now) }
         case .exit, .cgroup:
             return false
         }
-        if isNew { profile.learning.lastNew = now }
         return isNew
     }
 
@@ -151,18 +162,19 @@ public struct Learner: Sendable {
     @discardableResult
     public mutating func observeSyscalls(_ seen: CgroupSyscalls, now: Date) -> Bool {
         guard !isStable else { return false }
-        var isNew = false
-        if !seen.workload.subtracting(syscalls).isEmpty {
+        var new: [String] = []
+        let added = seen.workload.subtracting(syscalls)
+        if !added.isEmpty {
             syscalls.formUnion(seen.workload)
-            isNew = true
+            new += added.map { abi, number in resolver.name(of: number, abi: abi) ?? "syscall_\(number)" }
         }
         for (abi, number) in seen.runtimeAfterFilter.subtracting(runtimeAfterFilter) {
             runtimeAfterFilter.insert(number, abi: abi)
             let name = resolver.name(of: number, abi: abi) ?? "syscall_\(number)"
-            if !SeccompAllowances.allRuntimeSyscalls.contains(name), unmeasuredRuntimeCalls.insert(name).inserted { isNew = true }
+            if !SeccompAllowances.allRuntimeSyscalls.contains(name), unmeasuredRuntimeCalls.insert(name).inserted { new.append("\(name) (runtime)") }
         }
-        if isNew { profile.learning.lastNew = now }
-        return isNew
+        if !new.isEmpty { learned("syscalls", new.sorted().joined(separator: " "), now: now) }
+        return !new.isEmpty
     }
 
     /// A container of the workload ran under this runtime, in this no_new_privs mode.
@@ -179,7 +191,7 @@ public struct Learner: Sendable {
         var models = Set(profile.models ?? [])
         guard models.count < Self.maximumModels, models.insert(rule).inserted else { return false }
         profile.models = models.sorted()
-        profile.learning.lastNew = now
+        learned("model", "\(rule.path) sha256 \(rule.sha256)", now: now)
         return true
     }
 
@@ -190,7 +202,7 @@ public struct Learner: Sendable {
         var readers = Set(profile.modelReaders ?? [])
         guard readers.count < Self.maximumModels, readers.insert(exe).inserted else { return false }
         profile.modelReaders = readers.sorted()
-        profile.learning.lastNew = now
+        learned("modelReader", exe, now: now)
         return true
     }
 

@@ -155,6 +155,9 @@ public struct LearningEvidence: Codable, Equatable, Sendable {
     /// Containers of the workload that ended while it learned: their shutdown (what a SIGTERM
     /// handler does) is in the profile only if at least one did.
     public var stoppedContainers: Int?
+    /// The newest things learning found (at most `NewBehaviour.kept`, newest last): why a profile
+    /// is still learning, and what its last minutes brought.
+    public var recentlyNew: [NewBehaviour]?
 
     public init(started: Date, lastNew: Date, stableSince: Date? = nil, events: Int = 0, containers: Int = 0,
                 minDuration: Double, quietPeriod: Double, runtimes: [ObservedRuntime]? = nil, stoppedContainers: Int? = nil) {
@@ -167,6 +170,22 @@ public struct LearningEvidence: Codable, Equatable, Sendable {
         self.quietPeriod = quietPeriod
         self.runtimes = runtimes
         self.stoppedContainers = stoppedContainers
+    }
+}
+
+/// Something learning had not seen before: when, of which kind (`exec`, `fileWrite`, `egress`,
+/// `syscalls`, `model`, `modelReader`, `serving`), and the rule it added, as the profile says it.
+public struct NewBehaviour: Codable, Equatable, Sendable {
+    public var at: Date
+    public var kind: String
+    public var rule: String
+    /// How many a profile keeps: enough to see what keeps a workload learning.
+    public static let kept = 10
+
+    public init(at: Date, kind: String, rule: String) {
+        self.at = at
+        self.kind = kind
+        self.rule = rule
     }
 }
 

@@ -117,4 +117,20 @@ final class NetworkTests: XCTestCase {
             EgressRule(address: "10.0.4.1", port: 443, protocol: "tcp"),
         ])
     }
+
+    /// What BentoML's and KServe's workers left in a learning run (POSIX semaphores of random
+    /// names; joblib's, named by pid and a random suffix): one rule allows them all, so the rest
+    /// go. A rule the covering one does not allow every operation of stays, as do rules of other
+    /// directories and model artifacts.
+    func testRulesAnotherRuleAllowsAreDropped() {
+        let shm = ["/dev/shm/sem.*": ["create", "unlink"], "/dev/shm/sem.IjYcPa": ["create", "unlink"],
+                   "/dev/shm/sem.joblib-*-*n*pcicd": ["unlink"], "/dev/shm/sem.joblib-*-ilrhm*c_": ["unlink"],
+                   "/dev/shm/sem.other": ["create", "truncate"], "/dev/shm/other": ["create"],
+                   "/dev/sem.x": ["create"], "/models/sem.weights": ["create"]]
+        let generalizer = Generalizer(modelPaths: ["/models/**"])
+        let rules = shm.map { FileWriteRule(path: $0.key, ops: $0.value) } + [FileWriteRule(path: "/models/*", ops: ["create"])]
+        XCTAssertEqual(generalizer.collapse(rules).map(\.path), [
+            "/dev/sem.x", "/dev/shm/other", "/dev/shm/sem.*", "/dev/shm/sem.other", "/models/*", "/models/sem.weights",
+        ])
+    }
 }

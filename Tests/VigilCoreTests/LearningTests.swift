@@ -145,6 +145,30 @@ final class LearningTests: XCTestCase {
         XCTAssertEqual(learner.profile.learning.stableSince, start.addingTimeInterval(146))
     }
 
+    /// Why a profile is still learning is in the profile: the newest things found, with when,
+    /// at most ten (newest last), in the YAML `vigil profile show` prints.
+    func testTheProfileSaysWhatWasNewAndWhen() throws {
+        var learner = Learner.start(workload: "w", modelPaths: [], minDuration: 0, quietPeriod: 50, now: start, resolver: resolver)
+        try RecordBuilder.exec(exe: "/bin/a", args: ["a"]).withRawEvent { learner.observe($0, now: start) }
+        try RecordBuilder.exec(exe: "/bin/a", args: ["a"]).withRawEvent { learner.observe($0, now: start.addingTimeInterval(1)) }
+        try RecordBuilder.file(op: VIGIL_FILE_CREATE, dir: "/tmp", name: "tmpab12cd").withRawEvent { learner.observe($0, now: start.addingTimeInterval(2)) }
+        try RecordBuilder.network(family: 2, address: [10, 0, 0, 7], port: 5432).withRawEvent { learner.observe($0, now: start.addingTimeInterval(3)) }
+        XCTAssertEqual(learner.snapshot().learning.recentlyNew, [
+            NewBehaviour(at: start, kind: "exec", rule: "/bin/a"),
+            NewBehaviour(at: start.addingTimeInterval(2), kind: "fileWrite", rule: "create /tmp/tmp*"),
+            NewBehaviour(at: start.addingTimeInterval(3), kind: "egress", rule: "tcp 10.0.0.7:5432"),
+        ], "a repeat is not new")
+        for i in 0..<12 {
+            try RecordBuilder.exec(exe: "/bin/p\(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"][i])", args: ["p"])
+                .withRawEvent { learner.observe($0, now: start.addingTimeInterval(10 + Double(i))) }
+        }
+        let recent = try XCTUnwrap(learner.snapshot().learning.recentlyNew)
+        XCTAssertEqual(recent.count, NewBehaviour.kept)
+        XCTAssertEqual(recent.last?.rule, "/bin/pl")
+        XCTAssertEqual(recent.first?.at, start.addingTimeInterval(12))
+        XCTAssertEqual(learner.evaluate(now: start.addingTimeInterval(40)), .learning, "the last new one was 19 s ago")
+    }
+
     func testProfileDiffNamesWhatChanged() throws {
         let a = try learnedProfile()
         var b = a

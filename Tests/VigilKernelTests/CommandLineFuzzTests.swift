@@ -36,7 +36,7 @@ final class CommandLineFuzzTests: XCTestCase {
                                                                                              "complain", "w", "w@1", "ns/kind/name/c"]
         let paths = [work + "/file", work + "/dir", work + "/fifo", work + "/new", work + "/dir/x.json", "/dev/null", "/dev/full",
                      "relative", "", "\(work)/\u{202e}", "\(work)/" + String(repeating: "n", count: 300)]
-        let deadline = Date().addingTimeInterval(30) // a budget, not a target: CI runs it every time
+        let deadline = Date().addingTimeInterval(15) // a budget, not a target: CI runs it every time (VIGIL_FUZZ_SEED repeats a run)
         var runs = 0
         while runs < 300 && Date() < deadline {
             runs += 1

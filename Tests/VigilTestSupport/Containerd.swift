@@ -149,6 +149,9 @@ public final class Containerd {
         /// `allowPrivilegeEscalation: false`.
         public var noNewPrivileges = false
         public var labels: [String: String] = [:]
+        /// The container's environment (`env:` in its spec) and working directory (`workingDir:`).
+        public var environment: [String: String] = [:]
+        public var workingDirectory = ""
         /// The kubelet's cgroup parent is `<root>/<qos>/pod<uid>` (cgroupfs driver).
         public var cgroupRoot = "/kubepods"
         public var qos = "besteffort"
@@ -186,8 +189,28 @@ public final class Containerd {
         let sandboxConfig = sandboxConfiguration(request)
         rememberCgroupDirectories(request)
         let sandboxID = try client.call("RuntimeService", "RunPodSandbox", ["config": sandboxConfig])["podSandboxId"] as? String ?? ""
-        var pod = RunningPod(request: request, sandboxID: sandboxID, containerID: "")
-        pods.append(pod)
+        pods.append(RunningPod(request: request, sandboxID: sandboxID, containerID: ""))
+        let containerID = try startContainer(request, sandboxID: sandboxID, attempt: 0)
+        let pod = RunningPod(request: request, sandboxID: sandboxID, containerID: containerID)
+        pods[pods.count - 1] = pod
+        return pod
+    }
+
+    /// What a kubelet does when a pod's container exits or fails its liveness probe: the next
+    /// attempt, a new container (and cgroup) in the same sandbox; the old one is removed.
+    @discardableResult
+    public func restartContainer(_ pod: RunningPod, attempt: Int, timeout: Int = 10) throws -> RunningPod {
+        _ = try stopContainer(pod, timeout: timeout)
+        _ = try client.call("RuntimeService", "RemoveContainer", ["containerId": pod.containerID])
+        let containerID = try startContainer(pod.request, sandboxID: pod.sandboxID, attempt: attempt)
+        let restarted = RunningPod(request: pod.request, sandboxID: pod.sandboxID, containerID: containerID)
+        if let index = pods.firstIndex(where: { $0.sandboxID == pod.sandboxID }) { pods[index] = restarted }
+        return restarted
+    }
+
+    /// CreateContainer and StartContainer; the container's id.
+    private func startContainer(_ request: PodRequest, sandboxID: String, attempt: Int) throws -> String {
+        let sandboxConfig = sandboxConfiguration(request)
         var security: [String: Any] = ["namespaceOptions": ["network": "NODE", "pid": "CONTAINER", "ipc": "POD"],
                                        "noNewPrivs": request.noNewPrivileges]
         switch request.seccomp {
@@ -196,24 +219,27 @@ public final class Containerd {
         case .localhost(let path): security["seccomp"] = ["profileType": "Localhost", "localhostRef": path]
         }
         let container: [String: Any] = [
-            "metadata": ["name": request.container, "attempt": 0],
+            "metadata": ["name": request.container, "attempt": attempt],
             "image": ["image": request.image],
             "command": request.command,
+            "envs": request.environment.sorted { $0.key < $1.key }.map { ["key": $0.key, "value": $0.value] },
+            "workingDir": request.workingDirectory,
             "mounts": [["containerPath": "/usr", "hostPath": "/usr", "readonly": true]]
                 + request.mounts.sorted { $0.key < $1.key }.map { ["containerPath": $0.key, "hostPath": $0.value, "readonly": true] },
-            "logPath": "\(request.container)/0.log",
+            "logPath": "\(request.container)/\(attempt).log",
             "labels": ["io.kubernetes.container.name": request.container, "io.kubernetes.pod.name": request.name,
                        "io.kubernetes.pod.namespace": request.namespace, "io.kubernetes.pod.uid": request.uid],
-            "annotations": ["io.kubernetes.container.restartCount": "0", "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
+            "annotations": ["io.kubernetes.container.restartCount": "\(attempt)", "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
                             "io.kubernetes.container.terminationMessagePolicy": "File", "io.kubernetes.pod.terminationGracePeriod": "30"],
             "linux": ["securityContext": security],
         ]
         let containerID = try client.call("RuntimeService", "CreateContainer",
                                           ["podSandboxId": sandboxID, "config": container, "sandboxConfig": sandboxConfig])["containerId"] as? String ?? ""
-        pod = RunningPod(request: request, sandboxID: sandboxID, containerID: containerID)
-        pods[pods.count - 1] = pod
+        if let index = pods.firstIndex(where: { $0.sandboxID == sandboxID }) {
+            pods[index] = RunningPod(request: request, sandboxID: sandboxID, containerID: containerID) // removed with the pod if Start fails
+        }
         _ = try client.call("RuntimeService", "StartContainer", ["containerId": containerID])
-        return pod
+        return containerID
     }
 
     private func sandboxConfiguration(_ request: PodRequest) -> [String: Any] {
