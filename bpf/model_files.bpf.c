@@ -69,7 +69,7 @@ struct {
 
 /* The open file being judged, described (report_read_only_open, then report_model_file): per CPU,
  * not on the stack, which the chain open exit -> report_read_only_open -> report_model_file ->
- * vigil_resolve_path shares within the verifier's 512 bytes (scripts/check-bpf-stack). */
+ * vigil_resolve_path shares within the verifier's 512 bytes (bpf/check-stack). */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);

@@ -414,7 +414,7 @@ static __always_inline __u64 current_cgroup_id(void)
 /* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
  * gets a state on first sight (but the agent's own process is never watched). */
 /* What a cgroup first seen starts from. In .rodata, not on the stack: the state is over 300 bytes,
- * and every program that looks up its cgroup would carry that frame (see scripts/check-bpf-stack). */
+ * and every program that looks up its cgroup would carry that frame (see bpf/check-stack). */
 const struct vigil_cgroup_state vigil_fresh_cgroup_state __weak = {};
 
 static __always_inline struct vigil_cgroup_state *watched_state_of(__u64 cgroup_id)
