@@ -13,8 +13,10 @@
 ///    `checkpoint-*.pt`, `log.3` → `log.*`) — in written paths, not in executables, whose
 ///    version numbers (`python3.11`) are part of what they are.
 /// Then over the whole profile (`collapse`): a directory with 8 or more distinct children that
-/// share an extension (or have none) becomes `dir/*.ext` (or `dir/*`); and a rule that another
-/// rule of its directory already allows is dropped (`withoutCoveredRules`).
+/// share an extension (or have none) becomes `dir/*.ext` (or `dir/*`); a directory with 3 or
+/// more distinct files that were created and removed (transient: scratch files, probes,
+/// semaphores) becomes one rule for their operations, `dir/<shared start>*<shared end>`; and a
+/// rule that another rule of its directory already allows is dropped (`withoutCoveredRules`).
 /// Paths under a model-artifact glob are kept exactly as they are.
 public struct Generalizer: Sendable {
     public let modelPaths: [PathPattern]
@@ -153,30 +155,95 @@ public struct Generalizer: Sendable {
         return out
     }
 
-    /// Folds directories with many children of one shape into one wildcard rule.
+    /// Folds directories with many children of one shape into one wildcard rule, and a
+    /// directory's transient files into one; a rule another allows goes before each fold, so
+    /// it is never counted.
     public func collapse(_ rules: [FileWriteRule]) -> [FileWriteRule] {
-        var byDirectory: [String: [FileWriteRule]] = [:]
-        for rule in rules {
-            let directory = rule.path.split(separator: "/").dropLast().joined(separator: "/")
-            byDirectory["/" + directory, default: []].append(rule)
-        }
-        var result: [FileWriteRule] = []
-        for (directory, children) in byDirectory {
-            let byExtension = Dictionary(grouping: children) { Self.extensionOf($0.path) }
-            for (ext, group) in byExtension {
-                let collapsible = group.filter { !$0.path.contains("**") && !isModelArtifact($0.path) }
-                if collapsible.count >= Self.collapseThreshold {
-                    let ops = Set(collapsible.flatMap(\.ops)).sorted()
-                    let base = directory == "/" ? "" : directory
-                    result.append(FileWriteRule(path: base + "/*" + (ext.isEmpty ? "" : "." + ext), ops: ops))
-                    let collapsed = Set(collapsible)
-                    result.append(contentsOf: group.filter { !collapsed.contains($0) })
+        var result = withoutCoveredRules(rules)
+        for kind in CollapseGroup.Kind.allCases {
+            var groups: [CollapseGroup: [FileWriteRule]] = [:]
+            var kept: [FileWriteRule] = []
+            for rule in result {
+                if let group = collapseGroups(of: rule).first(where: { $0.kind == kind }) {
+                    groups[group, default: []].append(rule)
                 } else {
-                    result.append(contentsOf: group)
+                    kept.append(rule)
+                }
+            }
+            for (group, members) in groups {
+                if members.count >= kind.threshold {
+                    kept.append(FileWriteRule(path: group.foldedPath(members.map(\.path)), ops: Set(members.flatMap(\.ops)).sorted()))
+                } else {
+                    kept.append(contentsOf: members)
+                }
+            }
+            result = withoutCoveredRules(kept)
+        }
+        return result.sorted()
+    }
+
+    /// A set of rules `collapse` folds into one wildcard rule once it has `kind.threshold` members.
+    struct CollapseGroup: Hashable, Sendable {
+        enum Kind: CaseIterable, Sendable {
+            /// Children of a directory with one extension (or none): `dir/*.ext`, `dir/*`.
+            case shape
+            /// Files the workload created and removed in a directory: `dir/<what they share>*<…>`.
+            case transient
+
+            var threshold: Int {
+                switch self {
+                case .shape: Generalizer.collapseThreshold
+                case .transient: Generalizer.transientThreshold
                 }
             }
         }
-        return withoutCoveredRules(result).sorted()
+        var kind: Kind
+        /// The directory, and for a shape its `*.ext`: `/cache/*.json`, `/tmp/*`.
+        var key: String
+
+        /// The rule the members become: a shape's key; for transient files, the directory and
+        /// what every member's name begins and ends with around a `*` (`sem.IjYcPa`,
+        /// `sem.joblib-*-x`, `sem.*` -> `sem.*`; `ylqrznvb`, `omxlxd_*`, `k*_vq*ab` -> `*`), so
+        /// that one family of scratch names does not allow every name of the directory.
+        func foldedPath(_ members: [String]) -> String {
+            guard kind == .transient, let slash = key.lastIndex(of: "/") else { return key }
+            let names = members.map { Array($0[$0.index(after: $0.lastIndex(of: "/") ?? $0.startIndex)...]) }
+            let heads = names.map { $0.prefix { $0 != "*" } }
+            let tails = names.map { name in name.lastIndex(of: "*").map { name[(name.index(after: $0))...] } ?? name[...] }
+            var head = heads.first.map(Array.init) ?? []
+            for other in heads.dropFirst() { head = Array(zip(head, other).prefix { $0.0 == $0.1 }.map(\.0)) }
+            var tail = tails.first.map { Array($0.reversed()) } ?? []
+            for other in tails.dropFirst() { tail = Array(zip(tail, other.reversed()).prefix { $0.0 == $0.1 }.map(\.0)) }
+            // A name without `*` gives both ends from the same characters: they must not overlap.
+            let shortest = names.filter { !$0.contains("*") }.map(\.count).min() ?? Int.max
+            if head.count + tail.count > shortest { tail = Array(tail.prefix(max(0, shortest - head.count))) }
+            return String(key[...slash]) + String(head) + "*" + String(tail.reversed())
+        }
+    }
+
+    /// Distinct files created and removed in one directory that fold into one rule for those
+    /// operations: scratch files (Python's `tempfile` probes each directory it may use with a
+    /// random name at every process start; semaphores, locks) are named at random, and how many
+    /// of them a learning run sees depends on how many processes started, not on what the
+    /// workload does. What a scratch file becomes (an exec, a rename into place) is judged by
+    /// its own rule.
+    public static let transientThreshold = 3
+
+    /// The groups a rule is folded by; none for what is never folded (`**` patterns, model artifacts).
+    func collapseGroups(of rule: FileWriteRule) -> [CollapseGroup] {
+        guard !rule.path.contains("**"), !isModelArtifact(rule.path) else { return [] }
+        let components = rule.path.split(separator: "/")
+        let base = components.dropLast().map { "/" + $0 }.joined()
+        let ext = Self.extensionOf(rule.path)
+        var groups = [CollapseGroup(kind: .shape, key: base + "/*" + (ext.isEmpty ? "" : "." + ext))]
+        if rule.ops.contains("create") && rule.ops.contains("unlink") { groups.append(CollapseGroup(kind: .transient, key: base + "/*")) }
+        return groups
+    }
+
+    /// Whether `pattern` (a rule's wildcard pattern) allows the path or pattern `path`: sound
+    /// for patterns because a `*` in `path` can only be matched by a `*` of `pattern`.
+    static func covers(_ pattern: PathPattern, _ path: String) -> Bool {
+        pattern.text != path && !pattern.isExact && !pattern.text.contains("**") && pattern.matches(path)
     }
 
     /// Drops each rule another rule of its directory already allows (its pattern matches the
@@ -192,7 +259,7 @@ public struct Generalizer: Sendable {
             let covering = group.filter { $0.path.contains("*") && !$0.path.contains("**") }.map { (PathPattern($0.path), Set($0.ops)) }
             for rule in group {
                 let isCovered = !isModelArtifact(rule.path) && covering.contains { pattern, ops in
-                    pattern.text != rule.path && pattern.matches(rule.path) && ops.isSuperset(of: rule.ops)
+                    Self.covers(pattern, rule.path) && ops.isSuperset(of: rule.ops)
                 }
                 if !isCovered { kept.append(rule) }
             }

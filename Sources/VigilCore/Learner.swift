@@ -12,7 +12,7 @@ public struct Learner: Sendable {
     /// Raw behaviour hashes already folded into the profile: repeats cost a set lookup.
     private var seen: Set<UInt64> = []
     private var execs: Set<ExecRule>
-    private var fileOps: [String: Set<String>]
+    private var fileWrites: LearnedFileWrites
     private var destinations: Set<EgressRule>
     private var syscalls: SyscallBitmap
     /// What a container runtime was seen to call after it installed the filter (x86_64).
@@ -31,7 +31,7 @@ public struct Learner: Sendable {
         keys = BehaviourKeys(runtimeExes: runtimeExes)
         generalizer = Generalizer(modelPaths: profile.modelPaths)
         execs = Set(profile.execs)
-        fileOps = Dictionary(profile.fileWrites.map { ($0.path, Set($0.ops)) }, uniquingKeysWith: { $0.union($1) })
+        fileWrites = LearnedFileWrites(profile.fileWrites, generalizer: generalizer)
         destinations = Set(profile.egress)
         syscalls = SyscallBitmap(profile.syscalls, resolver: resolver)
         unmeasuredRuntimeCalls = Set(profile.seccomp?.runtime ?? []).subtracting(SeccompAllowances.allRuntimeSyscalls)
@@ -137,11 +137,11 @@ public struct Learner: Sendable {
             let path = keys.filePath(event)
             let hash = BehaviourHash.fileWrite(path: path.withUnsafeBytes { BehaviourHash.text($0) }, op: op)
             guard firstSighting(hash ^ salt) else { return false }
-            let pattern = generalizer.generalize(String(decoding: path, as: UTF8.self))
-            guard fileOps[pattern] != nil || admit(fileOps.count, limits.fileWriteRules, "file-write rules") else { return false }
-            let added = fileOps[pattern, default: []].insert(op.contractName).inserted
-            isNew = (serving && served.fileOps[pattern, default: []].insert(op.contractName).inserted) || added
-            if isNew { learned("fileWrite", "\(op.contractName) \(pattern)", now: now) }
+            let rule = fileWrites.rule(for: generalizer.generalize(String(decoding: path, as: UTF8.self)), op: op.contractName)
+            guard fileWrites.contains(rule) || admit(fileWrites.count, limits.fileWriteRules, "file-write rules") else { return false }
+            let added = fileWrites.insert(rule, op: op.contractName)
+            isNew = (serving && served.fileOps[rule, default: []].insert(op.contractName).inserted) || added
+            if isNew { learned("fileWrite", "\(op.contractName) \(rule)", now: now) }
         case .network:
             let destination = Destination(event)
             guard firstSighting(UInt64(truncatingIfNeeded: destination.hashValue) ^ salt) else { return false }
@@ -244,7 +244,7 @@ public struct Learner: Sendable {
     public mutating func absorb(_ other: Profile) {
         guard !isStable, other.version == profile.version else { return }
         execs.formUnion(other.execs)
-        for rule in other.fileWrites { fileOps[rule.path, default: []].formUnion(rule.ops) }
+        for rule in other.fileWrites { for op in rule.ops { fileWrites.insert(rule.path, op: op) } }
         destinations.formUnion(other.egress)
         served.formUnion(ServedRules(other, unphasedServe: true))
         syscalls.formUnion(SyscallBitmap(other.syscalls, resolver: resolver))
@@ -255,7 +255,7 @@ public struct Learner: Sendable {
         guard !isStable else { return profile }
         var result = profile
         result.execs = execs.sorted()
-        result.fileWrites = generalizer.collapse(fileOps.map { FileWriteRule(path: $0.key, ops: $0.value.sorted()) })
+        result.fileWrites = generalizer.collapse(fileWrites.rules)
         result.egress = Self.collapse(destinations).sorted()
         result.startupOnly = served.any ? served.startupRules(of: result) : nil
         for abi in SyscallABI.allCases {

@@ -32,7 +32,7 @@ class Client:
         return payload
 
 
-def wait_ready(port, path, seconds=120):
+def wait_ready(port, path, seconds=300):
     deadline = time.time() + seconds
     while True:
         try:

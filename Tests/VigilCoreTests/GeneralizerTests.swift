@@ -42,6 +42,47 @@ final class GeneralizerTests: XCTestCase {
         XCTAssertEqual(collapsed.filter { $0.path.hasPrefix("/data/other/") }.count, 2, "below the threshold: kept")
         XCTAssertEqual(collapsed.filter { $0.path.hasPrefix("/models/") }.count, 10, "model artifacts are never collapsed")
     }
+
+    /// What BentoML's and KServe's workers left in a learning run (POSIX semaphores of random
+    /// names; joblib's, named by pid and a random suffix): one rule allows them all, so the rest
+    /// go. A rule the covering one does not allow every operation of stays, as do rules of other
+    /// directories and model artifacts.
+    func testRulesAnotherRuleAllowsAreDropped() {
+        let shm = ["/dev/shm/sem.*": ["create", "unlink"], "/dev/shm/sem.IjYcPa": ["create", "unlink"],
+                   "/dev/shm/sem.joblib-*-*n*pcicd": ["unlink"], "/dev/shm/sem.joblib-*-ilrhm*c_": ["unlink"],
+                   "/dev/shm/sem.other": ["create", "truncate"], "/dev/shm/other": ["create"],
+                   "/dev/sem.x": ["create"], "/models/sem.weights": ["create"]]
+        let generalizer = Generalizer(modelPaths: ["/models/**"])
+        let rules = shm.map { FileWriteRule(path: $0.key, ops: $0.value) } + [FileWriteRule(path: "/models/*", ops: ["create"])]
+        XCTAssertEqual(generalizer.collapse(rules).map(\.path), [
+            "/dev/sem.x", "/dev/shm/other", "/dev/shm/sem.*", "/dev/shm/sem.other", "/models/*", "/models/sem.weights",
+        ])
+    }
+
+    /// Scratch files — created and removed — of three names or more in a directory fold into one
+    /// rule for their operations: what their names share around a `*` (`*.lock`; nothing for
+    /// random names: `*`); two do not; a file only created is another rule, covered once the
+    /// fold allows creating it; model artifacts are kept.
+    func testTransientFilesOfADirectoryFoldIntoItsWildcard() {
+        let generalizer = Generalizer(modelPaths: ["/models/**"])
+        let rules = [
+            FileWriteRule(path: "/tmp/ylqrznvb", ops: ["create", "unlink"]), FileWriteRule(path: "/tmp/omxlxd_*", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/tmp/*hkdx*e", ops: ["create", "open_write", "unlink"]), FileWriteRule(path: "/tmp/kept.json", ops: ["create"]),
+            FileWriteRule(path: "/tmp/moved", ops: ["rename"]),
+            FileWriteRule(path: "/var/run/a.lock", ops: ["create", "unlink"]), FileWriteRule(path: "/var/run/b", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/models/a", ops: ["create", "unlink"]), FileWriteRule(path: "/models/b", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/models/c", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/run/lock/a.lock", ops: ["create", "unlink"]), FileWriteRule(path: "/run/lock/zz.lock", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/run/lock/b*.lock", ops: ["create", "unlink"]), FileWriteRule(path: "/run/lock/b1", ops: ["create"]),
+        ]
+        XCTAssertEqual(generalizer.collapse(rules), [
+            FileWriteRule(path: "/models/a", ops: ["create", "unlink"]), FileWriteRule(path: "/models/b", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/models/c", ops: ["create", "unlink"]),
+            FileWriteRule(path: "/run/lock/*.lock", ops: ["create", "unlink"]), FileWriteRule(path: "/run/lock/b1", ops: ["create"]),
+            FileWriteRule(path: "/tmp/*", ops: ["create", "open_write", "unlink"]), FileWriteRule(path: "/tmp/moved", ops: ["rename"]),
+            FileWriteRule(path: "/var/run/a.lock", ops: ["create", "unlink"]), FileWriteRule(path: "/var/run/b", ops: ["create", "unlink"]),
+        ])
+    }
 }
 
 final class PathPatternTests: XCTestCase {
@@ -118,19 +159,4 @@ final class NetworkTests: XCTestCase {
         ])
     }
 
-    /// What BentoML's and KServe's workers left in a learning run (POSIX semaphores of random
-    /// names; joblib's, named by pid and a random suffix): one rule allows them all, so the rest
-    /// go. A rule the covering one does not allow every operation of stays, as do rules of other
-    /// directories and model artifacts.
-    func testRulesAnotherRuleAllowsAreDropped() {
-        let shm = ["/dev/shm/sem.*": ["create", "unlink"], "/dev/shm/sem.IjYcPa": ["create", "unlink"],
-                   "/dev/shm/sem.joblib-*-*n*pcicd": ["unlink"], "/dev/shm/sem.joblib-*-ilrhm*c_": ["unlink"],
-                   "/dev/shm/sem.other": ["create", "truncate"], "/dev/shm/other": ["create"],
-                   "/dev/sem.x": ["create"], "/models/sem.weights": ["create"]]
-        let generalizer = Generalizer(modelPaths: ["/models/**"])
-        let rules = shm.map { FileWriteRule(path: $0.key, ops: $0.value) } + [FileWriteRule(path: "/models/*", ops: ["create"])]
-        XCTAssertEqual(generalizer.collapse(rules).map(\.path), [
-            "/dev/sem.x", "/dev/shm/other", "/dev/shm/sem.*", "/dev/shm/sem.other", "/models/*", "/models/sem.weights",
-        ])
-    }
 }

@@ -145,6 +145,55 @@ final class LearningTests: XCTestCase {
         XCTAssertEqual(learner.profile.learning.stableSince, start.addingTimeInterval(146))
     }
 
+    /// What the profile being learned already allows is not new: a random name a wildcard rule of
+    /// its directory covers (`sem.*`, generalised from a name with digits), the ninth name of
+    /// a directory folded at eight and the fourth scratch file of a directory folded at three, as
+    /// a framework's workers make at each start, leave the quiet period running; an operation the wildcard lacks, or another directory, is still new. The
+    /// stored profile is the one the snapshot's collapse made before.
+    func testWhatAWildcardRuleAlreadyAllowsIsNotNew() throws {
+        var learner = Learner.start(workload: "w", modelPaths: ["/models/**"], minDuration: 0, quietPeriod: 50, now: start, resolver: resolver)
+        func write(_ op: vigil_file_op, _ dir: String, _ name: String, at second: Double) throws -> Bool {
+            try RecordBuilder.file(op: op, dir: dir, name: name).withRawEvent { learner.observe($0, now: start.addingTimeInterval(second)) }
+        }
+        XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/dev/shm", "sem.Ab3dEf", at: 0), "sem.* is new")
+        XCTAssertFalse(try write(VIGIL_FILE_CREATE, "/dev/shm", "sem.IjYcPa", at: 10), "a name sem.* allows")
+        XCTAssertTrue(try write(VIGIL_FILE_UNLINK, "/dev/shm", "sem.IjYcPa", at: 11), "an operation sem.* lacks")
+        XCTAssertTrue(try write(VIGIL_FILE_UNLINK, "/dev/shm", "sem.Gh7jKl", at: 12), "sem.* learns unlink")
+        XCTAssertFalse(try write(VIGIL_FILE_UNLINK, "/dev/shm", "sem.QwErTy", at: 13), "sem.* now allows unlink too")
+        for (i, name) in ["a", "b", "c", "d", "e", "f", "g", "h"].enumerated() {
+            XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/cache/joblib", "probe-\(name).pkl", at: 20 + Double(i)), "name \(i + 1) of 8")
+        }
+        XCTAssertFalse(try write(VIGIL_FILE_CREATE, "/cache/joblib", "probe-zz.pkl", at: 30), "the ninth: /cache/joblib/*.pkl")
+        XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/cache/joblib", "probe-zz.json", at: 31), "another extension is another shape")
+        XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/cache", "probe-zz.pkl", at: 32), "another directory")
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h", "i"] {
+            XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/models", "w-\(name).pkl", at: 40), "a model artifact is kept as it is")
+        }
+        // Python's tempfile probes: created and removed, random names of no common shape.
+        for (i, name) in ["ylqrznvb", "omxlxd_8", "k2_vq9ab"].enumerated() {
+            XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/scratch", name, at: 50 + Double(i)), "probe \(i + 1) of 3 created")
+            XCTAssertTrue(try write(VIGIL_FILE_UNLINK, "/scratch", name, at: 50 + Double(i)), "probe \(i + 1) of 3 removed")
+        }
+        XCTAssertFalse(try write(VIGIL_FILE_CREATE, "/scratch", "qwzpmnxc", at: 60), "the fourth: /scratch/*")
+        XCTAssertFalse(try write(VIGIL_FILE_UNLINK, "/scratch", "qwzpmnxc", at: 60))
+        // Semaphores of one family: three without a digit fold into what they share, sem.*,
+        // as a name with a digit would have made it; not /run/shm/*.
+        for name in ["sem.IjYcPa", "sem.QwErTy", "sem.ZxCvBn"] {
+            XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/run/shm", name, at: 70))
+            XCTAssertTrue(try write(VIGIL_FILE_UNLINK, "/run/shm", name, at: 70))
+        }
+        XCTAssertFalse(try write(VIGIL_FILE_CREATE, "/run/shm", "sem.Ab3dEf", at: 80), "sem.* is there already")
+        XCTAssertTrue(try write(VIGIL_FILE_CREATE, "/run/shm", "other", at: 81), "another name of the directory is new")
+        XCTAssertEqual(learner.profile.learning.lastNew, start.addingTimeInterval(81))
+        XCTAssertEqual(learner.snapshot().fileWrites.map(\.path), [
+            "/cache/joblib/*.pkl", "/cache/joblib/probe-zz.json", "/cache/probe-zz.pkl", "/dev/shm/sem.*",
+        ] + ["a", "b", "c", "d", "e", "f", "g", "h", "i"].map { "/models/w-\($0).pkl" } + ["/run/shm/other", "/run/shm/sem.*", "/scratch/*"])
+        XCTAssertEqual(learner.snapshot().fileWrites.first { $0.path == "/dev/shm/sem.*" }?.ops, ["create", "unlink"])
+        XCTAssertEqual(learner.snapshot().fileWrites.first { $0.path == "/scratch/*" }?.ops, ["create", "unlink"])
+        XCTAssertEqual(learner.evaluate(now: start.addingTimeInterval(130)), .learning)
+        XCTAssertEqual(learner.evaluate(now: start.addingTimeInterval(131)), .stable)
+    }
+
     /// Why a profile is still learning is in the profile: the newest things found, with when,
     /// at most ten (newest last), in the YAML `vigil profile show` prints.
     func testTheProfileSaysWhatWasNewAndWhen() throws {

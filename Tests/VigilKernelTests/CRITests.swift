@@ -22,7 +22,7 @@ final class CRITests: XCTestCase {
         var eventsFile: String { work + "/events.jsonl" }
 
         /// `agent`: start a vigil agent too.
-        init(_ test: XCTestCase, configuration: String = "", quietPeriod: Int = 4, agent startAgent: Bool = true) throws {
+        init(_ test: XCTestCase, configuration: String = "", minDuration: Int = 0, quietPeriod: Int = 4, agent startAgent: Bool = true) throws {
             try KernelTestSupport.requireRoot()
             if let reason = Containerd.unavailableReason() {
                 if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(reason) }
@@ -36,7 +36,7 @@ final class CRITests: XCTestCase {
             node: cri-node
             profiles: \(work)/profiles
             seccompRoot: \(work)/seccomp
-            learning: {minDuration: 0, quietPeriod: \(quietPeriod), checkpointInterval: 1}
+            learning: {minDuration: \(minDuration), quietPeriod: \(quietPeriod), checkpointInterval: 1}
             metricsAddress: 127.0.0.1:\(port)
             eventsFile: \(work)/events.jsonl
             \(configuration)
@@ -65,15 +65,15 @@ final class CRITests: XCTestCase {
             return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         }
 
-        /// Waits for the agent's `profile.state` line about a workload.
+        /// Waits for the agent's `profile.state` line about a workload (timeout 0: looks once).
         func profileState(_ workload: String, timeout: Double = 40) -> [String: Any]? {
             let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
+            repeat {
                 if let state = events.first(where: { $0["kind"] as? String == "profile.state" && $0[path: "profile.id"] as? String == workload }) {
                     return state
                 }
-                usleep(200_000)
-            }
+                if timeout > 0 { usleep(200_000) }
+            } while Date() < deadline
             return nil
         }
 

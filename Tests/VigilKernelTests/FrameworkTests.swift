@@ -12,12 +12,14 @@ import XCTest
 /// mounted read-only. One node, both frameworks, one `vigil agent` with both in protect mode.
 ///
 /// Learned under what their life holds (two replicas, REST, gRPC, probes, scrapes, a model loaded
-/// and unloaded through KServe's repository API, a worker killed and respawned, a container
-/// restarted), then held to that profile through the same traffic with a rollout, a killed
-/// worker and a restart: no anomaly. Then a poisoned model (its unpickling runs a shell, sends
-/// the model to an address never used, drops and runs a binary, opens a reverse shell) reaches
-/// each, by the repository API (KServe) and by a rollout (BentoML): each step is an anomaly
-/// naming the workload, killed or refused.
+/// and unloaded through KServe's repository API, workers killed and respawned, containers
+/// restarted, replicas rolled out) until stable, each learned two or three times side by side
+/// as workloads of their own: their profiles are the same. Then held to that profile through the same life
+/// for `monitorSeconds` (two minutes in CI): no anomaly. Then a poisoned model (its unpickling
+/// runs a shell, sends the model to an address never used, drops and runs a binary, opens a
+/// reverse shell) reaches each, by the repository API (KServe) and by a rollout (BentoML): each
+/// step is an anomaly naming the workload, killed or refused. `Sizing` has the environment that
+/// makes the run longer (the README's measurement with the default quiet period).
 final class FrameworkTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
@@ -67,10 +69,98 @@ final class FrameworkTests: XCTestCase {
             : "needs the serving frameworks in \(venv) (scripts/setup installs them: scripts/setup-frameworks)"
     }
 
-    private func podName(_ deployment: String, replicaSet: String) -> String {
-        let letters = Array("bcdfghjklmnpqrstvwxz2456789")
-        return "\(deployment)-\(replicaSet)-" + String((0..<5).map { _ in letters.randomElement()! })
+    /// The sizes of a run: CI's by default; longer ones by environment, as the README's
+    /// measurement with the default quiet period sets them.
+    struct Sizing {
+        /// The agent's `learning.minDuration` (s): at least a round of life for every deployment,
+        /// as an hour of a cluster's holds (else a profile can be stable before its first
+        /// respawn). Two deployments live at a time, about 40 s a round: 90 s for four, 130 for six.
+        var minDuration: Int?
+        var deployments: Int { 2 * learningRuns }
+        var effectiveMinDuration: Int { minDuration ?? 40 * ((deployments + 1) / 2) + 10 }
+        /// The agent's `learning.quietPeriod` (s): BentoML's arbiter's 10 s respawn check fits in it.
+        var quietPeriod = 25
+        /// Workloads learned side by side per framework, with the same life: their profiles are
+        /// compared (two in CI; the README's three by VIGIL_FRAMEWORK_LEARNING_RUNS=3).
+        var learningRuns = 2
+        /// Seconds of monitored life (traffic, kills, restarts, rollouts) with no anomaly.
+        var monitorSeconds = 120.0
+
+        static var current: Sizing {
+            let environment = ProcessInfo.processInfo.environment
+            var sizing = Sizing()
+            if let value = environment["VIGIL_FRAMEWORK_MIN_DURATION"].flatMap(Int.init) { sizing.minDuration = value }
+            if let value = environment["VIGIL_FRAMEWORK_QUIET_PERIOD"].flatMap(Int.init) { sizing.quietPeriod = value }
+            if let value = environment["VIGIL_FRAMEWORK_LEARNING_RUNS"].flatMap(Int.init) { sizing.learningRuns = max(1, value) }
+            if let value = environment["VIGIL_FRAMEWORK_MONITOR_SECONDS"].flatMap(Double.init) { sizing.monitorSeconds = value }
+            return sizing
+        }
     }
+
+    struct Replica {
+        var pod: Containerd.RunningPod
+        var port: Int
+        var attempt = 0
+    }
+
+    /// One Deployment of a framework, a workload of its own: its replicas, and how far its life got.
+    final class Deployment: @unchecked Sendable {
+        let framework: Framework
+        let name: String
+        var replicas: [Replica] = []
+        var rounds = 0
+        var workload: String { "ml/deployment/\(name)/server" }
+
+        init(_ framework: Framework, name: String) {
+            self.framework = framework
+            self.name = name
+        }
+    }
+
+    /// The node's CRI as the kubelet drives it for several pods at once: one call at a time.
+    final class Kubelet: @unchecked Sendable {
+        let node: CRITests.Node
+        private let lock = NSLock()
+        private var nextPort: Int
+
+        init(_ node: CRITests.Node) {
+            self.node = node
+            nextPort = node.port + 2000
+        }
+
+        func start(_ deployment: Deployment, replicaSet: String, models: String) throws -> Replica {
+            let framework = deployment.framework
+            let port = lock.withLock { () -> Int in
+                defer { nextPort += 10 }
+                return nextPort
+            }
+            var request = Containerd.PodRequest(name: "\(deployment.name)-\(replicaSet)-\(FrameworkTests.randomName(5))",
+                                                command: framework.command(port))
+            request.mounts = [FrameworkTests.venv: FrameworkTests.venv, "/app": FrameworkTests.frameworks, "/models": models]
+            request.environment = framework.environment
+            request.workingDirectory = framework.workingDirectory
+            return Replica(pod: try lock.withLock { try node.containerd.runPod(request) }, port: port)
+        }
+
+        /// The kubelet's next attempt of the replica's container, in the same sandbox.
+        func restart(_ replica: inout Replica) throws {
+            replica.attempt += 1
+            let (pod, attempt) = (replica.pod, replica.attempt)
+            replica.pod = try lock.withLock { try node.containerd.restartContainer(pod, attempt: attempt) }
+        }
+
+        func remove(_ replica: Replica) {
+            lock.withLock { node.containerd.removePod(replica.pod) }
+        }
+    }
+
+    static func randomName(_ count: Int) -> String {
+        let letters = Array("bcdfghjklmnpqrstvwxz2456789")
+        return String((0..<count).map { _ in letters.randomElement()! })
+    }
+
+    /// A ReplicaSet's hash, as a rollout makes a new one.
+    static func replicaSetHash() -> String { randomName(8) + "4" }
 
     private func run(_ arguments: [String], timeout: TimeInterval = 180) throws -> String {
         let process = Process()
@@ -108,17 +198,49 @@ final class FrameworkTests: XCTestCase {
 
     /// SIGKILLs one worker of the pod and waits until its supervisor has started another.
     private func killAWorker(_ framework: Framework, of pod: Containerd.RunningPod, cgroupMount: String) throws {
-        let workers = processes(of: pod, cgroupMount: cgroupMount).filter { $0.command.contains(framework.workerMarker) }
-        let victim = try XCTUnwrap(workers.first, "\(framework.name): no worker in \(processes(of: pod, cgroupMount: cgroupMount))")
-        XCTAssertEqual(workers.count, 2, "\(framework.name): two workers")
+        func workers() -> [(pid: Int32, command: String)] {
+            processes(of: pod, cgroupMount: cgroupMount).filter { $0.command.contains(framework.workerMarker) }
+        }
+        let before = workers()
+        guard before.count == 2, let victim = before.first else {
+            throw TestSupportError(description: "\(framework.name): not two workers in \(processes(of: pod, cgroupMount: cgroupMount))")
+        }
         kill(victim.pid, SIGKILL)
         let deadline = Date().addingTimeInterval(40)
         while Date() < deadline {
-            let now = processes(of: pod, cgroupMount: cgroupMount).filter { $0.command.contains(framework.workerMarker) }
-            if now.count == workers.count && !now.contains(where: { $0.pid == victim.pid }) { return }
+            let now = workers()
+            if now.count == before.count && !now.contains(where: { $0.pid == victim.pid }) { return }
             usleep(200_000)
         }
-        XCTFail("\(framework.name): the killed worker was not respawned within 40 s")
+        throw TestSupportError(description: "\(framework.name): the killed worker was not respawned within 40 s")
+    }
+
+    /// User and system CPU seconds the agent has used (`/proc/PID/stat`, clock ticks of 1/100 s).
+    private func agentCPU(_ node: CRITests.Node) -> Double {
+        let stat = (try? String(contentsOfFile: "/proc/\(node.agent.processIdentifier)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / 100
+    }
+
+    /// Runs `body` for each deployment at once (a node's pods live at the same time); the first
+    /// error after all have ended.
+    private func concurrently(_ deployments: [Deployment], _ body: (Deployment) throws -> Void) throws {
+        // Each deployment is touched by its own iteration only; what `body` reads besides is not
+        // written while it runs.
+        try withoutActuallyEscaping(body) { body in
+            final class Run: @unchecked Sendable {
+                let body: (Deployment) throws -> Void
+                let lock = NSLock()
+                var errors: [Error] = []
+                init(_ body: @escaping (Deployment) throws -> Void) { self.body = body }
+            }
+            let run = Run(body)
+            DispatchQueue.concurrentPerform(iterations: deployments.count) { i in
+                do { try run.body(deployments[i]) } catch { run.lock.withLock { run.errors.append(error) } }
+            }
+            if let error = run.errors.first { throw error }
+        }
     }
 
     func testFrameworksAreLearnedWithoutFalsePositivesAndEveryPoisonedModelIsCaught() throws {
@@ -127,10 +249,11 @@ final class FrameworkTests: XCTestCase {
             if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(reason) }
             throw XCTSkip(reason)
         }
+        let sizing = Sizing.current
         let frameworks = [Framework.bentoml, Framework.kserve]
-        // A respawn can wait for BentoML's arbiter's 10 s check: the quiet period outlasts it.
         let node = try CRITests.Node(self, configuration: "protect:\n" + frameworks.map { "- workload: \($0.workload)" }.joined(separator: "\n"),
-                                     quietPeriod: 25)
+                                     minDuration: sizing.effectiveMinDuration, quietPeriod: sizing.quietPeriod)
+        let kubelet = Kubelet(node)
         let cgroupMount = try CgroupHierarchy.system().mountPoint
         let models = node.work + "/models", poisoned = node.work + "/poisoned"
         for name in ["iris", "iris-b"] { _ = try run([Self.python, "-B", Self.frameworks + "/train.py", models, "--name", name]) }
@@ -139,92 +262,148 @@ final class FrameworkTests: XCTestCase {
         let exfil = try LoopbackCatcher(address: "127.0.0.2"), shell = try LoopbackCatcher(address: "127.0.0.2")
         let attack = ["--poison", "--exfil", "127.0.0.2:\(exfil.port)", "--shell", "127.0.0.2:\(shell.port)"]
 
-        var nextPort = node.port + 2000
-        func request(_ framework: Framework, replicaSet: String, models: String) -> (Containerd.PodRequest, Int) {
-            let port = nextPort
-            nextPort += 10
-            var request = Containerd.PodRequest(name: podName(framework.deployment, replicaSet: replicaSet), command: framework.command(port))
-            request.mounts = [Self.venv: Self.venv, "/app": Self.frameworks, "/models": models]
-            request.environment = framework.environment
-            request.workingDirectory = framework.workingDirectory
-            return (request, port)
-        }
+        // The answers every replica must give, from the first traffic to each framework.
         var expected: [String: String] = [:]
+        /// traffic.py against a replica; when it fails, the error says what the server logged.
+        func traffic(_ framework: Framework, _ replica: Replica, rounds: Int) throws -> String {
+            do {
+                return try self.traffic(framework, port: replica.port, rounds: rounds)
+            } catch {
+                let request = replica.pod.request
+                let log = node.containerd.directory + "/pods/\(request.namespace)_\(request.name)_\(request.uid)/\(request.container)/\(replica.attempt).log"
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.prefix(12000) ?? "no log at \(log)"
+                throw TestSupportError(description: "\(error)\n\(request.name)'s log:\n\(tail)")
+            }
+        }
+        func answer(_ framework: Framework, _ replica: Replica, rounds: Int) throws {
+            let answer = try traffic(framework, replica, rounds: rounds)
+            guard answer == expected[framework.name] else {
+                throw TestSupportError(description: "\(framework.name) on \(replica.port) answered \(answer), not \(expected[framework.name] ?? "")")
+            }
+        }
+        /// A stretch of a deployment's life: every other time a replica replaced by a pod of a new
+        /// ReplicaSet (a rollout), traffic to each replica, a worker of one SIGKILLed (its
+        /// supervisor respawns it), the other's container restarted (the kubelet's next attempt).
+        func live(_ deployment: Deployment, rounds: Int, models: String) throws {
+            let framework = deployment.framework
+            let (killed, restarted) = deployment.rounds % 2 == 0 ? (0, 1) : (1, 0)
+            if deployment.rounds % 2 == 1 {
+                let old = deployment.replicas[killed]
+                deployment.replicas[killed] = try kubelet.start(deployment, replicaSet: Self.replicaSetHash(), models: models)
+                kubelet.remove(old)
+            }
+            deployment.rounds += 1
+            for replica in deployment.replicas { try answer(framework, replica, rounds: rounds) }
+            try killAWorker(framework, of: deployment.replicas[killed].pod, cgroupMount: cgroupMount)
+            try answer(framework, deployment.replicas[killed], rounds: rounds)
+            try kubelet.restart(&deployment.replicas[restarted])
+            try answer(framework, deployment.replicas[restarted], rounds: rounds)
+        }
 
-        // Learning: two replicas each, traffic, a worker killed, a container restarted.
+        // Learning: each framework learned `learningRuns` times side by side, as workloads of
+        // their own with the same life, two replicas each, until each profile is stable.
         let learningStarted = Date()
-        var learning: [String: [(pod: Containerd.RunningPod, port: Int)]] = [:]
-        for framework in frameworks {
-            for _ in 0..<2 {
-                let (podRequest, port) = request(framework, replicaSet: "5f8d7c9b4", models: models)
-                learning[framework.name, default: []].append((try node.containerd.runPod(podRequest), port))
-            }
+        let deployments = frameworks.flatMap { framework in
+            (1...sizing.learningRuns).map { Deployment(framework, name: $0 == 1 ? framework.deployment : "\(framework.deployment)-run\($0)") }
         }
-        for framework in frameworks {
-            for replica in learning[framework.name]! {
-                let answer = try traffic(framework, port: replica.port, rounds: 5)
-                XCTAssertEqual(expected[framework.name] ?? answer, answer, "\(framework.name): the same answers from each replica")
-                expected[framework.name] = answer
-            }
+        // Two deployments' pods start at a time (`concurrently` runs as many as there are CPUs):
+        // twelve Python servers started at once on two cores starve KServe's workers past the 5 s
+        // its supervisor waits for an answer to its ping, and it kills and respawns them forever.
+        func start(_ deployment: Deployment) throws {
+            for _ in 0..<2 { deployment.replicas.append(try kubelet.start(deployment, replicaSet: "5f8d7c9b4", models: models)) }
         }
-        /// A worker of the first replica killed, the second's container restarted; traffic to each after.
-        func killAndRestart(_ framework: Framework, _ replicas: inout [(pod: Containerd.RunningPod, port: Int)], rounds: Int) throws {
-            try killAWorker(framework, of: replicas[0].pod, cgroupMount: cgroupMount)
-            XCTAssertEqual(try traffic(framework, port: replicas[0].port, rounds: rounds), expected[framework.name])
-            replicas[1].pod = try node.containerd.restartContainer(replicas[1].pod, attempt: 1)
-            XCTAssertEqual(try traffic(framework, port: replicas[1].port, rounds: rounds), expected[framework.name])
+        let firsts = deployments.filter { $0.name == $0.framework.deployment }
+        try concurrently(firsts) { deployment in
+            try start(deployment)
+            _ = try traffic(deployment.framework, deployment.replicas[0], rounds: 5)
         }
-        for framework in frameworks { try killAndRestart(framework, &learning[framework.name]!, rounds: 5) }
-        var stableAfter: [String: TimeInterval] = [:]
-        for framework in frameworks {
-            let state = try XCTUnwrap(node.profileState(framework.workload, timeout: 240), "\(framework.name): never stable\n\(node.log)")
-            stableAfter[framework.name] = Date().timeIntervalSince(learningStarted)
-            XCTAssertEqual(state[path: "profile.state"] as? String, "stable", "\(state)")
-            let profile = try XCTUnwrap(try DirectoryProfileStore(root: node.profiles).latest(workload: framework.workload))
-            print("framework: \(framework.name): stable \(Int(stableAfter[framework.name]!)) s after the first pod; "
+        for deployment in firsts { expected[deployment.framework.name] = try traffic(deployment.framework, deployment.replicas[0], rounds: 1) }
+        try concurrently(deployments) { deployment in
+            if deployment.replicas.isEmpty { try start(deployment) }
+            for replica in deployment.replicas { try answer(deployment.framework, replica, rounds: 5) }
+        }
+        let deadline = Date().addingTimeInterval(Double(sizing.effectiveMinDuration + sizing.quietPeriod) + 360)
+        var learning = deployments
+        while !learning.isEmpty && Date() < deadline {
+            try concurrently(learning) { try live($0, rounds: 3, models: models) }
+            learning.removeAll { node.profileState($0.workload, timeout: 0) != nil }
+        }
+        XCTAssertEqual(learning.map(\.workload), [], "never stable while they lived:\n\(node.log.suffix(3000))")
+        if !learning.isEmpty { return }
+
+        print("framework: learning took \(Int(Date().timeIntervalSince(learningStarted))) s; the agent's CPU so far \(agentCPU(node)) s")
+        let store = try DirectoryProfileStore(root: node.profiles)
+        var learnedProfiles: [String: [Profile]] = [:]
+        for deployment in deployments {
+            let framework = deployment.framework
+            let profile = try XCTUnwrap(try store.latest(workload: deployment.workload))
+            XCTAssertEqual(profile.state, .stable)
+            learnedProfiles[framework.name, default: []].append(profile)
+            let stableSince = try XCTUnwrap(profile.learning.stableSince)
+            print("framework: \(deployment.name): stable \(Int(stableSince.timeIntervalSince(learningStarted))) s after the first pod, "
+                + "the last new behaviour at +\(Int(profile.learning.lastNew.timeIntervalSince(learningStarted))) s, after \(deployment.rounds) rounds of life; "
                 + "\(profile.execs.count) execs, \(profile.fileWrites.count) file-write rules, \(profile.egress.count) destinations, "
                 + "\(profile.syscalls.x86_64.count) syscalls")
-            for rule in profile.fileWrites { print("framework: \(framework.name): write \(rule.path) \(rule.ops)") }
-            for exec in profile.execs { print("framework: \(framework.name): exec \(exec.exe) from \(exec.parent)") }
-            for destination in profile.egress { print("framework: \(framework.name): egress \(destination)") }
             // The stability evidence `vigil profile show` prints: what was new last, and when.
             let recent = try XCTUnwrap(profile.learning.recentlyNew, "\(framework.name): the profile says what was new")
             XCTAssertLessThanOrEqual(recent.last!.at, profile.learning.lastNew)
             for new in recent {
-                print("framework: \(framework.name): new at +\(Int(new.at.timeIntervalSince(profile.learning.started))) s: \(new.kind) \(new.rule)")
+                print("framework: \(deployment.name): new at +\(Int(new.at.timeIntervalSince(learningStarted))) s: \(new.kind) \(new.rule)")
+            }
+            guard deployment.name == framework.deployment else { continue }
+            for rule in profile.fileWrites { print("framework: \(framework.name): write \(rule.path) \(rule.ops)") }
+            for exec in profile.execs { print("framework: \(framework.name): exec \(exec.exe) from \(exec.parent)") }
+            for destination in profile.egress { print("framework: \(framework.name): egress \(destination)") }
+        }
+        // Learned side by side, with the same life: the same profile each time.
+        for (framework, profiles) in learnedProfiles {
+            for (run, profile) in profiles.enumerated().dropFirst() {
+                let first = profiles[0]
+                func difference<T: Hashable & Comparable>(_ what: String, _ rules: (Profile) -> [T]) -> String? {
+                    let (a, b) = (Set(rules(first)), Set(rules(profile)))
+                    return a == b ? nil : "\(what): only in run 1 \(a.subtracting(b).sorted()), only in run \(run + 1) \(b.subtracting(a).sorted())"
+                }
+                let differences = [difference("execs") { $0.execs }, difference("file writes") { $0.fileWrites },
+                                   difference("egress") { $0.egress }, difference("syscalls") { $0.syscalls.x86_64 },
+                                   difference("startup-only file writes") { $0.startupOnly?.fileWrites ?? [] },
+                                   difference("startup-only execs") { $0.startupOnly?.execs ?? [] }].compactMap { $0 }
+                XCTAssertEqual(differences, [], "\(framework): learned twice with the same life, two profiles")
             }
         }
 
-        // Monitoring (protected): a rollout, the same traffic, a worker killed, a restart.
-        var serving: [String: [(pod: Containerd.RunningPod, port: Int)]] = [:]
-        for framework in frameworks {
-            for _ in 0..<2 {
-                let (podRequest, port) = request(framework, replicaSet: "6b9c4d7f8", models: models)
-                serving[framework.name, default: []].append((try node.containerd.runPod(podRequest), port))
+        // Monitoring (protected): a rollout to a new ReplicaSet, then the same life with a
+        // rollout every other round, for `monitorSeconds`.
+        let served = deployments.filter { $0.name == $0.framework.deployment }
+        for deployment in deployments {
+            let old = deployment.replicas
+            if served.contains(where: { $0 === deployment }) {
+                let replicaSet = Self.replicaSetHash()
+                deployment.replicas = try (0..<2).map { _ in try kubelet.start(deployment, replicaSet: replicaSet, models: models) }
             }
-            for old in learning[framework.name]! { node.containerd.removePod(old.pod) }
+            old.forEach(kubelet.remove)
         }
-        for framework in frameworks {
-            for replica in serving[framework.name]! {
-                XCTAssertEqual(try traffic(framework, port: replica.port, rounds: 10), expected[framework.name])
-            }
-            try killAndRestart(framework, &serving[framework.name]!, rounds: 10)
-        }
+        let monitorStarted = Date()
+        var monitorRounds = 0
+        repeat {
+            try concurrently(served) { try live($0, rounds: 10, models: models) }
+            monitorRounds += 1
+        } while Date().timeIntervalSince(monitorStarted) < sizing.monitorSeconds
         usleep(1_500_000)
+        print("framework: monitored \(Int(Date().timeIntervalSince(monitorStarted))) s, \(monitorRounds) rounds of life; the agent's CPU so far \(agentCPU(node)) s")
         let falsePositives = node.events.filter { $0["kind"] as? String == "anomaly" }
-        XCTAssertEqual(falsePositives.count, 0, "normal traffic, a rollout, a respawn and a restart are not anomalies:\n"
+        XCTAssertEqual(falsePositives.count, 0, "normal traffic, rollouts, respawns and restarts are not anomalies:\n"
             + falsePositives.map { "\($0)" }.joined(separator: "\n"))
 
         // The poisoned model: loaded through KServe's repository API; rolled out to BentoML.
         _ = try run([Self.python, "-B", Self.frameworks + "/train.py", models, "--name", "iris-next", "--model-file", "/models/iris-next/model.joblib"] + attack)
         _ = try run([Self.python, "-B", Self.frameworks + "/train.py", poisoned, "--model-file", "/models/iris/model.joblib"] + attack)
-        let kserve = serving["kserve"]![0]
+        let kserve = try XCTUnwrap(served.first { $0.framework.name == "kserve" }).replicas[0]
         _ = try? HTTP.request("POST", "/v2/repository/models/iris-next/load", port: kserve.port)
-        let (bentoRequest, bentoPort) = request(.bentoml, replicaSet: "7c4f9d8b5", models: poisoned)
-        let bento = try node.containerd.runPod(bentoRequest)
-        _ = try? traffic(.bentoml, port: bentoPort, rounds: 1)
+        let bentoml = try XCTUnwrap(served.first { $0.framework.name == "bentoml" })
+        let bento = try kubelet.start(bentoml, replicaSet: Self.replicaSetHash(), models: poisoned)
+        _ = try? traffic(.bentoml, bento, rounds: 1)
 
-        for (framework, pod) in [(Framework.kserve, kserve.pod), (.bentoml, bento)] {
+        for (framework, pod) in [(Framework.kserve, kserve.pod), (.bentoml, bento.pod)] {
             func anomaly(_ rule: String, _ matches: @escaping ([String: Any]) -> Bool) -> [String: Any]? {
                 node.events.first {
                     $0["kind"] as? String == "anomaly" && $0[path: "anomaly.rule"] as? String == rule
@@ -248,7 +427,6 @@ final class FrameworkTests: XCTestCase {
         }
         XCTAssertEqual(exfil.received, 0, "the model never left")
         XCTAssertEqual(shell.received, 0, "no shell connected back")
-        print("framework: stable after \(stableAfter.map { "\($0.key) \(Int($0.value)) s" }.sorted().joined(separator: ", "))")
     }
 }
 
