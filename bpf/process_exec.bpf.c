@@ -7,24 +7,29 @@ char LICENSE[] SEC("license") = "GPL";
 SEC("tp/sched/sched_process_exec")
 int vigil_process_exec(void *ctx)
 {
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct mm_struct *mm = BPF_CORE_READ(task, mm);
+    struct file *exe = BPF_CORE_READ(mm, exe_file);
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    /* The runtime's init becomes the workload when it execs a binary that is not the runtime's:
+     * runc re-executes itself (from a bind mount of its binary, or an unlinked memfd copy) before
+     * it sets the container up, and that is still the runtime. Decided before the cgroup's watch
+     * is looked at: a quiet cgroup's entry (a pod sandbox's) would otherwise stay as long as its
+     * process, and with it every hook's runtime_tasks lookup. */
+    bool entrypoint = false;
+    struct vigil_runtime_task *runtime = runtime_task_of(tgid);
+    if (runtime) {
+        struct inode *inode = BPF_CORE_READ(exe, f_inode);
+        if (BPF_CORE_READ(inode, __i_nlink) == 0 || (__u64)inode == runtime->runtime_binary)
+            return 0;
+        remove_runtime_task(tgid);
+        entrypoint = true;
+    }
     struct vigil_cgroup_state *state = watched_state();
     if (!state)
         return 0;
     __u32 profile_id = state->profile_id;
 
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct mm_struct *mm = BPF_CORE_READ(task, mm);
-    struct file *exe = BPF_CORE_READ(mm, exe_file);
-    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    bool entrypoint = false;
-    if (runtime_phase_of(tgid)) {
-        /* runc re-executes itself from an unlinked in-memory copy (memfd) before it sets the
-         * container up: still the runtime. The exec of a real file is the workload's entrypoint. */
-        if (BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
-            return 0;
-        remove_runtime_task(tgid);
-        entrypoint = true;
-    }
     struct vigil_exec_event *event = event_buffer();
     if (!event)
         return 0;

@@ -55,20 +55,20 @@ static __always_inline bool record_syscall(unsigned long long *ctx, struct vigil
     __u64 bit = 1ULL << (id & 63);
     __u64 *word = &state->syscalls[abi][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
 
-    __u32 *phase = NULL;
+    struct vigil_runtime_task *runtime = NULL;
     if (runtime_tasks_exist()) {
         __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-        phase = bpf_map_lookup_elem(&runtime_tasks, &tgid);
+        runtime = bpf_map_lookup_elem(&runtime_tasks, &tgid);
     }
-    if (phase && abi == VIGIL_SYSCALL_ABI_NATIVE) {
-        __u32 row = *phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
+    if (runtime && abi == VIGIL_SYSCALL_ABI_NATIVE) {
+        __u32 row = runtime->phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
         word = &state->runtime_syscalls[row][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
-        if (*phase == VIGIL_RUNTIME_BEFORE_FILTER && is_filter_install(ctx, id))
-            *phase = VIGIL_RUNTIME_AFTER_FILTER; /* this call installs it; the next ones run under it */
+        if (runtime->phase == VIGIL_RUNTIME_BEFORE_FILTER && is_filter_install(ctx, id))
+            runtime->phase = VIGIL_RUNTIME_AFTER_FILTER; /* this call installs it; the next ones run under it */
     }
     if (!(*word & bit))
         __sync_fetch_and_or(word, bit);
-    return !phase || abi != VIGIL_SYSCALL_ABI_NATIVE;
+    return !runtime || abi != VIGIL_SYSCALL_ABI_NATIVE;
 }
 
 SEC("raw_tp/sys_enter")

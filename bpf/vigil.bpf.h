@@ -73,12 +73,23 @@ struct {
     __type(value, struct vigil_cgroup_state);
 } watched_cgroups __weak SEC(".maps");
 
-/* Processes of the container runtime inside watched cgroups (tgid -> enum vigil_runtime_phase). */
+/* A process of the container runtime inside a watched cgroup. */
+struct vigil_runtime_task {
+    __u32 phase; /* enum vigil_runtime_phase */
+    __u32 _pad;
+    /* The inode of the binary of the runtime that moved it in (runc create's). runc's init re-executes
+     * that binary before it sets the container up, from a read-only bind mount of it (runc 1.1's
+     * try_bindfd: the same inode, linked) or from a memfd copy (no links): either is still the
+     * runtime, whichever of the move and the re-exec comes first. */
+    __u64 runtime_binary;
+};
+
+/* Processes of the container runtime inside watched cgroups, by tgid. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 4096);
     __type(key, __u32);
-    __type(value, __u32);
+    __type(value, struct vigil_runtime_task);
 } runtime_tasks __weak SEC(".maps");
 
 /* How many entries runtime_tasks holds: zero but while containers start, and then the hooks skip
@@ -106,15 +117,15 @@ static __always_inline bool runtime_tasks_exist(void)
     return !count || *count > 0;
 }
 
-/* Marks process tgid as the runtime's (phase), or changes its phase. */
-static __always_inline void add_runtime_task(__u32 tgid, __u32 phase, __u64 flags)
+/* Marks process tgid as the runtime's, or changes what is known of it. */
+static __always_inline void add_runtime_task(__u32 tgid, const struct vigil_runtime_task *task, __u64 flags)
 {
     count_runtime_tasks(1);
-    if (bpf_map_update_elem(&runtime_tasks, &tgid, &phase, BPF_NOEXIST) == 0)
+    if (bpf_map_update_elem(&runtime_tasks, &tgid, task, BPF_NOEXIST) == 0)
         return;
     count_runtime_tasks(-1);
     if (flags == BPF_ANY)
-        bpf_map_update_elem(&runtime_tasks, &tgid, &phase, BPF_ANY); /* already there: a new phase */
+        bpf_map_update_elem(&runtime_tasks, &tgid, task, BPF_ANY); /* already there: a new phase */
 }
 
 /* Whether process tgid was the runtime's; it is not any more. */
@@ -126,13 +137,19 @@ static __always_inline bool remove_runtime_task(__u32 tgid)
     return true;
 }
 
+/* What is known of process tgid as the runtime's, or NULL when it is the workload. */
+static __always_inline struct vigil_runtime_task *runtime_task_of(__u32 tgid)
+{
+    if (!runtime_tasks_exist())
+        return NULL;
+    return bpf_map_lookup_elem(&runtime_tasks, &tgid);
+}
+
 /* The runtime phase of process tgid, or 0 when it is the workload. */
 static __always_inline __u32 runtime_phase_of(__u32 tgid)
 {
-    if (!runtime_tasks_exist())
-        return 0;
-    __u32 *phase = bpf_map_lookup_elem(&runtime_tasks, &tgid);
-    return phase ? *phase : 0;
+    struct vigil_runtime_task *task = runtime_task_of(tgid);
+    return task ? task->phase : 0;
 }
 
 /* The current process's runtime phase, or 0 when it is the workload. */

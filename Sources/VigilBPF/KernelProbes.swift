@@ -76,6 +76,7 @@ public final class KernelProbes: KernelFacade {
     /// Moved on after each change to watched_cgroups, and each removal from known_behaviour, made here (`statesChanged`).
     private let stateGenerationFD: Int32
     private let dropsFD: Int32
+    private let runtimeTaskCountFD: Int32
     private let knownBehaviourFD: Int32
     private let knownDestinationsFD: Int32
     private let knownModelsFD: Int32
@@ -114,6 +115,7 @@ public final class KernelProbes: KernelFacade {
             watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
             stateGenerationFD = try Self.mapFD(object, "state_generation")
             dropsFD = try Self.mapFD(object, "drops")
+            runtimeTaskCountFD = try Self.mapFD(object, "runtime_task_count")
             knownBehaviourFD = try Self.mapFD(object, "known_behaviour")
             knownDestinationsFD = try Self.mapFD(object, "known_destinations")
             knownModelsFD = try Self.mapFD(object, "known_models")
@@ -614,6 +616,15 @@ public final class KernelProbes: KernelFacade {
         var slot = stage * UInt32(VIGIL_KIND_COUNT.rawValue) + kind.rawValue
         guard bpf_map_lookup_elem(dropsFD, &slot, &perCPU) == 0 else { return nil }
         return perCPU.reduce(0, &+)
+    }
+
+    /// How many processes the kernel holds for the container runtime's (runc's init, from its
+    /// move into a watched cgroup to its entrypoint's exec): zero but while containers start.
+    /// While it is not, every syscall of a watched process costs a runtime_tasks lookup more.
+    public func runtimeProcessCount() -> Int64 {
+        var zero: UInt32 = 0
+        var count: Int64 = 0
+        return bpf_map_lookup_elem(runtimeTaskCountFD, &zero, &count) == 0 ? count : -1
     }
 
     public func unwatch(cgroupID: UInt64) {

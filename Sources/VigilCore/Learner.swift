@@ -166,7 +166,14 @@ public struct Learner: Sendable {
         let added = seen.workload.subtracting(syscalls)
         if !added.isEmpty {
             syscalls.formUnion(seen.workload)
-            new += added.map { abi, number in resolver.name(of: number, abi: abi) ?? "syscall_\(number)" }
+            // A call every filter allows whatever was learned (the asynchronous baseline) is
+            // kept but is not news: when one first shows up is a matter of timing, and the quiet
+            // period would start again for what changes no filter and no verdict.
+            new += added.compactMap { abi, number in
+                let name = resolver.name(of: number, abi: abi) ?? "syscall_\(number)"
+                let baseline = abi == .i386 ? SeccompAllowances.i386Baseline : SeccompAllowances.asynchronousBaseline
+                return baseline.contains(name) ? nil : name
+            }
         }
         for (abi, number) in seen.runtimeAfterFilter.subtracting(runtimeAfterFilter) {
             runtimeAfterFilter.insert(number, abi: abi)

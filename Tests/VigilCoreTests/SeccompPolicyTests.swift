@@ -71,6 +71,21 @@ final class SeccompPolicyTests: XCTestCase {
         XCTAssertEqual(Learner(profile: profile, resolver: resolver).runtimeCallsBeyondAllowance, ["close_range"])
     }
 
+    /// Learning does not either: a contended spin lock's sched_yield first seen after minutes is
+    /// kept in the profile, but the quiet period does not start again for it (every filter allows
+    /// it anyway); a call outside the baseline still does.
+    func testABaselineCallSeenLateDoesNotRestartLearning() throws {
+        var learner = learned(workload: ["read"], runtimeAfterFilter: [])
+        let lastNew = learner.snapshot().learning.lastNew
+        XCTAssertFalse(learner.observeSyscalls(CgroupSyscalls(workload: bitmap(["read", "sched_yield", "exit_group"])),
+                                               now: start.addingTimeInterval(300)))
+        XCTAssertEqual(learner.snapshot().learning.lastNew, lastNew)
+        XCTAssertEqual(learner.snapshot().syscalls.x86_64, ["exit_group", "read", "sched_yield"])
+        XCTAssertTrue(learner.observeSyscalls(CgroupSyscalls(workload: bitmap(["read", "sched_yield", "mremap"])),
+                                              now: start.addingTimeInterval(400)))
+        XCTAssertEqual(learner.snapshot().learning.lastNew, start.addingTimeInterval(400))
+    }
+
     /// Monitoring does not call the asynchronous baseline new: a sleep restarted after a signal
     /// is timing, not an attack.
     func testTheDetectorExpectsTheBaseline() throws {

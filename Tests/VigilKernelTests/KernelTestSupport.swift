@@ -94,6 +94,9 @@ struct TracedCgroup {
         return seen
     }
 
+    /// The binaries exec'd as entrypoints so far (the kernel's VIGIL_FLAG_ENTRYPOINT).
+    var entrypoints: [String] { printer.entrypoints }
+
     /// Runs vigil-workload with these actions in the cgroup (or in `cgroup`) and waits for it.
     @discardableResult
     func run(_ actions: [String], in cgroup: String? = nil) throws -> LaunchedProcess {
@@ -105,16 +108,19 @@ struct TracedCgroup {
 }
 
 
-/// Prints every event (`vigil trace`) and keeps the last syscalls of the cgroups removed.
+/// Prints every event (`vigil trace`) and keeps the last syscalls of the cgroups removed, and
+/// the binaries the kernel saw the runtime's init exec as the entrypoint.
 final class RecordingPrinter: EventConsumer {
     private let printer: EventPrinter
     private(set) var removed: [UInt64: CgroupSyscalls] = [:]
+    private(set) var entrypoints: [String] = []
 
     init(_ printer: EventPrinter) {
         self.printer = printer
     }
 
     func consume(_ event: RawEvent, container: Container, processes: ProcessTable) {
+        if event.kind == .exec && event.isEntrypoint { entrypoints.append(String(decoding: event.exe, as: UTF8.self)) }
         printer.consume(event, container: container, processes: processes)
     }
 

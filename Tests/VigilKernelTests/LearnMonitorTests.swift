@@ -364,4 +364,66 @@ final class RuntimeIdentificationTests: XCTestCase {
         let writes = try traced.sink.objects.compactMap { $0[path: "file.path"] as? String }
         XCTAssertEqual(writes, ["\(directory)/hidden"])
     }
+
+    /// runc's init re-executes runc's own binary (from a read-only bind mount of it: the same
+    /// inode, linked) before it sets the container up, and under load runc create moves it into
+    /// the cgroup before that exec, not after. A runtime here: a shell outside the watched cgroups
+    /// that moves its child in, after which the child re-executes the shell's binary, writes (its
+    /// setup), forks (runc's stages), writes again and execs busybox. Only busybox is the
+    /// workload; taking the re-exec for the entrypoint put runc's setup in profiles.
+    func testARuntimeReexecutingItsOwnBinaryAfterTheMoveIsStillTheRuntime() throws {
+        let traced = try TracedCgroup(self)
+        let directory = try KernelTestSupport.temporaryDirectory()
+        let runtime = try startRuntime(into: traced, directory: directory, entrypoint: "echo w > \(directory)/workload; echo > \(directory)/done")
+        XCTAssertEqual(runtime.status(block: true), .exited(0))
+        try traced.pipeline.drain()
+        let events = try traced.sink.objects
+        XCTAssertEqual(events.compactMap { $0[path: "file.path"] as? String }, ["\(directory)/workload", "\(directory)/done"],
+                       "the runtime's writes are not the workload's")
+        XCTAssertEqual(events.filter { $0["kind"] as? String == "process.exec" }.compactMap { $0[path: "process.exe"] as? String },
+                       [Self.busybox], "the runtime's re-exec is not reported")
+        XCTAssertEqual(traced.entrypoints, [Self.busybox])
+    }
+
+    /// A pod sandbox's cgroup is quiet (watched only for its removal): its init still leaves the
+    /// runtime's table at its entrypoint's exec, not when it ends — while any process is in that
+    /// table, every watched syscall pays a lookup more.
+    func testAQuietCgroupsEntrypointLeavesTheRuntimeTableAtItsExec() throws {
+        let traced = try TracedCgroup(self)
+        traced.probes.quiet(cgroupID: traced.id)
+        let directory = try KernelTestSupport.temporaryDirectory()
+        XCTAssertEqual(mkfifo("\(directory)/stop", 0o600), 0)
+        let runtime = try startRuntime(into: traced, directory: directory, entrypoint: "echo > \(directory)/done; read x < \(directory)/stop")
+        XCTAssertEqual(runtime.status(block: true), .exited(0), "the entrypoint runs")
+        // The stand-in's stage parent ends a moment after it forked, as runc's do.
+        let deadline = Date().addingTimeInterval(5)
+        while traced.probes.runtimeProcessCount() != 0 && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(traced.probes.runtimeProcessCount(), 0, "the sandbox's entrypoint is still held as the runtime's")
+        try "stop\n".write(toFile: "\(directory)/stop", atomically: false, encoding: .utf8)
+        try traced.pipeline.drain()
+        XCTAssertEqual(try traced.sink.objects.filter { ["file.write", "process.exec"].contains($0["kind"] as? String) }.count, 0,
+                       "a quiet cgroup reports nothing")
+    }
+
+    static let busybox = URL(fileURLWithPath: "/bin/busybox").resolvingSymlinksInPath().path
+
+    /// Starts the stand-in runtime of the tests above, with busybox running `entrypoint` as the
+    /// entrypoint. The mover ends when something writes to the fifo `done` (the entrypoint should);
+    /// busybox may still be running then.
+    private func startRuntime(into traced: TracedCgroup, directory: String, entrypoint: String) throws -> LaunchedProcess {
+        guard FileManager.default.isExecutableFile(atPath: Self.busybox) else {
+            throw XCTSkip("\(Self.busybox) is missing: scripts/setup installs busybox-static")
+        }
+        let procs = "\(traced.hierarchy.directory(of: traced.path))/cgroup.procs"
+        let stages = "echo s > \(directory)/setup; "
+            + "(echo t > \(directory)/stage; exec \(Self.busybox) sh -c '\(entrypoint)') & exit 0"
+        let runtime = """
+            mkfifo \(directory)/go \(directory)/done
+            ( read x < \(directory)/go; exec /bin/sh -c "\(stages)" ) &
+            echo $! > \(procs)
+            echo go > \(directory)/go
+            read x < \(directory)/done
+            """
+        return try LaunchedProcess.start(["/bin/sh", "-c", runtime], cgroupDirectory: nil)
+    }
 }
