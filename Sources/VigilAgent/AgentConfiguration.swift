@@ -35,6 +35,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
     /// `namespace/kind/name/container`: `ml/**` is every workload of namespace ml). A pod can ask
     /// too, with the annotation `vigil.dev/mode: protect` (needs `kubernetes.enabled`).
     public var protect: [ProtectedWorkloads] = []
+    /// The cloud's instance metadata services (addresses or CIDRs): a connection to one the
+    /// profile never learned is `metadata-service-access` (critical), refused in protect mode.
+    public var metadataServices: [String] = MetadataServices.defaultAddresses
     /// The read-only operations listener (/metrics, /healthz, /readyz): `host:port`; loopback by
     /// default, so nothing on the node's network sees it unless asked.
     public var metricsAddress: String = "127.0.0.1:9464"
@@ -204,13 +207,18 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         Set(modelDigests.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.digests))
     }
 
+    /// `metadataServices`, checked at load.
+    public var metadataServiceNetworks: MetadataServices {
+        MetadataServices(networks: metadataServices.compactMap(IPNetwork.init))
+    }
+
     public func modelPaths(for workload: String) -> [String] {
         modelPaths.filter { PathPattern("/" + $0.workload).matches("/" + workload) }.flatMap(\.paths)
     }
 
     enum CodingKeys: String, CodingKey {
         case node, cgroupRoots, runtimeStateRoots, profiles, seccompRoot, learning, namespaces, podSelector, kubernetes, cluster, serving
-        case modelPaths, modelDigests, protect
+        case modelPaths, modelDigests, protect, metadataServices
         case metricsAddress
         case eventsFile, eventsFileMaxBytes
     }
@@ -231,6 +239,7 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
         modelPaths = try c.decodeIfPresent([ModelPaths].self, forKey: .modelPaths) ?? modelPaths
         modelDigests = try c.decodeIfPresent([ModelDigests].self, forKey: .modelDigests) ?? modelDigests
         protect = try c.decodeIfPresent([ProtectedWorkloads].self, forKey: .protect) ?? protect
+        metadataServices = try c.decodeIfPresent([String].self, forKey: .metadataServices) ?? metadataServices
         metricsAddress = try c.decodeIfPresent(String.self, forKey: .metricsAddress) ?? metricsAddress
         eventsFile = try c.decodeIfPresent(String.self, forKey: .eventsFile)
         eventsFileMaxBytes = try c.decodeIfPresent(Int.self, forKey: .eventsFileMaxBytes) ?? eventsFileMaxBytes
@@ -281,6 +290,9 @@ public struct AgentConfiguration: Codable, Equatable, Sendable {
             for (j, digest) in entry.digests.enumerated() where !ModelRule.isDigest(digest) {
                 throw ProfileError(file: file, field: "modelDigests[\(i)].digests[\(j)]", problem: "'\(digest)' is not sha256:<64 lowercase hex digits>")
             }
+        }
+        for (i, address) in config.metadataServices.enumerated() where IPNetwork(address) == nil {
+            throw ProfileError(file: file, field: "metadataServices[\(i)]", problem: "'\(address)' is not an IPv4 or IPv6 address or CIDR (169.254.169.254, fd00:ec2::254/128)")
         }
         for (i, root) in config.cgroupRoots.enumerated() where !root.hasPrefix("/") {
             throw ProfileError(file: file, field: "cgroupRoots[\(i)]", problem: "'\(root)' must start with / (a path inside the cgroup v2 hierarchy)")

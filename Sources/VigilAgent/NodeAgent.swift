@@ -55,6 +55,7 @@ public final class NodeAgent {
         settings.promoteLocally = cluster == nil
         settings.servingTrigger = configuration.serving.trigger
         settings.protect = { [configuration] in configuration.protects($0) }
+        settings.metadataServices = configuration.metadataServiceNetworks
         let learning = configuration.learning
         registry = WorkloadRegistry(
             kernel: kernel, sink: sink, node: node, clock: clock, resolver: resolver, runtimeExes: runtimeExes, settings: settings,

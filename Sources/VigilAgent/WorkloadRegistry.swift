@@ -31,6 +31,8 @@ public final class WorkloadRegistry: EventConsumer {
         /// Workloads whose containers are protected once the profile is stable (`protect` in the
         /// configuration; `vigil monitor --protect`). A pod's annotation can ask too.
         public var protect: @Sendable (_ workload: String) -> Bool = { _ in false }
+        /// Unlearned destinations there are `metadata-service-access` (`metadataServices`).
+        public var metadataServices = MetadataServices.standard
         public init() {}
     }
 
@@ -343,7 +345,7 @@ public final class WorkloadRegistry: EventConsumer {
     }
 
     private func startMonitoring(_ workload: Workload, _ profile: Profile) {
-        let detector = Detector(profile: profile, resolver: resolver, runtimeExes: runtimeExes)
+        let detector = Detector(profile: profile, resolver: resolver, runtimeExes: runtimeExes, metadataServices: settings.metadataServices)
         if settings.suppressInKernel {
             do {
                 try kernel.loadKnownBehaviour(detector.knownBehaviour, profileID: workload.profileID)

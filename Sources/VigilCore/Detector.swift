@@ -21,10 +21,13 @@ public enum AnomalyRule: String, Sendable, CaseIterable {
     /// Behaviour the profile saw only before its containers served (fetching weights, writing
     /// into the model directory, running the downloader), by a container that serves.
     case startupOnlyBehaviour = "startup-only-behaviour"
+    /// A connection to the cloud's instance metadata service (`MetadataServices`) the profile
+    /// never learned: asking for the node's cloud credentials.
+    case metadataServiceAccess = "metadata-service-access"
 
     public var severity: String {
         switch self {
-        case .modelArtifactWrite, .modelChanged, .modelUnverified: "critical"
+        case .modelArtifactWrite, .modelChanged, .modelUnverified, .metadataServiceAccess: "critical"
         case .unexpectedExec, .unexpectedEgress, .filelessExec, .modelArtifactRead, .startupOnlyBehaviour: "high"
         case .unexpectedFileWrite, .unexpectedSyscall: "medium"
         }
@@ -81,9 +84,11 @@ public struct Detector: Sendable {
     private var keys = BehaviourKeys()
     private let modelDigests: Set<String>
     private let modelReaders: Set<String>
+    private let metadataServices: MetadataServices
 
-    public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = []) {
+    public init(profile: Profile, resolver: SyscallResolver, runtimeExes: [String] = [], metadataServices: MetadataServices = .standard) {
         self.profile = profile
+        self.metadataServices = metadataServices
         keys = BehaviourKeys(runtimeExes: runtimeExes)
         modelDigests = Set((profile.models ?? []).map(\.sha256))
         modelReaders = Set(profile.modelReaders ?? [])
@@ -138,12 +143,19 @@ public struct Detector: Sendable {
     /// behaviour under a startup-only rule is `startup-only-behaviour`, with that rule.
     public mutating func check(_ event: RawEvent, execDigest: String? = nil, serving: Bool = false) -> Finding? {
         guard serving, let servingRules, let startupRules else {
-            return rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys)
+            return named(rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys), event)
         }
         // A serving container: what its rules allow is the common case, checked once.
         guard let departure = servingRules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) else { return nil }
-        if let finding = rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) { return finding }
+        if let finding = rules.check(event, execDigest: execDigest, modelPaths: modelPaths, keys: &keys) { return named(finding, event) }
         return Finding(rule: .startupOnlyBehaviour, key: departure.key, startupRule: startupRules.rule(for: event, keys: &keys))
+    }
+
+    /// An unlearned destination that is a metadata service is named so (and folds apart).
+    private func named(_ finding: Finding?, _ event: RawEvent) -> Finding? {
+        guard var finding, finding.rule == .unexpectedEgress, metadataServices.contains(Destination(event)) else { return finding }
+        finding.rule = .metadataServiceAccess
+        return finding
     }
 
     /// Syscalls in the kernel's bitmap that the profile does not allow.

@@ -77,7 +77,7 @@ public struct Enforcement: Sendable, Equatable {
     public func outcome(of finding: Finding, event: RawEvent, protecting: Bool) -> Finding.Outcome? {
         if protecting { return event.wasKilled ? .killed : event.wasDenied ? .denied : nil }
         switch finding.rule {
-        case .unexpectedEgress:
+        case .unexpectedEgress, .metadataServiceAccess:
             return .wouldDeny
         case .unexpectedExec:
             return killsExecs && !event.isEntrypoint ? .wouldKill : nil

@@ -7,6 +7,9 @@
  *   tcp4:PORT tcp6:PORT  connect to 127.0.0.1 / ::1 and close
  *   udp4:PORT udp6:PORT  sendto 127.0.0.1 / ::1 one datagram
  *   tfo4:PORT            TCP Fast Open to 127.0.0.1: the connect made by sendto(MSG_FASTOPEN)
+ *   tcp-to:ADDRESS:PORT  connect to ADDRESS (IPv4 or IPv6, the port after the last colon) and close
+ *   netns:new            move into a network namespace of its own (its loopback down): a connect
+ *                        elsewhere then fails at once and nothing leaves the machine
  *   writes:N:PATH        N times write:PATH            (file-write flood / loop)
  *   paced-writes:RATE:SECONDS:PATH  write:PATH RATE times a second for SECONDS (paced each
  *                        millisecond: a steady event rate, not a flood); prints how many it did
@@ -33,6 +36,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/openat2.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -115,32 +119,60 @@ static int openat2_open(const char *path, bool write)
 }
 
 /* fastopen: a TCP connect made by the first send (sendto with MSG_FASTOPEN, no connect). */
-static int net(int family, int type, int port, bool fastopen)
+/* Connects (TCP) or sends one datagram (UDP, or TCP Fast Open's sendto) to the address, and closes. */
+static int reach(const struct sockaddr_storage *ss, int type, bool fastopen)
 {
-    int fd = socket(family, type, 0);
+    int fd = socket(ss->ss_family, type, 0);
     if (fd < 0)
         return fail("socket", "");
+    socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    int rc = type == SOCK_STREAM && !fastopen ? connect(fd, (const struct sockaddr *)ss, len)
+                                              : (int)sendto(fd, "ping", 4, fastopen ? MSG_FASTOPEN : 0, (const struct sockaddr *)ss, len);
+    int err = errno;
+    close(fd);
+    errno = err;
+    return rc < 0 ? fail(type == SOCK_STREAM ? "connect" : "sendto", "") : 0;
+}
+
+static int net(int family, int type, int port, bool fastopen)
+{
     struct sockaddr_storage ss = {0};
-    socklen_t len;
     if (family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
         sin->sin_family = AF_INET;
         sin->sin_port = htons(port);
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*sin);
     } else {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(port);
         sin6->sin6_addr = in6addr_loopback;
-        len = sizeof(*sin6);
     }
-    int rc = type == SOCK_STREAM && !fastopen ? connect(fd, (struct sockaddr *)&ss, len)
-                                              : (int)sendto(fd, "ping", 4, fastopen ? MSG_FASTOPEN : 0, (struct sockaddr *)&ss, len);
-    int err = errno;
-    close(fd);
-    errno = err;
-    return rc < 0 ? fail(type == SOCK_STREAM ? "connect" : "sendto", "") : 0;
+    return reach(&ss, type, fastopen);
+}
+
+/* tcp-to:ADDRESS:PORT */
+static int tcp_to(char *spec)
+{
+    char *colon = strrchr(spec, ':');
+    if (!colon)
+        return 2;
+    *colon = 0;
+    int port = atoi(colon + 1);
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, spec, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, spec, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+    } else {
+        fprintf(stderr, "vigil-workload: '%s' is not an IPv4 or IPv6 address\n", spec);
+        return 2;
+    }
+    return reach(&ss, SOCK_STREAM, false);
 }
 
 static int serve(int port)
@@ -242,6 +274,10 @@ int main(int argc, char **argv)
                    !strcmp(action, "udp4") || !strcmp(action, "udp6")) {
             rc = net(action[3] == '4' ? AF_INET : AF_INET6, action[0] == 't' ? SOCK_STREAM : SOCK_DGRAM,
                      atoi(arg), false);
+        } else if (!strcmp(action, "tcp-to")) {
+            rc = tcp_to(arg);
+        } else if (!strcmp(action, "netns")) {
+            rc = unshare(CLONE_NEWNET) ? fail("unshare", "CLONE_NEWNET") : 0;
         } else if (!strcmp(action, "tfo4")) {
             rc = net(AF_INET, SOCK_STREAM, atoi(arg), true);
         } else if (!strcmp(action, "writes") || !strcmp(action, "reads") || !strcmp(action, "connects") || !strcmp(action, "execs")) {

@@ -13,7 +13,8 @@ struct Monitor: ParsableCommand {
         discussion: """
         Loads the workload's newest profile, runs COMMAND in a cgroup of its own (or watches --cgroup PATH),
         and prints an `anomaly` line for each behaviour the profile lacks: unexpected-exec,
-        unexpected-file-write, unexpected-egress, unexpected-syscall, and model-artifact-write (critical).
+        unexpected-file-write, unexpected-egress, unexpected-syscall, and model-artifact-write and
+        metadata-service-access (the cloud's instance metadata service, 169.254.169.254…) as critical.
         Repeats fold into one line per 10 s (count, first_seen, last_seen); lines are rate limited per
         workload (agent.throttle says when). Behaviour in the profile is dropped in the kernel.
         Each exec or egress anomaly says what --protect would have done (`would_action`).

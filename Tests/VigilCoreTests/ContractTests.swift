@@ -1,6 +1,7 @@
 import CVigilABI
 import Foundation
 @testable import VigilCore
+import VigilSeccomp
 import VigilTestSupport
 import XCTest
 
@@ -122,6 +123,32 @@ final class ContractTests: XCTestCase {
         "profile":{"id":"ml/deployment/llm/server","version":3,"state":"stable"}},"event":{"time":"2025-11-26T19:51:26.000000000Z",\
         "node":"node-a","kind":"process.exec","process":{"pid":4242,"tid":4243,"ppid":4200,"uid":1000,"gid":1001,"comm":"python3","exe":"/tmp/x","args":["/tmp/x"],\
         "exec_id":"4242-2000000000","parent_exe":"/bin/sh"}}}
+
+        """)
+    }
+
+    /// What the detector finds of a connection to the metadata service, as the agent writes it.
+    func testMetadataServiceAccess() throws {
+        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
+                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
+        var detector = Detector(profile: profile, resolver: SeccompSyscallResolver())
+        var reporter = AnomalyReporter(profile: profile, node: "node-a", clock: clock)
+        var out = JSONLineWriter()
+        try RecordBuilder.network(family: UInt16(VIGIL_AF_INET), address: [169, 254, 169, 254], port: 80, result: -101,
+                                  boot: 2_000_000_000).withRawEvent { event in
+            let finding = try XCTUnwrap(detector.check(event))
+            reporter.report(Finding(rule: finding.rule, key: finding.key, outcome: .wouldDeny), event: event, workload: pod,
+                            processes: ProcessTable(), into: &out)
+        }
+        XCTAssertEqual(text(out), """
+        {"time":"2025-11-26T19:51:26.000000000Z","node":"node-a","kind":"anomaly","workload":{"id":"ml/deployment/llm/server",\
+        "namespace":"ml","pod":"llm-7d9c8f6b5-x2k4p","container":"server","container_id":"c0ffee","image":"registry.local/llm:1.4",\
+        "cgroup":"/kubepods/pod1/c0ffee"},"anomaly":{"rule":"metadata-service-access","severity":"critical","count":1,\
+        "first_seen":"2025-11-26T19:51:26.000000000Z","last_seen":"2025-11-26T19:51:26.000000000Z",\
+        "profile":{"id":"ml/deployment/llm/server","version":3,"state":"stable"},"would_action":"deny"},\
+        "event":{"time":"2025-11-26T19:51:26.000000000Z","node":"node-a","kind":"network.connect","process":{"pid":4242,"tid":4243,\
+        "ppid":4200,"uid":1000,"gid":1001,"comm":"python3"},"network":{"protocol":"tcp","family":"ipv4","address":"169.254.169.254",\
+        "port":80,"op":"connect","loopback":false,"outcome":"failure","errno":"ENETUNREACH"}}}
 
         """)
     }

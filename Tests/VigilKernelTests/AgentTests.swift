@@ -110,6 +110,17 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(exec[path: "workload.image"] as? String, "registry/llm:1.4")
         XCTAssertEqual(exec[path: "event.process.args"] as? [String], ["/tmp/x", "ls", "/"])
         XCTAssertEqual(exec[path: "event.process.exe"] as? String, "/tmp/x")
+        // An intruder asks the cloud for the node's role (the container has a network namespace of
+        // its own, with no route: nothing leaves the machine).
+        // (busybox-static's wget crashes resolving even an address; its nc does the same connect.)
+        try start("ml", pod: "llm-server-7d9c8f6b5-m3t4d", normal + "; printf 'GET /latest/meta-data/iam/security-credentials/\\r\\n' | nc 169.254.169.254 80 || true")
+        try agent.tick()
+        let metadata = try sink.objects.filter { $0[path: "anomaly.rule"] as? String == "metadata-service-access" }
+        XCTAssertEqual(metadata.count, 1, "\(metadata)")
+        XCTAssertEqual(metadata.first?[path: "anomaly.severity"] as? String, "critical")
+        XCTAssertEqual(metadata.first?[path: "workload.pod"] as? String, "llm-server-7d9c8f6b5-m3t4d")
+        XCTAssertEqual(metadata.first?[path: "event.network.address"] as? String, "169.254.169.254")
+        XCTAssertEqual(metadata.first?[path: "event.network.port"] as? Int, 80)
 
         // The operations endpoint: metrics from what happened above; read-only.
         let metrics = AgentMetrics()
@@ -154,6 +165,7 @@ final class AgentTests: XCTestCase {
             ("protect:\n- workload: /ml/**\n", "field 'protect[0].workload': '/ml/**' is not a workload pattern"),
             ("protect:\n- workloads: [ml]\n", "protect"),
             ("serving: {trigger: listening}\n", "serving.trigger"),
+            ("metadataServices: [metadata.google.internal]\n", "field 'metadataServices[0]': 'metadata.google.internal' is not an IPv4 or IPv6 address"),
             ("kubernetes: {enabled: true}\nserving: {trigger: ready, readyPollInterval: 0}\n", "field 'serving.readyPollInterval': must be from 0.1"),
         ] {
             try text.write(toFile: file, atomically: true, encoding: .utf8)

@@ -175,6 +175,59 @@ final class ProtectTests: XCTestCase {
         XCTAssertEqual(elsewhere.arrivals(), 1)
     }
 
+    /// The first thing an intruder in a cloud pod asks is the metadata service for the node's
+    /// role: a real connect to 169.254.169.254 and to AWS's IPv6 address (from a network
+    /// namespace of the workload's own, so nothing leaves this machine) is
+    /// `metadata-service-access`, critical, in monitor mode (`would_action: deny`) and refused
+    /// with EPERM in protect mode — unless the profile learned it, as a cloud SDK's would.
+    func testTheMetadataServiceIsCriticalAndRefusedUnlessLearned() throws {
+        try KernelTestSupport.requireRoot()
+        let hierarchy = try CgroupHierarchy.system()
+        let store = DirectoryProfileStore(root: try KernelTestSupport.temporaryDirectory() + "/profiles")
+        let learned = EgressRule(address: "169.254.169.254", port: 80, protocol: "tcp")
+        let profile = Profile(workload: workload, state: .stable,
+                              learning: LearningEvidence(started: Date(), lastNew: Date(), events: 1, containers: 1, minDuration: 0, quietPeriod: 0),
+                              execs: [ExecRule(exe: KernelTestSupport.workload, parent: BehaviourKeys.runtimeParent)], egress: [learned])
+        let attempts = ["netns:new", "tcp-to?:169.254.169.254:80", "tcp-to?:169.254.169.254:8080", "tcp-to?:fd00:ec2::254:80",
+                        "tcp-to?:10.0.0.7:80"]
+
+        for protect in [false, true] {
+            let probes = try KernelProbes()
+            let sink = MemorySink()
+            let (registry, pipeline, names) = try self.registry(probes, store: store, sink: sink, opening: .monitor(profile),
+                                                                protect: protect, hierarchy: hierarchy)
+            let cgroup = try KernelTestSupport.makeCgroup(self, hierarchy: hierarchy)
+            if protect { try probes.guardEgress(cgroupDirectory: hierarchy.directory(of: cgroup.path)) }
+            try probes.watch(cgroupID: cgroup.id, profileID: registry.workload(workload).profileID)
+            if protect {
+                guard case .container(let container) = names.lookup(cgroup.id) else { throw TestSupportError(description: "not named") }
+                registry.containerNamed(cgroup.id, container: container)
+            }
+            let result = try run(hierarchy, cgroup.path, attempts)
+            XCTAssertEqual(result.status, .exited(0), result.output)
+            // In a namespace with no route, every connect fails; refused ones with EPERM.
+            XCTAssertEqual(result.output.components(separatedBy: "Operation not permitted").count - 1, protect ? 3 : 0, result.output)
+            try pipeline.drain()
+            registry.tick()
+            let anomalies = try sink.objects.filter { $0["kind"] as? String == "anomaly" }
+            func destinations(_ rule: String) -> Set<String> {
+                Set(anomalies.filter { $0[path: "anomaly.rule"] as? String == rule }.compactMap { anomaly in
+                    (anomaly[path: "event.network.address"] as? String).map { "\($0):\(anomaly[path: "event.network.port"] ?? 0)" }
+                })
+            }
+            XCTAssertEqual(destinations("metadata-service-access"), ["169.254.169.254:8080", "fd00:ec2::254:80"], "\(anomalies)")
+            XCTAssertEqual(destinations("unexpected-egress"), ["10.0.0.7:80"], "\(anomalies)")
+            for anomaly in anomalies where anomaly[path: "anomaly.rule"] as? String == "metadata-service-access" {
+                XCTAssertEqual(anomaly[path: "anomaly.severity"] as? String, "critical")
+                XCTAssertEqual(anomaly[path: protect ? "anomaly.action" : "anomaly.would_action"] as? String, protect ? "denied" : "deny")
+                XCTAssertEqual(anomaly[path: "workload.id"] as? String, workload)
+            }
+            if protect {
+                XCTAssertEqual(registry.enforced[.init(workload: workload, rule: .metadataServiceAccess, action: .denied)], 2)
+            }
+        }
+    }
+
     /// Monitor mode is protect mode's dry run: the same attack happens, and each anomaly says what
     /// protect mode would have done.
     func testMonitorModeSaysWhatProtectModeWouldHaveDone() throws {

@@ -35,7 +35,7 @@ struct RuncContainer {
             try fm.createDirectory(atPath: "\(rootfs)/\(directory)", withIntermediateDirectories: true)
         }
         try fm.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "echo", "cat", "ls", "true", "unshare", "sleep", "id"] {
+        for applet in ["sh", "echo", "cat", "ls", "true", "unshare", "sleep", "id", "nc", "printf"] {
             try fm.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
         }
         try "model-server\n".write(toFile: rootfs + "/etc/hostname", atomically: true, encoding: .utf8)
