@@ -564,13 +564,14 @@ public final class KernelProbes: KernelFacade {
     }
 
     /// Per program: how many times it ran and the kernel time it took (zero until
-    /// `enableRunTimeStats`).
-    public func programStats() -> [(name: String, runs: UInt64, nanoseconds: UInt64)] {
-        var result: [(String, UInt64, UInt64)] = []
+    /// `enableRunTimeStats`), and the runs the kernel skipped (always counted).
+    public func programStats() -> [ProgramStats] {
+        var result: [ProgramStats] = []
         var program = bpf_object__next_program(object, nil)
         while let current = program {
-            if let time = Self.runTime(ofProgram: bpf_program__fd(current)) {
-                result.append((String(cString: bpf_program__name(current)), time.runs, time.nanoseconds))
+            if let info = Self.info(ofProgram: bpf_program__fd(current)) {
+                result.append(ProgramStats(name: String(cString: bpf_program__name(current)), runs: info.run_cnt,
+                                           nanoseconds: info.run_time_ns, misses: info.recursion_misses))
             }
             program = bpf_object__next_program(object, current)
         }
@@ -579,10 +580,13 @@ public final class KernelProbes: KernelFacade {
 
     /// How many times the program (a descriptor) ran and the kernel time it took, or nil.
     static func runTime(ofProgram fd: Int32) -> (runs: UInt64, nanoseconds: UInt64)? {
+        info(ofProgram: fd).map { ($0.run_cnt, $0.run_time_ns) }
+    }
+
+    private static func info(ofProgram fd: Int32) -> bpf_prog_info? {
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        guard bpf_obj_get_info_by_fd(fd, &info, &length) == 0 else { return nil }
-        return (info.run_cnt, info.run_time_ns)
+        return bpf_obj_get_info_by_fd(fd, &info, &length) == 0 ? info : nil
     }
 
     private func check(_ rc: Int32, _ what: String) throws {

@@ -56,8 +56,27 @@ public protocol KernelFacade: AnyObject {
     func suppressedCounts() -> [EventKind: UInt64]
     /// How full the ring buffer is (0...1).
     func ringBufferFill() -> Double
-    /// Per program: how many times it ran and the kernel time it took (zero without BPF stats).
-    func programStats() -> [(name: String, runs: UInt64, nanoseconds: UInt64)]
+    /// Per program: how many times it ran, the kernel time it took (zero without BPF stats), and
+    /// how many runs the kernel skipped.
+    func programStats() -> [ProgramStats]
+}
+
+/// What the kernel counts of one of the agent's programs.
+public struct ProgramStats: Sendable, Equatable {
+    public var name: String
+    public var runs: UInt64
+    public var nanoseconds: UInt64
+    /// Runs the kernel skipped because a BPF program already held the CPU (its recursion
+    /// protection; a `tp/` program also while the CPU is inside a BPF syscall): whatever such a
+    /// run would have recorded is lost. Counted whether or not statistics are on.
+    public var misses: UInt64
+
+    public init(name: String, runs: UInt64, nanoseconds: UInt64, misses: UInt64) {
+        self.name = name
+        self.runs = runs
+        self.nanoseconds = nanoseconds
+        self.misses = misses
+    }
 }
 
 extension KernelFacade {

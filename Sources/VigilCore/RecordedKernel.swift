@@ -227,5 +227,5 @@ public final class RecordedKernel: KernelFacade {
     public func dropCounts() -> DropCounts { drops }
     public func suppressedCounts() -> [EventKind: UInt64] { suppressed }
     public func ringBufferFill() -> Double { 0 }
-    public func programStats() -> [(name: String, runs: UInt64, nanoseconds: UInt64)] { [] }
+    public func programStats() -> [ProgramStats] { [] }
 }

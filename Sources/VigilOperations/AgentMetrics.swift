@@ -18,6 +18,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastWriteFailures: UInt64 = 0
     private var lastOutputLost: UInt64 = 0
     private var lastPrograms: [String: (runs: UInt64, nanoseconds: UInt64)] = [:]
+    private var lastMisses: [String: UInt64] = [:]
 
     public init() {}
 
@@ -120,6 +121,11 @@ public final class AgentMetrics: @unchecked Sendable {
                     .increment(by: Double(program.nanoseconds - last.nanoseconds) / 1e9)
             }
             lastPrograms[program.name] = (program.runs, program.nanoseconds)
+            // Always there (zero too): a skipped run is a silent loss unless it is counted.
+            counter("bpf_program_misses", [("program", program.name)],
+                    help: "Runs of each kernel program the kernel skipped (another BPF program held the CPU): what they would have recorded is lost")
+                .increment(by: Int64(program.misses - min(program.misses, lastMisses[program.name, default: 0])))
+            lastMisses[program.name] = program.misses
         }
     }
 }

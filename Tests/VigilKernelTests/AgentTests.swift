@@ -136,7 +136,8 @@ final class AgentTests: XCTestCase {
         let text = try HTTP.request("GET", "/metrics", port: port)
         for expected in [#"vigil_events_total{kind="process.exec"}"#, "vigil_profiles{state=\"stable\"} 1.0\n",
                          "vigil_anomalies_total{rule=\"unexpected-exec\"} 1\n", #"vigil_bpf_program_runs_total{program="vigil_syscall_enter"}"#,
-                         #"vigil_bpf_program_run_seconds_total{program="vigil_process_exec"}"#, "vigil_ring_buffer_fill_ratio 0"] {
+                         #"vigil_bpf_program_run_seconds_total{program="vigil_process_exec"}"#, "vigil_ring_buffer_fill_ratio 0",
+                         #"vigil_bpf_program_misses_total{program="vigil_process_exit"}"#] {
             XCTAssertTrue(text.contains(expected), "\(expected) in\n\(text)")
         }
     }
