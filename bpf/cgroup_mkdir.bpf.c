@@ -17,8 +17,8 @@ int vigil_cgroup_mkdir(unsigned long long *ctx)
     if (!parent)
         return 0;
     /* The child belongs to the parent's workload and profile (quiet if it is); its syscalls
-     * start empty. Made from the empty state and then named, not built on the stack (over 300
-     * bytes): no task is in a cgroup before its mkdir returns, so none sees it half made. */
+     * start empty (cgroup_syscalls_of). Made from the empty state and then named: no task is in
+     * a cgroup before its mkdir returns, so none sees it half made. */
     __u64 id = BPF_CORE_READ(cgrp, kn, id);
     if (bpf_map_update_elem(&watched_cgroups, &id, &vigil_fresh_cgroup_state, BPF_NOEXIST) == 0) {
         struct vigil_cgroup_state *child = bpf_map_lookup_elem(&watched_cgroups, &id);

@@ -21,12 +21,19 @@ int vigil_cgroup_rmdir(unsigned long long *ctx)
         event->hdr.cgroup_id = id;
         event->op = VIGIL_CGROUP_RMDIR;
         event->parent_id = BPF_CORE_READ(cgrp, self.parent, cgroup, kn, id);
-        __builtin_memcpy(event->syscalls, state->syscalls, sizeof(event->syscalls));
-        __builtin_memcpy(event->runtime_syscalls, state->runtime_syscalls, sizeof(event->runtime_syscalls));
+        struct vigil_cgroup_syscalls *syscalls = bpf_map_lookup_elem(&cgroup_syscalls, &id);
+        if (syscalls) {
+            __builtin_memcpy(event->syscalls, syscalls->syscalls, sizeof(event->syscalls));
+            __builtin_memcpy(event->runtime_syscalls, syscalls->runtime_syscalls, sizeof(event->runtime_syscalls));
+        } else {
+            __builtin_memset(event->syscalls, 0, sizeof(event->syscalls));
+            __builtin_memset(event->runtime_syscalls, 0, sizeof(event->runtime_syscalls));
+        }
         long n = bpf_probe_read_kernel_str(event->name, sizeof(event->name), BPF_CORE_READ(cgrp, kn, name));
         event->name_len = n > 0 ? n - 1 : 0;
         send_event(event, sizeof(*event), VIGIL_KIND_CGROUP);
     }
     bpf_map_delete_elem(&watched_cgroups, &id);
+    bpf_map_delete_elem(&cgroup_syscalls, &id);
     return 0;
 }

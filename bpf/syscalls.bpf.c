@@ -48,12 +48,16 @@ static __always_inline bool is_filter_install(unsigned long long *ctx, long id)
 /* Sets the syscall's bit in the cgroup's bitmap (the runtime's own rows for its processes).
  * Returns whether the cgroup needs nothing more for this syscall: not watched, or the bit set in
  * the workload's row (a runtime process's row says nothing of the workload's). */
-static __always_inline bool record_syscall(unsigned long long *ctx, struct vigil_cgroup_state *state, long id, __u32 abi)
+static __always_inline bool record_syscall(unsigned long long *ctx, __u64 cgroup_id, struct vigil_cgroup_state *state, long id,
+                                           __u32 abi)
 {
     if (!state)
         return true;
+    struct vigil_cgroup_syscalls *syscalls = cgroup_syscalls_of(cgroup_id);
+    if (!syscalls)
+        return false; /* cgroup_syscalls is full: not remembered, tried again next time */
     __u64 bit = 1ULL << (id & 63);
-    __u64 *word = &state->syscalls[abi][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
+    __u64 *word = &syscalls->syscalls[abi][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
 
     struct vigil_runtime_task *runtime = NULL;
     if (runtime_tasks_exist()) {
@@ -62,7 +66,7 @@ static __always_inline bool record_syscall(unsigned long long *ctx, struct vigil
     }
     if (runtime && abi == VIGIL_SYSCALL_ABI_NATIVE) {
         __u32 row = runtime->phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
-        word = &state->runtime_syscalls[row][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
+        word = &syscalls->runtime_syscalls[row][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
         if (runtime->phase == VIGIL_RUNTIME_BEFORE_FILTER && is_filter_install(ctx, id))
             runtime->phase = VIGIL_RUNTIME_AFTER_FILTER; /* this call installs it; the next ones run under it */
     }
@@ -91,7 +95,7 @@ int vigil_syscall_enter(unsigned long long *ctx)
      * apart from its workload, by process: not remembered by cgroup. With watch_all, whether a
      * process is watched depends on the process (the agent's is not). */
     if (!generation || runtime_tasks_exist() || vigil_config.watch_all) {
-        record_syscall(ctx, watched_state_of(cgroup_id), id, abi);
+        record_syscall(ctx, cgroup_id, watched_state_of(cgroup_id), id, abi);
         return 0;
     }
     __u64 tag;
@@ -99,7 +103,7 @@ int vigil_syscall_enter(unsigned long long *ctx)
     if (seen && syscall_remembered(*seen, tag))
         return 0;
     struct vigil_cgroup_state *state = watched_state_of(cgroup_id);
-    if (record_syscall(ctx, state, id, abi) && seen)
+    if (record_syscall(ctx, cgroup_id, state, id, abi) && seen)
         *seen = state ? tag | RECORDED_SYSCALL_WATCHED : tag;
     return 0;
 }

@@ -63,15 +63,24 @@ struct {
     __uint(max_entries, 1 << 22);
 } events __weak SEC(".maps");
 
-/* cgroup v2 ids whose processes are reported, with what the kernel keeps for each (its profile,
- * its syscalls). Descendants are added as they are created (see cgroup_mkdir.bpf.c), so the hot
- * path costs one lookup. */
+/* cgroup v2 ids whose processes are reported, with their profile and flags (written by the agent,
+ * and by the kernel for a new cgroup). Descendants are added as they are created (see
+ * cgroup_mkdir.bpf.c), so the hot path costs one lookup. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, VIGIL_MAX_WATCHED_CGROUPS);
     __type(key, __u64);
     __type(value, struct vigil_cgroup_state);
 } watched_cgroups __weak SEC(".maps");
+
+/* The syscalls of each watched cgroup (vigil_abi.h says why apart): made at its first recorded
+ * syscall, read by the agent, removed with the cgroup (cgroup_rmdir.bpf.c) or by the agent. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VIGIL_MAX_WATCHED_CGROUPS);
+    __type(key, __u64);
+    __type(value, struct vigil_cgroup_syscalls);
+} cgroup_syscalls __weak SEC(".maps");
 
 /* A process of the container runtime inside a watched cgroup. */
 struct vigil_runtime_task {
@@ -428,11 +437,24 @@ static __always_inline __u64 current_cgroup_id(void)
 #endif
 }
 
+/* What a cgroup first seen starts from. In .rodata, not on the stack: the syscall bitmaps are over
+ * 300 bytes, and every program that records one would carry that frame (see bpf/check-stack). */
+const struct vigil_cgroup_state vigil_fresh_cgroup_state __weak = {};
+const struct vigil_cgroup_syscalls vigil_fresh_cgroup_syscalls __weak = {};
+
+/* The syscall bitmaps of a watched cgroup, made empty on its first recorded syscall; NULL only
+ * when cgroup_syscalls is full. */
+static __always_inline struct vigil_cgroup_syscalls *cgroup_syscalls_of(__u64 cgroup_id)
+{
+    struct vigil_cgroup_syscalls *syscalls = bpf_map_lookup_elem(&cgroup_syscalls, &cgroup_id);
+    if (syscalls)
+        return syscalls;
+    bpf_map_update_elem(&cgroup_syscalls, &cgroup_id, &vigil_fresh_cgroup_syscalls, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&cgroup_syscalls, &cgroup_id);
+}
+
 /* The current process's cgroup state if it is watched, else NULL. With watch_all every cgroup
  * gets a state on first sight (but the agent's own process is never watched). */
-/* What a cgroup first seen starts from. In .rodata, not on the stack: the state is over 300 bytes,
- * and every program that looks up its cgroup would carry that frame (see bpf/check-stack). */
-const struct vigil_cgroup_state vigil_fresh_cgroup_state __weak = {};
 
 static __always_inline struct vigil_cgroup_state *watched_state_of(__u64 cgroup_id)
 {

@@ -238,6 +238,12 @@ struct vigil_model_path_key {
 struct vigil_cgroup_state {
     __u32 profile_id; /* 0: no stable profile: report everything; else keys of the known_* maps */
     __u32 flags;      /* VIGIL_CGROUP_QUIET */
+};
+
+/* What a watched cgroup's processes called, in its own map (cgroup_syscalls), written by the
+ * kernel alone: the agent writes cgroup states (profile, flags) while their processes run, and a
+ * map update replaces the whole value — bits set meanwhile in a shared value were lost. */
+struct vigil_cgroup_syscalls {
     __u64 syscalls[VIGIL_SYSCALL_ABI_COUNT][VIGIL_SYSCALL_WORDS]; /* the workload's */
     __u64 runtime_syscalls[2][VIGIL_SYSCALL_WORDS]; /* native ABI: [0] before the filter, [1] after */
 };

@@ -73,6 +73,7 @@ public final class KernelProbes: KernelFacade {
     private var guardedRoots: Set<String> = []
     private var statsFD: Int32 = -1
     private let watchedCgroupsFD: Int32
+    private let cgroupSyscallsFD: Int32
     /// Moved on after each change to watched_cgroups, and each removal from known_behaviour, made here (`statesChanged`).
     private let stateGenerationFD: Int32
     private let dropsFD: Int32
@@ -113,6 +114,7 @@ public final class KernelProbes: KernelFacade {
         absentSyscallHooks = loaded.absentSyscallHooks
         do {
             watchedCgroupsFD = try Self.mapFD(object, "watched_cgroups")
+            cgroupSyscallsFD = try Self.mapFD(object, "cgroup_syscalls")
             stateGenerationFD = try Self.mapFD(object, "state_generation")
             dropsFD = try Self.mapFD(object, "drops")
             runtimeTaskCountFD = try Self.mapFD(object, "runtime_task_count")
@@ -369,16 +371,17 @@ public final class KernelProbes: KernelFacade {
         }
     }
 
-    /// The syscalls each watched cgroup has made since it was watched, read from the kernel.
+    /// The syscalls each watched cgroup has made since it was watched (one that has made none
+    /// has no entry), read from the kernel.
     public func syscallBitmaps() -> [UInt64: CgroupSyscalls] {
         var result: [UInt64: CgroupSyscalls] = [:]
         var key: UInt64 = 0
         var next: UInt64 = 0
         var previous: UnsafeMutableRawPointer? = nil
-        while bpf_map_get_next_key(watchedCgroupsFD, previous, &next) == 0 {
-            var state = vigil_cgroup_state()
-            if bpf_map_lookup_elem(watchedCgroupsFD, &next, &state) == 0 {
-                result[next] = Self.bitmap(of: state)
+        while bpf_map_get_next_key(cgroupSyscallsFD, previous, &next) == 0 {
+            var syscalls = vigil_cgroup_syscalls()
+            if bpf_map_lookup_elem(cgroupSyscallsFD, &next, &syscalls) == 0 {
+                result[next] = Self.bitmap(of: syscalls)
             }
             key = next
             previous = withUnsafeMutablePointer(to: &key) { UnsafeMutableRawPointer($0) }
@@ -386,7 +389,7 @@ public final class KernelProbes: KernelFacade {
         return result
     }
 
-    private static func bitmap(of state: vigil_cgroup_state) -> CgroupSyscalls {
+    private static func bitmap(of state: vigil_cgroup_syscalls) -> CgroupSyscalls {
         let perABI = Int(VIGIL_SYSCALL_WORDS)
         let workload = withUnsafeBytes(of: state.syscalls) { raw in
             let words = raw.bindMemory(to: UInt64.self)
@@ -634,6 +637,7 @@ public final class KernelProbes: KernelFacade {
     public func unwatch(cgroupID: UInt64) {
         var key = cgroupID
         bpf_map_delete_elem(watchedCgroupsFD, &key)
+        bpf_map_delete_elem(cgroupSyscallsFD, &key)
         statesChanged()
         try? setModelDirectories(cgroupID: cgroupID, [])
     }
@@ -687,8 +691,8 @@ public final class KernelProbes: KernelFacade {
     /// After each write to watched_cgroups and each removal from known_behaviour: the kernel's
     /// memory of syscalls that need nothing more and of whether their cgroup is watched
     /// (`recorded_syscalls`, bpf/vigil.bpf.h) no longer holds, whether for a cgroup now watched,
-    /// watched no more, or whose state was read, changed and written back (which undoes a bit
-    /// the kernel set in between, to be set again); nor does its memory of known writes
+    /// watched no more, or made quiet (the bitmaps themselves are the kernel's alone, in
+    /// cgroup_syscalls: no write here undoes a bit); nor does its memory of known writes
     /// (`known_writes`, bpf/file_open.bpf.c), for a profile that lost known behaviour.
     private func statesChanged() {
         var zero: UInt32 = 0
