@@ -522,6 +522,9 @@ final class AgentPipelineTests: XCTestCase {
         node.readModel(web, pid: 300, exe: "/bin/cat", path: weights, identity: try identity(weights))
         try node.settle(agent)
         XCTAssertEqual(node.kernel.suppressedCounts()[.file], suppressed + 1)
+        // cat's open is hashed too, on the hashing thread: done before the swap below, or it
+        // would find the new file and fail as another inode (it did once under CI's load).
+        agent.registry.waitForModelHashes()
 
         // Swapped on the volume (a new file renamed over the old), then loaded again.
         try Data("weights v2".utf8).write(to: URL(fileURLWithPath: weights), options: .atomic)
