@@ -59,11 +59,7 @@ static __always_inline bool record_syscall(unsigned long long *ctx, __u64 cgroup
     __u64 bit = 1ULL << (id & 63);
     __u64 *word = &syscalls->syscalls[abi][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];
 
-    struct vigil_runtime_task *runtime = NULL;
-    if (runtime_tasks_exist()) {
-        __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-        runtime = bpf_map_lookup_elem(&runtime_tasks, &tgid);
-    }
+    struct vigil_runtime_task *runtime = runtime_task_of(bpf_get_current_pid_tgid() >> 32);
     if (runtime && abi == VIGIL_SYSCALL_ABI_NATIVE) {
         __u32 row = runtime->phase == VIGIL_RUNTIME_AFTER_FILTER ? 1 : 0;
         word = &syscalls->runtime_syscalls[row][(id >> 6) & (VIGIL_SYSCALL_WORDS - 1)];

@@ -171,8 +171,7 @@ public struct Learner: Sendable {
             // period would start again for what changes no filter and no verdict.
             new += added.compactMap { abi, number in
                 let name = resolver.name(of: number, abi: abi) ?? "syscall_\(number)"
-                let baseline = abi == .i386 ? SeccompAllowances.i386Baseline : SeccompAllowances.asynchronousBaseline
-                return baseline.contains(name) ? nil : name
+                return SeccompAllowances.baseline(for: abi).contains(name) ? nil : name
             }
         }
         for (abi, number) in seen.runtimeAfterFilter.subtracting(runtimeAfterFilter) {

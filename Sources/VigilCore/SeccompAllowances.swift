@@ -95,6 +95,11 @@ public enum SeccompAllowances {
 
     /// The same for 32-bit (i386) processes, which also return from old-style handlers.
     public static let i386Baseline: Set<String> = asynchronousBaseline.union(["sigreturn"])
+
+    /// The baseline of calls made with this ABI.
+    public static func baseline(for abi: SyscallABI) -> Set<String> {
+        abi == .i386 ? i386Baseline : asynchronousBaseline
+    }
 }
 
 /// A container runtime as the agent saw it run a workload's container: which runtime (from its

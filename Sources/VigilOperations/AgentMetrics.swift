@@ -17,8 +17,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private var lastCounts: [String: UInt64] = [:]
     private var lastWriteFailures: UInt64 = 0
     private var lastOutputLost: UInt64 = 0
-    private var lastPrograms: [String: (runs: UInt64, nanoseconds: UInt64)] = [:]
-    private var lastMisses: [String: UInt64] = [:]
+    private var lastPrograms: [String: ProgramStats] = [:]
 
     public init() {}
 
@@ -113,19 +112,18 @@ public final class AgentMetrics: @unchecked Sendable {
         }
         gauge("ring_buffer_fill", unit: "ratio", [], help: "How full the kernel ring buffer is (0 to 1) when sampled").set(kernel.ringBufferFill())
         for program in kernel.programStats() {
-            let last = lastPrograms[program.name] ?? (0, 0)
+            let last = lastPrograms[program.name] ?? ProgramStats(name: program.name, runs: 0, nanoseconds: 0, misses: 0)
             if program.runs > last.runs {
                 counter("bpf_program_runs", [("program", program.name)], help: "Times each kernel program ran").increment(by: Int64(program.runs - last.runs))
                 counter("bpf_program_run_seconds", [("program", program.name)],
                         help: "Kernel time spent in each program (BPF run-time stats)")
                     .increment(by: Double(program.nanoseconds - last.nanoseconds) / 1e9)
             }
-            lastPrograms[program.name] = (program.runs, program.nanoseconds)
             // Always there (zero too): a skipped run is a silent loss unless it is counted.
             counter("bpf_program_misses", [("program", program.name)],
                     help: "Runs of each kernel program the kernel skipped (another BPF program held the CPU): what they would have recorded is lost")
-                .increment(by: Int64(program.misses - min(program.misses, lastMisses[program.name, default: 0])))
-            lastMisses[program.name] = program.misses
+                .increment(by: Int64(program.misses > last.misses ? program.misses - last.misses : 0))
+            lastPrograms[program.name] = program
         }
     }
 }

@@ -118,8 +118,8 @@ static int openat2_open(const char *path, bool write)
     return 0;
 }
 
-/* fastopen: a TCP connect made by the first send (sendto with MSG_FASTOPEN, no connect). */
-/* Connects (TCP) or sends one datagram (UDP, or TCP Fast Open's sendto) to the address, and closes. */
+/* Connects (TCP) or sends one datagram (UDP) to the address, and closes. fastopen: a TCP connect
+ * made by the first send (sendto with MSG_FASTOPEN, no connect). */
 static int reach(const struct sockaddr_storage *ss, int type, bool fastopen)
 {
     int fd = socket(ss->ss_family, type, 0);

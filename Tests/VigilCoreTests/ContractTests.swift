@@ -13,6 +13,10 @@ final class ContractTests: XCTestCase {
     private let pod = WorkloadIdentity(id: "ml/deployment/llm/server", namespace: "ml", pod: "llm-7d9c8f6b5-x2k4p", container: "server",
                                        containerID: "c0ffee", image: "registry.local/llm:1.4", cgroup: "/kubepods/pod1/c0ffee")
 
+    /// The stable profile the anomaly lines name.
+    private let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
+                                  learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
+
     private func line(_ record: [UInt8], processes: ProcessTable = ProcessTable()) throws -> String {
         var encoder = EventEncoder(node: "node-a", clock: clock)
         var out = JSONLineWriter()
@@ -73,8 +77,6 @@ final class ContractTests: XCTestCase {
         changed.previous = ["sha256:" + String(repeating: "cd", count: 32)]
         var evidence = JSONLineWriter()
         encoder.encodeModelEvidence(changed, read: read, into: &evidence)
-        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
-                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
         encoder.encodeAnomaly(rule: .modelChanged, count: 1, firstSeen: 3_000_000_000, lastSeen: 3_000_000_000,
                               profile: .init(profile), workload: pod, event: evidence.bytes, into: &out)
         XCTAssertEqual(text(out), """
@@ -108,8 +110,6 @@ final class ContractTests: XCTestCase {
     }
 
     func testAnomaly() throws {
-        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
-                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
         var reporter = AnomalyReporter(profile: profile, node: "node-a", clock: clock)
         var out = JSONLineWriter()
         try RecordBuilder.exec(pid: 4242, exe: "/tmp/x", parent: "/bin/sh", args: ["/tmp/x"], boot: 2_000_000_000).withRawEvent {
@@ -129,8 +129,6 @@ final class ContractTests: XCTestCase {
 
     /// What the detector finds of a connection to the metadata service, as the agent writes it.
     func testMetadataServiceAccess() throws {
-        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
-                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
         var detector = Detector(profile: profile, resolver: SeccompSyscallResolver())
         var reporter = AnomalyReporter(profile: profile, node: "node-a", clock: clock)
         var out = JSONLineWriter()
@@ -154,8 +152,6 @@ final class ContractTests: XCTestCase {
     }
 
     func testStartupOnlyBehaviour() throws {
-        let profile = Profile(workload: "ml/deployment/llm/server", version: 3, state: .stable,
-                              learning: LearningEvidence(started: Date(), lastNew: Date(), minDuration: 0, quietPeriod: 0))
         var reporter = AnomalyReporter(profile: profile, node: "node-a", clock: clock)
         var out = JSONLineWriter()
         let rule = ExecRule(exe: "/usr/bin/curl", parent: "/usr/bin/python3")
